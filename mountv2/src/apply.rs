@@ -1,0 +1,1 @@
+//! Execute a [`crate::plan::MountPlan`] through the kernel.

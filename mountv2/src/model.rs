@@ -1,0 +1,338 @@
+//! The mount tree as a final state: mounts in an arena, the superblocks they share, and the
+//! peer groups that tie them together.
+//!
+//! Everything here is host-independent: no mount ids, no device numbers, only indices into the
+//! tree's own tables. `scan` builds a [`MountTree`] from a live namespace, `image` wraps one for
+//! disk, `plan` turns one into kernel steps and `diff` compares two.
+
+use serde::{Deserialize, Serialize};
+
+/// Index into [`MountTree::mounts`]. `MountIdx(0)` is always the tree's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MountIdx(pub u32);
+
+/// Index into [`MountTree::superblocks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SuperblockIdx(pub u32);
+
+/// Index into [`MountTree::groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupIdx(pub u32);
+
+impl MountIdx {
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+impl SuperblockIdx {
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+impl GroupIdx {
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A mount tree rooted at one mount.
+///
+/// Invariants (checked by [`MountTree::validate`]): `mounts[0]` is the only mount without a
+/// parent; every parent index precedes its child (parent-first order, which is also the order
+/// in which stacked mounts on one mount point were made); every index resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountTree {
+    pub mounts: Vec<Mount>,
+    pub superblocks: Vec<Superblock>,
+    pub groups: Vec<PeerGroup>,
+}
+
+/// One mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// `None` only for the root mount.
+    pub parent: Option<MountIdx>,
+    /// Mount point relative to the tree's root mount point: `""` for the root, `"a/b"` for a
+    /// mount at `<root>/a/b`. Mounts stacked on one point share this path; the later one has
+    /// the earlier one as its parent.
+    pub mountpoint: String,
+    pub superblock: SuperblockIdx,
+    /// The directory (or file) of the filesystem that this mount shows, absolute within the
+    /// filesystem: `"/"` for a whole-filesystem mount, `"/a/b"` for a bind of a subdirectory.
+    pub root: String,
+    /// The root was deleted after the mount was made (mountinfo's `//deleted`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub root_deleted: bool,
+    /// The mount shows a single file, not a directory.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_file: bool,
+    pub flags: MountFlags,
+    pub propagation: Propagation,
+}
+
+/// Per-mount flags (not superblock options).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MountFlags {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub readonly: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nosuid: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nodev: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub noexec: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nosymfollow: bool,
+    #[serde(default)]
+    pub atime: Atime,
+    /// The mount carries an id mapping (MOUNT_ATTR_IDMAP). Recorded, compared; restoring one
+    /// needs a user namespace to map through, which the image does not carry.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub idmapped: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Atime {
+    #[default]
+    Relatime,
+    Noatime,
+    Strictatime,
+    /// nodiratime together with relatime (the kernel keeps it as a separate bit).
+    Nodiratime,
+}
+
+/// Propagation state of one mount.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Propagation {
+    /// Peer group the mount is a member of (`shared:N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<GroupIdx>,
+    /// Group the mount receives propagation from (`master:N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<GroupIdx>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unbindable: bool,
+}
+
+impl Propagation {
+    pub fn is_private(&self) -> bool {
+        self.shared.is_none() && self.master.is_none() && !self.unbindable
+    }
+}
+
+/// A filesystem instance, shared by every mount that shows part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superblock {
+    pub fstype: String,
+    /// The mount source as mountinfo shows it (`tmpfs`, `/dev/vda`, `proc`, ...).
+    pub source: String,
+    /// Superblock options that matter for recreating it, in kernel order (`size=...`,
+    /// `mode=...`, `uid=...`), without `ro`/`rw`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// The superblock itself is read-only (its options say `ro`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub readonly: bool,
+    pub origin: SuperblockOrigin,
+}
+
+/// How a restore gets hold of a superblock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SuperblockOrigin {
+    /// The engine makes a new one (tmpfs, proc, sysfs, devpts, mqueue, cgroup, cgroup2...).
+    Fresh,
+    /// The engine cannot make it (a block device filesystem, overlay, the host's root): restore
+    /// binds it from a path on the restoring host. `key` names it in `--external KEY=PATH`;
+    /// `hint` is where the dumping host had its root visible, tried first on restore.
+    External {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+}
+
+/// A peer group (the `N` of `shared:N` / `master:N`), without its kernel number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PeerGroup {
+    /// At least one member is inside the tree.
+    Internal,
+    /// No member is inside the tree: the group lives outside (typically on the host). Restore
+    /// re-joins it from the mount at `path` (absolute, in the restoring namespace), which must
+    /// be a member of the group (or a slave of it, when only mastership is needed).
+    External { path: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Why a [`MountTree`] is not well-formed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("the tree has no mounts")]
+    Empty,
+    #[error("mounts[0] must be the root (no parent), found parent {0}")]
+    RootHasParent(u32),
+    #[error("mounts[{0}]: only mounts[0] may lack a parent")]
+    SecondRoot(u32),
+    #[error("mounts[{mount}].parent = {parent}: parents must come before their children")]
+    ParentOrder { mount: u32, parent: u32 },
+    #[error("mounts[{mount}].superblock = {sb}: no such superblock")]
+    NoSuperblock { mount: u32, sb: u32 },
+    #[error("mounts[{mount}].propagation: no such group {group}")]
+    NoGroup { mount: u32, group: u32 },
+    #[error("mounts[{mount}]: a mount cannot be a slave of its own peer group {group}")]
+    SelfMaster { mount: u32, group: u32 },
+    #[error("groups[{0}]: internal group has no member inside the tree")]
+    EmptyGroup(u32),
+}
+
+impl MountTree {
+    pub fn root(&self) -> Option<&Mount> {
+        self.mounts.first()
+    }
+
+    pub fn mount(&self, idx: MountIdx) -> &Mount {
+        &self.mounts[idx.get()]
+    }
+
+    pub fn superblock(&self, idx: SuperblockIdx) -> &Superblock {
+        &self.superblocks[idx.get()]
+    }
+
+    /// Indices of every mount, with their children lists, in parent-first order.
+    pub fn children(&self) -> Vec<Vec<MountIdx>> {
+        let mut out = vec![Vec::new(); self.mounts.len()];
+        for (i, m) in self.mounts.iter().enumerate() {
+            if let Some(p) = m.parent {
+                if let Some(list) = out.get_mut(p.get()) {
+                    list.push(MountIdx(i as u32));
+                }
+            }
+        }
+        out
+    }
+
+    /// Members of each group, indexed by group.
+    pub fn group_members(&self) -> Vec<Vec<MountIdx>> {
+        let mut out = vec![Vec::new(); self.groups.len()];
+        for (i, m) in self.mounts.iter().enumerate() {
+            if let Some(g) = m.propagation.shared {
+                if let Some(list) = out.get_mut(g.get()) {
+                    list.push(MountIdx(i as u32));
+                }
+            }
+        }
+        out
+    }
+
+    /// Check the structural invariants. Every index must resolve and parents come first.
+    pub fn validate(&self) -> Result<(), TreeError> {
+        let root = self.mounts.first().ok_or(TreeError::Empty)?;
+        if let Some(p) = root.parent {
+            return Err(TreeError::RootHasParent(p.0));
+        }
+        let mut has_member = vec![false; self.groups.len()];
+        for (i, m) in self.mounts.iter().enumerate() {
+            let i = i as u32;
+            if i > 0 {
+                match m.parent {
+                    None => return Err(TreeError::SecondRoot(i)),
+                    Some(p) if p.0 >= i => {
+                        return Err(TreeError::ParentOrder { mount: i, parent: p.0 })
+                    }
+                    Some(_) => {}
+                }
+            }
+            if m.superblock.get() >= self.superblocks.len() {
+                return Err(TreeError::NoSuperblock { mount: i, sb: m.superblock.0 });
+            }
+            for g in [m.propagation.shared, m.propagation.master].into_iter().flatten() {
+                if g.get() >= self.groups.len() {
+                    return Err(TreeError::NoGroup { mount: i, group: g.0 });
+                }
+            }
+            if let Some(g) = m.propagation.shared {
+                has_member[g.get()] = true;
+                if m.propagation.master == Some(g) {
+                    return Err(TreeError::SelfMaster { mount: i, group: g.0 });
+                }
+            }
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            if matches!(group, PeerGroup::Internal) && !has_member[g] {
+                return Err(TreeError::EmptyGroup(g as u32));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tmpfs_tree() -> MountTree {
+        let sb = Superblock {
+            fstype: "tmpfs".into(),
+            source: "t".into(),
+            options: vec![],
+            readonly: false,
+            origin: SuperblockOrigin::Fresh,
+        };
+        let m = |parent: Option<u32>, mp: &str, shared: Option<u32>| Mount {
+            parent: parent.map(MountIdx),
+            mountpoint: mp.into(),
+            superblock: SuperblockIdx(0),
+            root: "/".into(),
+            root_deleted: false,
+            is_file: false,
+            flags: MountFlags::default(),
+            propagation: Propagation {
+                shared: shared.map(GroupIdx),
+                master: None,
+                unbindable: false,
+            },
+        };
+        MountTree {
+            mounts: vec![m(None, "", Some(0)), m(Some(0), "a", Some(0))],
+            superblocks: vec![sb],
+            groups: vec![PeerGroup::Internal],
+        }
+    }
+
+    #[test]
+    fn valid_tree_passes() {
+        assert_eq!(tmpfs_tree().validate(), Ok(()));
+    }
+
+    #[test]
+    fn child_before_parent_is_refused() {
+        let mut t = tmpfs_tree();
+        t.mounts[1].parent = Some(MountIdx(1));
+        assert_eq!(
+            t.validate(),
+            Err(TreeError::ParentOrder { mount: 1, parent: 1 })
+        );
+    }
+
+    #[test]
+    fn dangling_group_is_refused() {
+        let mut t = tmpfs_tree();
+        t.mounts[1].propagation.master = Some(GroupIdx(7));
+        assert_eq!(t.validate(), Err(TreeError::NoGroup { mount: 1, group: 7 }));
+    }
+
+    #[test]
+    fn internal_group_without_member_is_refused() {
+        let mut t = tmpfs_tree();
+        t.groups.push(PeerGroup::Internal);
+        assert_eq!(t.validate(), Err(TreeError::EmptyGroup(1)));
+    }
+}
