@@ -1,3 +1,6 @@
+mod cr;
+mod mounts;
+
 fn main() {
     println!("ferry");
 }
