@@ -160,11 +160,12 @@ pub enum SuperblockOrigin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PeerGroup {
-    /// At least one member is inside the tree.
+    /// Every member is inside the tree (and at least one is).
     Internal,
-    /// No member is inside the tree: the group lives outside (typically on the host). Restore
-    /// re-joins it from the mount at `path` (absolute, in the restoring namespace), which must
-    /// be a member of the group (or a slave of it, when only mastership is needed).
+    /// The group has members outside the tree (typically on the host), and maybe inside too.
+    /// Restore re-joins it from the mount at `path` (absolute, in the restoring namespace),
+    /// which must be a member of the group (or a slave of it, when only mastership is needed)
+    /// on the same superblock, with a root that contains the roots of the mounts joining.
     External { path: String },
 }
 
@@ -245,23 +246,38 @@ impl MountTree {
                 match m.parent {
                     None => return Err(TreeError::SecondRoot(i)),
                     Some(p) if p.0 >= i => {
-                        return Err(TreeError::ParentOrder { mount: i, parent: p.0 })
+                        return Err(TreeError::ParentOrder {
+                            mount: i,
+                            parent: p.0,
+                        })
                     }
                     Some(_) => {}
                 }
             }
             if m.superblock.get() >= self.superblocks.len() {
-                return Err(TreeError::NoSuperblock { mount: i, sb: m.superblock.0 });
+                return Err(TreeError::NoSuperblock {
+                    mount: i,
+                    sb: m.superblock.0,
+                });
             }
-            for g in [m.propagation.shared, m.propagation.master].into_iter().flatten() {
+            for g in [m.propagation.shared, m.propagation.master]
+                .into_iter()
+                .flatten()
+            {
                 if g.get() >= self.groups.len() {
-                    return Err(TreeError::NoGroup { mount: i, group: g.0 });
+                    return Err(TreeError::NoGroup {
+                        mount: i,
+                        group: g.0,
+                    });
                 }
             }
             if let Some(g) = m.propagation.shared {
                 has_member[g.get()] = true;
                 if m.propagation.master == Some(g) {
-                    return Err(TreeError::SelfMaster { mount: i, group: g.0 });
+                    return Err(TreeError::SelfMaster {
+                        mount: i,
+                        group: g.0,
+                    });
                 }
             }
         }
@@ -318,7 +334,10 @@ mod tests {
         t.mounts[1].parent = Some(MountIdx(1));
         assert_eq!(
             t.validate(),
-            Err(TreeError::ParentOrder { mount: 1, parent: 1 })
+            Err(TreeError::ParentOrder {
+                mount: 1,
+                parent: 1
+            })
         );
     }
 
