@@ -1,1 +1,501 @@
-//! Execute a [`crate::plan::MountPlan`] through the kernel.
+//! Execute a [`MountPlan`] through the kernel, in the caller's mount namespace.
+//!
+//! Everything is built detached (fds from fsmount and open_tree clones) and attached at the
+//! target in one move, so a failure before that point leaves nothing behind but fds to close.
+//! A failure after it detaches the whole tree again. Either way the error names the step.
+
+use crate::content::Content;
+use crate::image::MountImage;
+use crate::model::{Atime, GroupIdx, MountFlags, MountIdx, SuperblockIdx};
+use crate::plan::{Handle, MountPlan, Step};
+use crate::sys::{self, PropagationType};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, OFlags, CWD};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, FsPickFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where and with what host resources to apply a plan.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Directory the image's root mount is attached at.
+    pub target: PathBuf,
+    /// External superblocks by key: a host path whose mount shows that filesystem's root.
+    pub externals: HashMap<String, PathBuf>,
+}
+
+/// What an apply did, for logs and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub steps: usize,
+    pub build: Duration,
+    pub propagation: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("step {index} ({step}): {reason}")]
+    Step {
+        index: usize,
+        step: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Check that this kernel has what the method needs, before anything is touched: the new mount
+/// API and MOVE_MOUNT_SET_GROUP (Linux 5.15), on detached mounts (Linux 6.15 semantics for
+/// cloning from and attaching to detached trees).
+pub fn probe_kernel() -> Result<(), ApplyError> {
+    let fail = |what: &str, e: io::Error| {
+        ApplyError::Setup(format!(
+            "this kernel cannot restore mount trees the mount-v2 way: {what} failed: {e}; \
+             ferry needs Linux 6.15 or newer (fsopen, open_tree on detached mounts, \
+             MOVE_MOUNT_SET_GROUP)"
+        ))
+    };
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| fail("fsopen(tmpfs)", e.into()))?;
+    rustix::mount::fsconfig_create(&fs).map_err(|e| fail("fsconfig(create)", e.into()))?;
+    let root = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount", e.into()))?;
+    let a =
+        clone_of(root.as_fd(), "").map_err(|e| fail("open_tree(clone) of a detached mount", e))?;
+    let b =
+        clone_of(root.as_fd(), "").map_err(|e| fail("open_tree(clone) of a detached mount", e))?;
+    sys::set_propagation(a.as_fd(), PropagationType::Shared)
+        .map_err(|e| fail("mount_setattr(shared)", e))?;
+    set_group(a.as_fd(), b.as_fd()).map_err(|e| fail("move_mount(MOVE_MOUNT_SET_GROUP)", e))?;
+    Ok(())
+}
+
+fn clone_of(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let start = sys::open_beneath(dir, rel, OFlags::PATH)?;
+    Ok(rustix::mount::open_tree(
+        &start,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?)
+}
+
+fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::mount::move_mount(
+        from,
+        "",
+        to,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+            | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
+            | MoveMountFlags::MOVE_MOUNT_SET_GROUP,
+    )?)
+}
+
+fn attr_mask(flags: &MountFlags) -> u64 {
+    let mut set = 0;
+    for (on, bit) in [
+        (flags.readonly, sys::MOUNT_ATTR_RDONLY),
+        (flags.nosuid, sys::MOUNT_ATTR_NOSUID),
+        (flags.nodev, sys::MOUNT_ATTR_NODEV),
+        (flags.noexec, sys::MOUNT_ATTR_NOEXEC),
+        (flags.nosymfollow, sys::MOUNT_ATTR_NOSYMFOLLOW),
+    ] {
+        if on {
+            set |= bit;
+        }
+    }
+    set | match flags.atime {
+        Atime::Relatime => sys::MOUNT_ATTR_RELATIME,
+        Atime::Noatime => sys::MOUNT_ATTR_NOATIME,
+        Atime::Strictatime => sys::MOUNT_ATTR_STRICTATIME,
+        Atime::Nodiratime => sys::MOUNT_ATTR_RELATIME | sys::MOUNT_ATTR_NODIRATIME,
+    }
+}
+
+/// Live state of one apply.
+struct Executor<'a> {
+    image: &'a MountImage,
+    opts: &'a ApplyOptions,
+    contents: HashMap<SuperblockIdx, &'a Content>,
+    sb_roots: Vec<Option<OwnedFd>>,
+    mounts: Vec<Option<OwnedFd>>,
+    covers: HashMap<GroupIdx, OwnedFd>,
+    outside: HashMap<GroupIdx, OwnedFd>,
+    /// Placeholders this apply created (to remove), by superblock and path.
+    placeholders: Vec<(SuperblockIdx, String)>,
+    attached: bool,
+}
+
+/// Apply `plan` (made from `image`) at `opts.target`.
+pub fn apply(
+    image: &MountImage,
+    plan: &MountPlan,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, ApplyError> {
+    probe_kernel()?;
+    let need = (plan.mount_count + plan.superblock_count + 2 * plan.group_count + 64) as u64;
+    let limit = sys::raise_nofile_limit()
+        .map_err(|e| ApplyError::Setup(format!("raising the open-file limit: {e}")))?;
+    if limit < need {
+        return Err(ApplyError::Setup(format!(
+            "restoring {} mounts keeps {need} fds open but the open-file limit is {limit}; \
+             raise it (ulimit -n)",
+            plan.mount_count
+        )));
+    }
+    let target_meta = std::fs::metadata(&opts.target)
+        .map_err(|e| ApplyError::Setup(format!("target {}: {e}", opts.target.display())))?;
+    if !target_meta.is_dir() && !image.tree.mounts[0].is_file {
+        return Err(ApplyError::Setup(format!(
+            "target {} is not a directory",
+            opts.target.display()
+        )));
+    }
+    let mut ex = Executor {
+        image,
+        opts,
+        contents: image
+            .contents
+            .iter()
+            .map(|c| (c.superblock, &c.content))
+            .collect(),
+        sb_roots: (0..image.tree.superblocks.len()).map(|_| None).collect(),
+        mounts: (0..image.tree.mounts.len()).map(|_| None).collect(),
+        covers: HashMap::new(),
+        outside: HashMap::new(),
+        placeholders: Vec::new(),
+        attached: false,
+    };
+    let start = Instant::now();
+    let mut report = ApplyReport {
+        steps: plan.steps.len(),
+        ..Default::default()
+    };
+    for (index, step) in plan.steps.iter().enumerate() {
+        if matches!(step, Step::AttachRoot { .. }) {
+            report.build = start.elapsed();
+        }
+        if let Err(reason) = ex.run(step) {
+            let err = ApplyError::Step {
+                index,
+                step: step.to_string(),
+                reason,
+            };
+            ex.undo();
+            return Err(err);
+        }
+    }
+    report.propagation = start.elapsed() - report.build;
+    Ok(report)
+}
+
+impl<'a> Executor<'a> {
+    fn sb_root(&self, sb: SuperblockIdx) -> Result<BorrowedFd<'_>, String> {
+        self.sb_roots
+            .get(sb.get())
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd())
+            .ok_or_else(|| format!("superblock sb[{}] was not created", sb.0))
+    }
+
+    fn mount(&self, m: MountIdx) -> Result<BorrowedFd<'_>, String> {
+        self.mounts
+            .get(m.get())
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd())
+            .ok_or_else(|| format!("mount[{}] was not cloned", m.0))
+    }
+
+    fn handle(&self, h: Handle) -> Result<BorrowedFd<'_>, String> {
+        match h {
+            Handle::Mount(m) => self.mount(m),
+            Handle::Cover(g) => self
+                .covers
+                .get(&g)
+                .map(|f| f.as_fd())
+                .ok_or_else(|| format!("no cover for group {}", g.0)),
+            Handle::Outside(g) => self
+                .outside
+                .get(&g)
+                .map(|f| f.as_fd())
+                .ok_or_else(|| format!("outside mount of group {} not open", g.0)),
+        }
+    }
+
+    fn mountpoint_of(&self, m: MountIdx) -> String {
+        format!("/{}", self.image.tree.mount(m).mountpoint)
+    }
+
+    fn run(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::CreateSuperblock {
+                sb,
+                fstype,
+                source,
+                options,
+            } => {
+                let fs = rustix::mount::fsopen(fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC)
+                    .map_err(|e| format!("fsopen({fstype}): {e}"))?;
+                if !source.is_empty() {
+                    rustix::mount::fsconfig_set_string(&fs, "source", source.as_str())
+                        .map_err(|e| format!("source {source:?}: {e}"))?;
+                }
+                for opt in options {
+                    let r = match opt.split_once('=') {
+                        Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v),
+                        None => rustix::mount::fsconfig_set_flag(&fs, opt.as_str()),
+                    };
+                    r.map_err(|e| format!("{fstype} option {opt:?}: {e}"))?;
+                }
+                rustix::mount::fsconfig_create(&fs)
+                    .map_err(|e| format!("creating the {fstype} superblock: {e}"))?;
+                let root = rustix::mount::fsmount(
+                    &fs,
+                    FsMountFlags::FSMOUNT_CLOEXEC,
+                    MountAttrFlags::empty(),
+                )
+                .map_err(|e| format!("fsmount: {e}"))?;
+                self.sb_roots[sb.get()] = Some(root);
+            }
+            Step::OpenExternal { sb, key, hint } => {
+                let path: PathBuf = match self.opts.externals.get(key) {
+                    Some(p) => p.clone(),
+                    None => match hint {
+                        Some(h) => PathBuf::from(h),
+                        None => {
+                            return Err(format!(
+                                "external filesystem {key:?} has no path on this host; \
+                                 pass --external {key}=PATH naming a mount of its root"
+                            ))
+                        }
+                    },
+                };
+                let root = rustix::mount::open_tree(
+                    CWD,
+                    &path,
+                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                )
+                .map_err(|e| {
+                    format!(
+                        "external filesystem {key:?} at {}: {e}; pass --external {key}=PATH",
+                        path.display()
+                    )
+                })?;
+                // A clone of a shared or slave mount keeps those ties; the method wants every
+                // building block private.
+                sys::set_propagation(root.as_fd(), PropagationType::Private)
+                    .map_err(|e| format!("making the clone of {} private: {e}", path.display()))?;
+                self.sb_roots[sb.get()] = Some(root);
+            }
+            Step::Populate { sb } => {
+                let content = self
+                    .contents
+                    .get(sb)
+                    .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
+                let base = content.base.trim_start_matches('/');
+                let root = self.sb_root(*sb)?;
+                let base_fd = if base.is_empty() {
+                    sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
+                } else {
+                    sys::open_or_create_mountpoint(root, base, false).and_then(|p| {
+                        sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
+                    })
+                }
+                .map_err(|e| format!("content base {:?}: {e}", content.base))?;
+                let _ = (&base_fd, content); // CONTENT-PENDING
+                return Err("content populate pending".into());
+            }
+            Step::MakePlaceholder { sb, path, file } => {
+                let rel = path.trim_start_matches('/');
+                let root = self.sb_root(*sb)?;
+                let existed = sys::open_beneath(root, rel, OFlags::PATH).is_ok();
+                if !existed {
+                    sys::open_or_create_mountpoint(root, rel, *file)
+                        .map_err(|e| format!("placeholder {path:?}: {e}"))?;
+                    self.placeholders.push((*sb, rel.to_string()));
+                }
+            }
+            Step::Clone { mount, sb, root } => {
+                let fd = clone_of(self.sb_root(*sb)?, root.trim_start_matches('/'))
+                    .map_err(|e| format!("cloning root {root:?}: {e}"))?;
+                self.mounts[mount.get()] = Some(fd);
+            }
+            Step::RemovePlaceholder { sb, path } => {
+                let rel = path.trim_start_matches('/');
+                if let Some(pos) = self
+                    .placeholders
+                    .iter()
+                    .position(|(s, p)| s == sb && p == rel)
+                {
+                    self.placeholders.swap_remove(pos);
+                    self.remove_placeholder(*sb, rel)
+                        .map_err(|e| format!("removing placeholder {path:?}: {e}"))?;
+                }
+            }
+            Step::Attach {
+                mount,
+                parent,
+                at,
+                file,
+            } => {
+                let parent_fd = self.mount(*parent)?;
+                let mp = if at.is_empty() {
+                    None
+                } else {
+                    Some(
+                        sys::open_or_create_mountpoint(parent_fd, at, *file).map_err(|e| {
+                            format!("mount point {}: {e}", self.mountpoint_of(*mount))
+                        })?,
+                    )
+                };
+                let to = mp.as_ref().map(|f| f.as_fd()).unwrap_or(parent_fd);
+                rustix::mount::move_mount(
+                    self.mount(*mount)?,
+                    "",
+                    to,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(|e| format!("attaching at {}: {e}", self.mountpoint_of(*mount)))?;
+            }
+            Step::SetAttr { mount, flags } => {
+                sys::set_mount_flags(self.mount(*mount)?, attr_mask(flags)).map_err(|e| {
+                    format!(
+                        "mount_setattr({}) at {}: {e}",
+                        crate::plan::flags_text(flags),
+                        self.mountpoint_of(*mount)
+                    )
+                })?;
+            }
+            Step::SuperblockReadonly { sb } => {
+                let fs = rustix::mount::fspick(
+                    self.sb_root(*sb)?,
+                    "",
+                    FsPickFlags::FSPICK_EMPTY_PATH | FsPickFlags::FSPICK_CLOEXEC,
+                )
+                .map_err(|e| format!("fspick: {e}"))?;
+                rustix::mount::fsconfig_set_flag(&fs, "ro").map_err(|e| format!("ro: {e}"))?;
+                rustix::mount::fsconfig_reconfigure(&fs)
+                    .map_err(|e| format!("reconfigure read-only: {e}"))?;
+            }
+            Step::AttachRoot { mount } => {
+                rustix::mount::move_mount(
+                    self.mount(*mount)?,
+                    "",
+                    CWD,
+                    &self.opts.target,
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+                .map_err(|e| format!("attaching at {}: {e}", self.opts.target.display()))?;
+                self.attached = true;
+            }
+            Step::MakeCover { group, sb } => {
+                let fd = clone_of(self.sb_root(*sb)?, "")
+                    .map_err(|e| format!("cloning the superblock root: {e}"))?;
+                self.covers.insert(*group, fd);
+            }
+            Step::OpenOutside { group, path } => {
+                let fd =
+                    rustix::mount::open_tree(CWD, path.as_str(), OpenTreeFlags::OPEN_TREE_CLOEXEC)
+                        .map_err(|e| {
+                            format!(
+                            "the mount at {path} stands for an outside peer group; opening it: {e}"
+                        )
+                        })?;
+                self.outside.insert(*group, fd);
+            }
+            Step::MakeShared(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Shared)
+                .map_err(|e| format!("make-shared {h}: {e}"))?,
+            Step::MakeSlave(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Slave)
+                .map_err(|e| format!("make-slave {h}: {e}"))?,
+            Step::SetGroup { from, to } => {
+                set_group(self.handle(*from)?, self.handle(*to)?).map_err(|e| {
+                    let why = if e.raw_os_error() == Some(libc::EINVAL) {
+                        match from {
+                            Handle::Outside(g) => format!(
+                                " (the outside mount for group {} must be on the same filesystem, \
+                                 shared or a slave, with a root containing the joining mount's)",
+                                g.0
+                            ),
+                            _ => " (MOVE_MOUNT_SET_GROUP needs the same superblock, a donor root \
+                                  containing the target's, a private target and a shared donor)"
+                                .to_string(),
+                        }
+                    } else {
+                        String::new()
+                    };
+                    format!("{e}{why}")
+                })?;
+            }
+            Step::MakeUnbindable(m) => {
+                sys::set_propagation(self.mount(*m)?, PropagationType::Unbindable)
+                    .map_err(|e| format!("make-unbindable at {}: {e}", self.mountpoint_of(*m)))?
+            }
+            Step::DropCover(g) => {
+                self.covers.remove(g);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_placeholder(&self, sb: SuperblockIdx, rel: &str) -> io::Result<()> {
+        let root = self
+            .sb_root(sb)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+        let (dir, name) = match rel.rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", rel),
+        };
+        let dirfd = sys::open_beneath(root, dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let st = rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let flags =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
+        rustix::fs::unlinkat(&dirfd, name, flags)?;
+        Ok(())
+    }
+
+    /// Leave nothing behind: detach the tree if it was attached; closing the fds frees the
+    /// detached mounts and superblocks.
+    fn undo(&mut self) {
+        if self.attached {
+            if let Err(e) =
+                rustix::mount::unmount(&self.opts.target, rustix::mount::UnmountFlags::DETACH)
+            {
+                tracing::error!(target = %self.opts.target.display(), error = %e, "detaching the partly restored tree failed");
+            }
+            self.attached = false;
+        }
+        for (sb, rel) in std::mem::take(&mut self.placeholders) {
+            let _ = self.remove_placeholder(sb, &rel);
+        }
+        self.covers.clear();
+        self.outside.clear();
+        self.mounts.clear();
+        self.sb_roots.clear();
+    }
+}
+
+/// Plan and apply in one go.
+pub fn restore(image: &MountImage, opts: &ApplyOptions) -> Result<ApplyReport, RestoreError> {
+    let plan = crate::plan::plan(image)?;
+    Ok(apply(image, &plan, opts)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}

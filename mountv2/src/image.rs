@@ -136,7 +136,10 @@ impl MountImage {
         for (i, m) in tree.mounts.iter().enumerate() {
             check_relative(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
             if i == 0 && !m.mountpoint.is_empty() {
-                return Err(field("tree.mounts[0].mountpoint", "the root mount point must be \"\""));
+                return Err(field(
+                    "tree.mounts[0].mountpoint",
+                    "the root mount point must be \"\"",
+                ));
             }
             if i > 0 && m.mountpoint.is_empty() {
                 // Only a mount stacked on the root may sit on "" as well.
@@ -149,7 +152,10 @@ impl MountImage {
                 if !is_within(parent_mp, &m.mountpoint) {
                     return Err(field(
                         format!("tree.mounts[{i}].mountpoint"),
-                        format!("{:?} is not inside its parent's mount point {:?}", m.mountpoint, parent_mp),
+                        format!(
+                            "{:?} is not inside its parent's mount point {:?}",
+                            m.mountpoint, parent_mp
+                        ),
                     ));
                 }
             }
@@ -171,7 +177,10 @@ impl MountImage {
             if let SuperblockOrigin::External { key, hint } = &sb.origin {
                 check_token(&format!("{f}.origin.key"), key, 256)?;
                 if key.is_empty() || key.contains('=') {
-                    return Err(field(format!("{f}.origin.key"), "must be non-empty without '='"));
+                    return Err(field(
+                        format!("{f}.origin.key"),
+                        "must be non-empty without '='",
+                    ));
                 }
                 if let Some(h) = hint {
                     check_absolute(&format!("{f}.origin.hint"), h)?;
@@ -189,13 +198,22 @@ impl MountImage {
             let f = format!("contents[{i}]");
             let sb = c.superblock.get();
             let Some(superblock) = tree.superblocks.get(sb) else {
-                return Err(field(format!("{f}.superblock"), format!("no superblock {sb}")));
+                return Err(field(
+                    format!("{f}.superblock"),
+                    format!("no superblock {sb}"),
+                ));
             };
             if superblock.origin != SuperblockOrigin::Fresh {
-                return Err(field(format!("{f}.superblock"), "content is only for fresh superblocks"));
+                return Err(field(
+                    format!("{f}.superblock"),
+                    "content is only for fresh superblocks",
+                ));
             }
             if !seen.insert(sb) {
-                return Err(field(format!("{f}.superblock"), format!("superblock {sb} has content twice")));
+                return Err(field(
+                    format!("{f}.superblock"),
+                    format!("superblock {sb} has content twice"),
+                ));
             }
             check_fs_root(&format!("{f}.base"), &c.content.base)?;
             let mut paths = HashSet::new();
@@ -207,14 +225,20 @@ impl MountImage {
                 }
                 if let Some((parent, _)) = e.path.rsplit_once('/') {
                     if !paths.contains(parent) {
-                        return Err(field(format!("{ef}.path"), "parent directory does not come first"));
+                        return Err(field(
+                            format!("{ef}.path"),
+                            "parent directory does not come first",
+                        ));
                     }
                 }
                 if !paths.insert(e.path.as_str()) {
                     return Err(field(format!("{ef}.path"), "duplicate"));
                 }
                 if e.meta.mode & !0o7777 != 0 {
-                    return Err(field(format!("{ef}.meta.mode"), "only permission bits allowed"));
+                    return Err(field(
+                        format!("{ef}.meta.mode"),
+                        "only permission bits allowed",
+                    ));
                 }
                 match &e.kind {
                     EntryKind::File { data } => {
@@ -261,13 +285,19 @@ fn check_relative(name: &str, path: &str) -> Result<(), ImageError> {
         return Ok(());
     }
     if path.starts_with('/') {
-        return Err(field(name, format!("{path:?} is absolute; paths must be relative to the target")));
+        return Err(field(
+            name,
+            format!("{path:?} is absolute; paths must be relative to the target"),
+        ));
     }
     for comp in path.split('/') {
         match comp {
             "" => return Err(field(name, format!("{path:?} has an empty component"))),
             "." | ".." => {
-                return Err(field(name, format!("{path:?} has a {comp:?} component; it could escape the target")))
+                return Err(field(
+                    name,
+                    format!("{path:?} has a {comp:?} component; it could escape the target"),
+                ))
             }
             _ => {}
         }
@@ -411,7 +441,11 @@ mod tests {
     #[test]
     fn content_paths_are_checked() {
         use crate::content::{Entry, Meta};
-        let meta = Meta { mode: 0o644, uid: 0, gid: 0 };
+        let meta = Meta {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
         for (path, ok) in [("a", true), ("../a", false), ("/a", false), ("x/a", false)] {
             let mut img = image();
             img.contents.push(SuperblockContent {

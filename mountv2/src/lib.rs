@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod content;
 pub mod diff;
+pub mod dump;
 pub mod image;
 pub mod model;
 pub mod plan;

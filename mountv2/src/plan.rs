@@ -226,7 +226,7 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
         });
     }
     // Deepest first, so nested placeholders come out in order.
-    placeholders.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    placeholders.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
     placeholders.dedup();
     for (sb, path) in placeholders {
         steps.push(Step::RemovePlaceholder { sb, path });
@@ -322,11 +322,9 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
         let p = &m.propagation;
         match (p.shared, p.master) {
             (None, Some(h)) => slaves_only[h.get()].push(MountIdx(i as u32)),
-            (Some(g), Some(h)) => {
-                if group_master[g.get()].is_none() {
-                    group_master[g.get()] = Some(h);
-                    child_groups[h.get()].push(g);
-                }
+            (Some(g), Some(h)) if group_master[g.get()].is_none() => {
+                group_master[g.get()] = Some(h);
+                child_groups[h.get()].push(g);
             }
             _ => {}
         }

@@ -1,2 +1,171 @@
-//! Thin wrappers over the new mount API calls that rustix and nix lack (mount_setattr,
-//! statmount, listmount), with `#[repr(C)]` structs whose sizes are asserted.
+//! Thin wrappers over the mount API calls that rustix and nix lack (mount_setattr), plus the
+//! path helpers the executor needs to stay beneath a directory fd.
+
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::io;
+
+/// x86_64 and aarch64 share the generic syscall number for mount_setattr.
+const SYS_MOUNT_SETATTR: libc::c_long = 442;
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// Propagation types as mount_setattr's `propagation` field takes them (the MS_* values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropagationType {
+    Shared = libc::MS_SHARED as isize,
+    Slave = libc::MS_SLAVE as isize,
+    Private = libc::MS_PRIVATE as isize,
+    Unbindable = libc::MS_UNBINDABLE as isize,
+}
+
+/// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const _: () = assert!(std::mem::size_of::<MountAttr>() == 32);
+
+fn mount_setattr(fd: BorrowedFd<'_>, attr: &MountAttr) -> io::Result<()> {
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` points to a live struct
+    // whose size we pass, and the fd is borrowed for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            SYS_MOUNT_SETATTR,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Set exactly the per-mount flags in `set` (a MOUNT_ATTR_* mask), clearing all others that
+/// the engine manages. The atime mode is an enum in the kernel, so its mask is always cleared.
+pub fn set_mount_flags(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    let managed = MOUNT_ATTR_RDONLY
+        | MOUNT_ATTR_NOSUID
+        | MOUNT_ATTR_NODEV
+        | MOUNT_ATTR_NOEXEC
+        | MOUNT_ATTR_NODIRATIME
+        | MOUNT_ATTR_NOSYMFOLLOW;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: (managed & !set) | MOUNT_ATTR__ATIME,
+        ..Default::default()
+    };
+    mount_setattr(fd, &attr)
+}
+
+/// Change one mount's propagation type (never recursive: recursive `shared` would give every
+/// mount its own new group).
+pub fn set_propagation(fd: BorrowedFd<'_>, kind: PropagationType) -> io::Result<()> {
+    let attr = MountAttr {
+        propagation: kind as u64,
+        ..Default::default()
+    };
+    mount_setattr(fd, &attr)
+}
+
+/// Open `rel` below `dir` without following symlinks or leaving `dir`. `rel` empty: `dir`
+/// itself (as a new O_PATH fd).
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        dir,
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// Open (as O_PATH) the mount point `rel` below `dir`, creating missing directories on the way
+/// and, when `file` is set, an empty file as the last component. Never follows symlinks.
+pub fn open_or_create_mountpoint(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    file: bool,
+) -> io::Result<OwnedFd> {
+    match open_beneath(dir, rel, OFlags::PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let comps: Vec<&str> = rel.split('/').collect();
+    let mut cur: OwnedFd = open_beneath(dir, "", OFlags::PATH | OFlags::DIRECTORY)?;
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        match open_beneath(cur.as_fd(), comp, OFlags::PATH) {
+            Ok(fd) => {
+                cur = fd;
+                continue;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        // O_PATH fds cannot be used to create entries; reopen the directory for that.
+        let dirfd = open_beneath(cur.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        if last && file {
+            match rustix::fs::openat(
+                &dirfd,
+                *comp,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o644),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            match rustix::fs::mkdirat(&dirfd, *comp, Mode::from_raw_mode(0o755)) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        cur = open_beneath(dirfd.as_fd(), comp, OFlags::PATH)?;
+    }
+    Ok(cur)
+}
+
+/// Raise the soft open-file limit to the hard one: restoring keeps one fd per mount open.
+/// Needs no privilege (unlike raising the hard limit).
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}

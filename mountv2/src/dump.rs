@@ -1,0 +1,304 @@
+//! Scan -> image: read the caller's mount namespace, build the tree at a path, settle what the
+//! tree shares with the rest of the namespace (groups and superblocks that also live outside),
+//! and capture the content of the superblocks a restore will make fresh.
+//!
+//! Runs in the namespace being dumped: a caller that wants another process's namespace enters
+//! it first (setns), because open_tree cannot clone mounts of a foreign namespace.
+
+use crate::content::ContentError;
+use crate::image::{MountImage, SuperblockContent};
+use crate::model::{MountIdx, MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin};
+use crate::scan::{self, RawMount, ScanError, ScanSource};
+use rustix::fd::AsFd;
+use rustix::mount::OpenTreeFlags;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// The mount at this path is the image's root.
+    pub root: PathBuf,
+    pub source: ScanSource,
+    /// Capture file content of fresh tmpfs superblocks.
+    pub content: bool,
+    /// Bound on captured content bytes in all.
+    pub content_limit: u64,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            root: PathBuf::from("/"),
+            source: ScanSource::Auto,
+            content: true,
+            content_limit: crate::image::MAX_CONTENT_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("capturing content of the {fstype} mounted at {mountpoint}: {source}")]
+    Content {
+        fstype: String,
+        mountpoint: String,
+        source: ContentError,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Superblock types whose content travels in the image.
+fn carries_content(fstype: &str) -> bool {
+    matches!(fstype, "tmpfs" | "ramfs")
+}
+
+pub fn dump(opts: &DumpOptions) -> Result<MountImage, DumpError> {
+    let table = scan::read_table(None, opts.source)?;
+    let mut tree = scan::tree_at(&table, &opts.root)?;
+    let rows = match_rows(&table, &tree, &opts.root)?;
+    settle_outside_ties(&table, &mut tree, &rows, &opts.root);
+    let contents = if opts.content {
+        capture_contents(&tree, &rows, &opts.root, opts.content_limit)?
+    } else {
+        Vec::new()
+    };
+    Ok(MountImage::new(tree, contents))
+}
+
+/// Absolute path of a tree mount point.
+pub fn absolute(root: &Path, mountpoint: &str) -> PathBuf {
+    if mountpoint.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(mountpoint)
+    }
+}
+
+/// The raw row of every tree mount, found by walking the tree and the table together (among
+/// one parent's children a mount point is unique: mounts on the same point are stacked, that
+/// is parent and child).
+fn match_rows<'t>(
+    table: &'t [RawMount],
+    tree: &MountTree,
+    root: &Path,
+) -> Result<Vec<&'t RawMount>, DumpError> {
+    let mut by_parent: HashMap<u64, Vec<&RawMount>> = HashMap::new();
+    for r in table {
+        if r.parent_id != r.id {
+            by_parent.entry(r.parent_id).or_default().push(r);
+        }
+    }
+    let covered = |r: &RawMount| {
+        by_parent
+            .get(&r.id)
+            .is_some_and(|kids| kids.iter().any(|k| k.mountpoint == r.mountpoint))
+    };
+    let top = table
+        .iter()
+        .find(|r| r.mountpoint == root && !covered(r))
+        .ok_or_else(|| ScanError::NoMountAt(root.to_path_buf()))?;
+    let mut rows: Vec<Option<&RawMount>> = vec![None; tree.mounts.len()];
+    rows[0] = Some(top);
+    for (i, m) in tree.mounts.iter().enumerate().skip(1) {
+        let parent = m
+            .parent
+            .and_then(|p| rows.get(p.get()).copied().flatten())
+            .ok_or_else(|| DumpError::Other(format!("mounts[{i}]: parent not matched")))?;
+        let want = absolute(root, &m.mountpoint);
+        let row = by_parent
+            .get(&parent.id)
+            .and_then(|kids| kids.iter().find(|k| k.mountpoint == want))
+            .ok_or_else(|| {
+                DumpError::Other(format!(
+                    "mount at {} changed while it was being scanned",
+                    want.display()
+                ))
+            })?;
+        rows[i] = Some(row);
+    }
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// Groups with members outside the tree become external (re-joined from an outside member on
+/// restore), and a superblock whose mounts are tied to an outside group must be the very same
+/// filesystem on restore, so it becomes external too (bound from the host, not recreated).
+fn settle_outside_ties(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMount], root: &Path) {
+    let inside: HashSet<u64> = rows.iter().map(|r| r.id).collect();
+    let outside_rows: Vec<&RawMount> = table.iter().filter(|r| !inside.contains(&r.id)).collect();
+    // Kernel id of each tree group, from its members.
+    let mut kernel_group: HashMap<usize, u64> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        if let (Some(g), Some(id)) = (m.propagation.shared, rows[i].shared) {
+            kernel_group.insert(g.get(), id);
+        }
+    }
+    for (g, id) in kernel_group {
+        if !matches!(tree.groups[g], PeerGroup::Internal) {
+            continue;
+        }
+        let widest = outside_rows
+            .iter()
+            .filter(|r| r.shared == Some(id))
+            .min_by_key(|r| (r.root.as_os_str().len(), r.mountpoint.as_os_str().len()));
+        if let Some(r) = widest {
+            tree.groups[g] = PeerGroup::External {
+                path: r.mountpoint.display().to_string(),
+            };
+        }
+    }
+    // Superblocks tied to an external group.
+    let mut tied: HashSet<SuperblockIdx> = HashSet::new();
+    for m in &tree.mounts {
+        for g in [m.propagation.shared, m.propagation.master]
+            .into_iter()
+            .flatten()
+        {
+            if matches!(tree.groups[g.get()], PeerGroup::External { .. }) {
+                tied.insert(m.superblock);
+            }
+        }
+    }
+    let mut dev_of: HashMap<SuperblockIdx, (u32, u32)> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        dev_of.entry(m.superblock).or_insert(rows[i].dev);
+    }
+    let mut keys: HashSet<String> = tree
+        .superblocks
+        .iter()
+        .filter_map(|s| match &s.origin {
+            SuperblockOrigin::External { key, .. } => Some(key.clone()),
+            SuperblockOrigin::Fresh => None,
+        })
+        .collect();
+    for sb in tied {
+        let Some(dev) = dev_of.get(&sb).copied() else {
+            continue;
+        };
+        let s = &mut tree.superblocks[sb.get()];
+        if !matches!(s.origin, SuperblockOrigin::Fresh) {
+            continue;
+        }
+        // A mount of the filesystem's root, preferably outside the tree (it outlives the tree).
+        let hint = outside_rows
+            .iter()
+            .chain(rows.iter())
+            .filter(|r| r.dev == dev && r.root == Path::new("/"))
+            .map(|r| r.mountpoint.display().to_string())
+            .next();
+        let base = format!("{}:{}", s.fstype, s.source);
+        let mut key = base.clone();
+        let mut n = 1;
+        while keys.contains(&key) {
+            n += 1;
+            key = format!("{base}#{n}");
+        }
+        keys.insert(key.clone());
+        tracing::debug!(superblock = sb.0, %key, root = %root.display(), "tied to an outside group: external");
+        s.origin = SuperblockOrigin::External { key, hint };
+    }
+}
+
+/// The mount id the path resolves to now (unique 64-bit ids when `unique`).
+fn mount_id_at(path: &Path, unique: bool) -> Option<u64> {
+    const STATX_MNT_ID: u32 = 0x1000;
+    const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mask = if unique {
+        STATX_MNT_ID_UNIQUE
+    } else {
+        STATX_MNT_ID
+    };
+    // SAFETY: zeroed statx is a valid output buffer; the path is NUL-terminated.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            mask,
+            &mut buf,
+        )
+    };
+    (r == 0 && buf.stx_mask & mask != 0).then_some(buf.stx_mnt_id)
+}
+
+fn capture_contents(
+    tree: &MountTree,
+    rows: &[&RawMount],
+    root: &Path,
+    limit: u64,
+) -> Result<Vec<SuperblockContent>, DumpError> {
+    let mut by_sb: HashMap<SuperblockIdx, Vec<MountIdx>> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        by_sb
+            .entry(m.superblock)
+            .or_default()
+            .push(MountIdx(i as u32));
+    }
+    let mut out = Vec::new();
+    let mut budget = limit;
+    let mut sbs: Vec<_> = by_sb.into_iter().collect();
+    sbs.sort_by_key(|(sb, _)| *sb);
+    for (sb, mut mounts) in sbs {
+        let s = tree.superblock(sb);
+        if s.origin != SuperblockOrigin::Fresh || !carries_content(&s.fstype) {
+            continue;
+        }
+        // Widest root first; it must be reachable by path (not covered by another mount).
+        mounts.sort_by_key(|m| tree.mount(*m).root.len());
+        let reachable = mounts.iter().find(|m| {
+            let mount = tree.mount(**m);
+            let row = rows[m.get()];
+            !mount.root_deleted
+                && !mount.is_file
+                && mount_id_at(&absolute(root, &mount.mountpoint), row.id >= 1 << 32)
+                    == Some(row.id)
+        });
+        let Some(m) = reachable else {
+            tracing::warn!(superblock = sb.0, fstype = %s.fstype, "no mount of this filesystem is reachable by path; its content is not captured");
+            continue;
+        };
+        let mount = tree.mount(*m);
+        let path = absolute(root, &mount.mountpoint);
+        let err = |source: ContentError| DumpError::Content {
+            fstype: s.fstype.clone(),
+            mountpoint: path.display().to_string(),
+            source,
+        };
+        // A non-recursive clone shows what lies under overmounts too.
+        let clone = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            &path,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| {
+            err(ContentError::Io {
+                path: path.display().to_string(),
+                source: e.into(),
+            })
+        })?;
+        // The clone of a shared mount would be a peer: keep it out of the group.
+        let _ = crate::sys::set_propagation(clone.as_fd(), crate::sys::PropagationType::Private);
+        let _ = (&clone, budget, &err); // CONTENT-PENDING
+        let content = crate::content::Content::default();
+        let used: u64 = content
+            .entries
+            .iter()
+            .map(|e| match &e.kind {
+                crate::content::EntryKind::File { data } => data.len() as u64 * 3 / 4,
+                _ => 0,
+            })
+            .sum();
+        budget = budget.saturating_sub(used);
+        out.push(SuperblockContent {
+            superblock: sb,
+            content,
+        });
+    }
+    Ok(out)
+}
