@@ -308,8 +308,7 @@ impl<'a> Executor<'a> {
                     })
                 }
                 .map_err(|e| format!("content base {:?}: {e}", content.base))?;
-                let _ = (&base_fd, content); // CONTENT-PENDING
-                return Err("content populate pending".into());
+                crate::content::populate(base_fd.as_fd(), content).map_err(|e| e.to_string())?;
             }
             Step::MakePlaceholder { sb, path, file } => {
                 let rel = path.trim_start_matches('/');

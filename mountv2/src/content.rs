@@ -37,11 +37,19 @@ pub struct Entry {
 pub enum EntryKind {
     Dir,
     /// File bytes, base64.
-    File { data: String },
-    Symlink { target: String },
+    File {
+        data: String,
+    },
+    Symlink {
+        target: String,
+    },
     Fifo,
     /// A character or block device node.
-    Device { block: bool, major: u32, minor: u32 },
+    Device {
+        block: bool,
+        major: u32,
+        minor: u32,
+    },
     Socket,
 }
 
@@ -56,4 +64,347 @@ pub enum ContentError {
     TooLarge { what: String, limit: u64 },
     #[error("content entry {path}: {reason}")]
     Invalid { path: String, reason: String },
+}
+
+use base64::Engine as _;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use std::io::{Read, Write};
+
+fn io_err(path: &str, e: impl Into<std::io::Error>) -> ContentError {
+    ContentError::Io {
+        path: path.to_string(),
+        source: e.into(),
+    }
+}
+
+fn meta_of(st: &rustix::fs::Stat) -> Meta {
+    Meta {
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Capture everything below `dir` (a mount's root, normally a private non-recursive clone so
+/// that nothing is mounted on top). Symlinks are never followed and other filesystems are not
+/// entered. `base` is the directory's path inside its filesystem, recorded for restore.
+pub fn capture(dir: BorrowedFd<'_>, base: &str, limit: u64) -> Result<Content, ContentError> {
+    let root = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(base, e))?;
+    let st = rustix::fs::fstat(&root).map_err(|e| io_err(base, e))?;
+    let mut content = Content {
+        base: base.to_string(),
+        base_meta: Some(meta_of(&st)),
+        entries: Vec::new(),
+    };
+    let mut used = 0u64;
+    walk(&root, "", st.st_dev, limit, &mut used, &mut content.entries)?;
+    Ok(content)
+}
+
+fn walk(
+    dir: &OwnedFd,
+    rel: &str,
+    dev: u64,
+    limit: u64,
+    used: &mut u64,
+    out: &mut Vec<Entry>,
+) -> Result<(), ContentError> {
+    let mut names = Vec::new();
+    let reader_fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(rel, e))?;
+    let mut reader = rustix::fs::Dir::read_from(&reader_fd).map_err(|e| io_err(rel, e))?;
+    for entry in reader.by_ref() {
+        let entry = entry.map_err(|e| io_err(rel, e))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        names.push(String::from_utf8_lossy(name).into_owned());
+    }
+    names.sort();
+    for name in names {
+        let path = join(rel, &name);
+        let st = match rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Removed while we walked.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let meta = meta_of(&st);
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                out.push(Entry {
+                    path: path.clone(),
+                    meta,
+                    kind: EntryKind::Dir,
+                });
+                // Something else mounted here (only on a live, recursive view): its content
+                // belongs to its own filesystem.
+                if st.st_dev != dev {
+                    continue;
+                }
+                let sub = rustix::fs::openat(
+                    dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(&path, e))?;
+                walk(&sub, &path, dev, limit, used, out)?;
+                continue;
+            }
+            FileType::RegularFile => {
+                *used += st.st_size as u64;
+                if *used > limit {
+                    return Err(ContentError::TooLarge { what: path, limit });
+                }
+                let fd = rustix::fs::openat(
+                    dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(&path, e))?;
+                let mut data = Vec::with_capacity(st.st_size as usize);
+                std::fs::File::from(fd)
+                    .read_to_end(&mut data)
+                    .map_err(|e| io_err(&path, e))?;
+                EntryKind::File {
+                    data: base64::engine::general_purpose::STANDARD.encode(&data),
+                }
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, name.as_str(), Vec::new())
+                    .map_err(|e| io_err(&path, e))?;
+                EntryKind::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                }
+            }
+            FileType::Fifo => EntryKind::Fifo,
+            FileType::Socket => EntryKind::Socket,
+            FileType::CharacterDevice | FileType::BlockDevice => EntryKind::Device {
+                block: FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice,
+                major: rustix::fs::major(st.st_rdev),
+                minor: rustix::fs::minor(st.st_rdev),
+            },
+            FileType::Unknown => continue,
+        };
+        out.push(Entry { path, meta, kind });
+    }
+    Ok(())
+}
+
+/// Open directory `rel` below `dir` without following symlinks or leaving `dir`.
+fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, ContentError> {
+    crate::sys::open_beneath(dir, rel, OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(|e| io_err(rel, e))
+}
+
+/// Recreate `content` under `dir`: entries first, then owners, then modes (directories last and
+/// deepest first, so read-only directories can still be filled).
+pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentError> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    for e in &content.entries {
+        let (parent, name) = match e.path.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => ("", e.path.as_str()),
+        };
+        if name.is_empty() || name == "." || name == ".." || e.path.starts_with('/') {
+            return Err(ContentError::Invalid {
+                path: e.path.clone(),
+                reason: "not a normalised relative path".into(),
+            });
+        }
+        let pfd = open_dir_beneath(dir, parent)?;
+        let r = match &e.kind {
+            EntryKind::Dir => match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
+                Err(rustix::io::Errno::EXIST) => Ok(()),
+                other => other,
+            },
+            EntryKind::File { data } => {
+                let bytes = engine.decode(data).map_err(|err| ContentError::Invalid {
+                    path: e.path.clone(),
+                    reason: format!("file data is not base64: {err}"),
+                })?;
+                let fd = rustix::fs::openat(
+                    &pfd,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::TRUNC
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|err| io_err(&e.path, err))?;
+                std::fs::File::from(fd)
+                    .write_all(&bytes)
+                    .map_err(|err| io_err(&e.path, err))?;
+                Ok(())
+            }
+            EntryKind::Symlink { target } => rustix::fs::symlinkat(target.as_str(), &pfd, name),
+            EntryKind::Fifo => {
+                rustix::fs::mknodat(&pfd, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            }
+            // A socket cannot be recreated as such; an empty file keeps the name.
+            EntryKind::Socket => rustix::fs::openat(
+                &pfd,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map(drop),
+            EntryKind::Device {
+                block,
+                major,
+                minor,
+            } => rustix::fs::mknodat(
+                &pfd,
+                name,
+                if *block {
+                    FileType::BlockDevice
+                } else {
+                    FileType::CharacterDevice
+                },
+                Mode::from_raw_mode(0o600),
+                rustix::fs::makedev(*major, *minor),
+            ),
+        };
+        r.map_err(|err| io_err(&e.path, err))?;
+    }
+    // Owners and modes; symlinks get owners only.
+    let set_meta = |parent: &str, name: &str, meta: &Meta, path: &str, symlink: bool| {
+        let pfd = open_dir_beneath(dir, parent)?;
+        rustix::fs::chownat(
+            &pfd,
+            name,
+            Some(rustix::fs::Uid::from_raw(meta.uid)),
+            Some(rustix::fs::Gid::from_raw(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| io_err(path, err))?;
+        if !symlink {
+            rustix::fs::chmodat(&pfd, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+                .map_err(|err| io_err(path, err))?;
+        }
+        Ok::<(), ContentError>(())
+    };
+    for e in content.entries.iter().rev() {
+        let (parent, name) = match e.path.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => ("", e.path.as_str()),
+        };
+        set_meta(
+            parent,
+            name,
+            &e.meta,
+            &e.path,
+            matches!(e.kind, EntryKind::Symlink { .. }),
+        )?;
+    }
+    if let Some(meta) = &content.base_meta {
+        rustix::fs::fchown(
+            dir.as_fd(),
+            Some(rustix::fs::Uid::from_raw(meta.uid)),
+            Some(rustix::fs::Gid::from_raw(meta.gid)),
+        )
+        .map_err(|err| io_err(".", err))?;
+        rustix::fs::fchmod(dir.as_fd(), Mode::from_raw_mode(meta.mode))
+            .map_err(|err| io_err(".", err))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd_of(p: &std::path::Path) -> OwnedFd {
+        rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).expect("open")
+    }
+
+    #[test]
+    fn roundtrip_keeps_names_kinds_modes_and_bytes() {
+        let src = tempfile::tempdir().expect("tmp");
+        let s = src.path();
+        std::fs::create_dir_all(s.join("a b/c\nd")).expect("mkdir");
+        std::fs::write(s.join("a b/c\nd/back\\slash"), b"hello").expect("write");
+        std::fs::write(s.join("big"), vec![7u8; 1 << 20]).expect("write");
+        std::os::unix::fs::symlink("/nowhere", s.join("dangling")).expect("symlink");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            s.join("fifo"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o640),
+            0,
+        )
+        .expect("fifo");
+        std::fs::create_dir(s.join("sticky")).expect("mkdir");
+        rustix::fs::chmod(s.join("sticky"), Mode::from_raw_mode(0o1777)).expect("chmod");
+        std::fs::write(s.join("suid"), b"x").expect("write");
+        rustix::fs::chmod(s.join("suid"), Mode::from_raw_mode(0o4755)).expect("chmod");
+        std::fs::create_dir(s.join("locked")).expect("mkdir");
+        std::fs::write(s.join("locked/inner"), b"in").expect("write");
+        rustix::fs::chmod(s.join("locked"), Mode::from_raw_mode(0o000)).expect("chmod");
+        let captured = capture(fd_of(s).as_fd(), "/", 1 << 30).expect("capture");
+
+        let dst = tempfile::tempdir().expect("tmp");
+        populate(fd_of(dst.path()).as_fd(), &captured).expect("populate");
+        let again = capture(fd_of(dst.path()).as_fd(), "/", 1 << 30).expect("capture again");
+        assert_eq!(captured.entries, again.entries);
+        assert_eq!(
+            std::fs::read(dst.path().join("a b/c\nd/back\\slash")).expect("read"),
+            b"hello"
+        );
+        rustix::fs::chmod(s.join("locked"), Mode::from_raw_mode(0o755)).expect("chmod");
+        rustix::fs::chmod(dst.path().join("locked"), Mode::from_raw_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn limit_is_enforced() {
+        let src = tempfile::tempdir().expect("tmp");
+        std::fs::write(src.path().join("f"), vec![0u8; 4096]).expect("write");
+        let r = capture(fd_of(src.path()).as_fd(), "/", 100);
+        assert!(matches!(r, Err(ContentError::TooLarge { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn populate_refuses_paths_that_climb_out() {
+        let dst = tempfile::tempdir().expect("tmp");
+        let c = Content {
+            base: "/".into(),
+            base_meta: None,
+            entries: vec![Entry {
+                path: "../escape".into(),
+                meta: Meta {
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
+                kind: EntryKind::Dir,
+            }],
+        };
+        assert!(populate(fd_of(dst.path()).as_fd(), &c).is_err());
+        assert!(!dst.path().join("../escape").exists());
+    }
 }

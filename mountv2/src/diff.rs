@@ -1,8 +1,15 @@
 //! Are two trees the same up to ids? Compares shape, fs type, root, flags, superblock sharing,
-//! the partition into peer groups, the master relation and unbindable.
+//! superblock options, the partition into peer groups, the master relation and unbindable.
+//!
+//! Mounts are matched structurally: the roots with each other, then children by mount point
+//! (among one parent's children a mount point is unique; mounts on one point are stacked, that
+//! is parent and child). Superblocks and groups are matched through the matched mounts; a
+//! mapping that is not one-to-one is a difference.
 
-use crate::model::MountTree;
+use crate::model::{GroupIdx, MountIdx, MountTree, PeerGroup, SuperblockIdx};
+use crate::plan::flags_text;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One difference, located by the mount point (relative to the tree roots) where it shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,10 +24,300 @@ impl std::fmt::Display for Difference {
     }
 }
 
+/// A one-to-one correspondence being built up between two index spaces.
+struct Bijection<T: std::hash::Hash + Eq + Copy> {
+    ab: HashMap<T, T>,
+    ba: HashMap<T, T>,
+}
+
+impl<T: std::hash::Hash + Eq + Copy> Bijection<T> {
+    fn new() -> Self {
+        Bijection {
+            ab: HashMap::new(),
+            ba: HashMap::new(),
+        }
+    }
+    /// Record a ~ b; false when it contradicts an earlier pairing.
+    fn pair(&mut self, a: T, b: T) -> bool {
+        match (self.ab.get(&a), self.ba.get(&b)) {
+            (None, None) => {
+                self.ab.insert(a, b);
+                self.ba.insert(b, a);
+                true
+            }
+            (Some(x), Some(y)) => *x == b && *y == a,
+            _ => false,
+        }
+    }
+}
+
 /// Every difference between `a` and `b`; empty when they are equal up to ids.
-pub fn diff(_a: &MountTree, _b: &MountTree) -> Vec<Difference> {
-    vec![Difference {
-        mountpoint: String::new(),
-        what: "diff not implemented".into(),
-    }]
+pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
+    let mut out = Vec::new();
+    if a.mounts.is_empty() || b.mounts.is_empty() {
+        if a.mounts.len() != b.mounts.len() {
+            out.push(Difference {
+                mountpoint: String::new(),
+                what: "one tree is empty".into(),
+            });
+        }
+        return out;
+    }
+    let ca = a.children();
+    let cb = b.children();
+    let mut pairs: Vec<(MountIdx, MountIdx)> = Vec::new();
+    let mut queue = vec![(MountIdx(0), MountIdx(0))];
+    while let Some((ma, mb)) = queue.pop() {
+        pairs.push((ma, mb));
+        let kb: HashMap<&str, MountIdx> = cb[mb.get()]
+            .iter()
+            .map(|k| (b.mount(*k).mountpoint.as_str(), *k))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for k in &ca[ma.get()] {
+            let mp = a.mount(*k).mountpoint.as_str();
+            match kb.get(mp) {
+                Some(other) => {
+                    seen.insert(mp);
+                    queue.push((*k, *other));
+                }
+                None => out.push(Difference {
+                    mountpoint: mp.to_string(),
+                    what: format!(
+                        "{} mount (root {}) on mount /{} only in A",
+                        a.superblock(a.mount(*k).superblock).fstype,
+                        a.mount(*k).root,
+                        a.mount(ma).mountpoint
+                    ),
+                }),
+            }
+        }
+        for k in &cb[mb.get()] {
+            let mp = b.mount(*k).mountpoint.as_str();
+            if !seen.contains(mp) {
+                out.push(Difference {
+                    mountpoint: mp.to_string(),
+                    what: format!(
+                        "{} mount (root {}) on mount /{} only in B",
+                        b.superblock(b.mount(*k).superblock).fstype,
+                        b.mount(*k).root,
+                        b.mount(mb).mountpoint
+                    ),
+                });
+            }
+        }
+    }
+    pairs.sort_by(|x, y| a.mount(x.0).mountpoint.cmp(&a.mount(y.0).mountpoint));
+
+    let mut sbs: Bijection<SuperblockIdx> = Bijection::new();
+    let mut groups: Bijection<GroupIdx> = Bijection::new();
+    for (ma, mb) in pairs {
+        let (x, y) = (a.mount(ma), b.mount(mb));
+        let mut say = |what: String| {
+            out.push(Difference {
+                mountpoint: x.mountpoint.clone(),
+                what,
+            })
+        };
+        let (sa, sb) = (a.superblock(x.superblock), b.superblock(y.superblock));
+        if sa.fstype != sb.fstype {
+            say(format!("fs type {} vs {}", sa.fstype, sb.fstype));
+            continue;
+        }
+        if x.root != y.root || x.root_deleted != y.root_deleted {
+            say(format!(
+                "root {}{} vs {}{}",
+                x.root,
+                if x.root_deleted { " (deleted)" } else { "" },
+                y.root,
+                if y.root_deleted { " (deleted)" } else { "" }
+            ));
+        }
+        if x.is_file != y.is_file {
+            say(format!("file mount {} vs {}", x.is_file, y.is_file));
+        }
+        if x.flags != y.flags {
+            say(format!(
+                "flags {} vs {}",
+                flags_text(&x.flags),
+                flags_text(&y.flags)
+            ));
+        }
+        if !sbs.pair(x.superblock, y.superblock) {
+            say("shares its superblock differently (with other mounts) in A and B".into());
+        }
+        if sa.options != sb.options || sa.readonly != sb.readonly {
+            say(format!(
+                "superblock options {}{} vs {}{}",
+                if sa.readonly { "ro," } else { "rw," },
+                sa.options.join(","),
+                if sb.readonly { "ro," } else { "rw," },
+                sb.options.join(",")
+            ));
+        }
+        let (px, py) = (x.propagation, y.propagation);
+        if px.unbindable != py.unbindable {
+            say(format!("unbindable {} vs {}", px.unbindable, py.unbindable));
+        }
+        for (what, ga, gb) in [
+            ("peer group", px.shared, py.shared),
+            ("master", px.master, py.master),
+        ] {
+            match (ga, gb) {
+                (None, None) => {}
+                (Some(g1), Some(g2)) => {
+                    if !groups.pair(g1, g2) {
+                        say(format!(
+                            "{what} differs: it relates to other mounts in A than in B"
+                        ));
+                    } else if let (
+                        PeerGroup::External { path: p1 },
+                        PeerGroup::External { path: p2 },
+                    ) = (&a.groups[g1.get()], &b.groups[g2.get()])
+                    {
+                        if p1 != p2 {
+                            say(format!("{what} is the outside group of {p1} vs of {p2}"));
+                        }
+                    } else if std::mem::discriminant(&a.groups[g1.get()])
+                        != std::mem::discriminant(&b.groups[g2.get()])
+                    {
+                        say(format!(
+                            "{what} reaches outside the tree in one and not in the other"
+                        ));
+                    }
+                }
+                (Some(_), None) => say(format!("{what} only in A")),
+                (None, Some(_)) => say(format!("{what} only in B")),
+            }
+        }
+    }
+    out.sort_by(|x, y| x.mountpoint.cmp(&y.mountpoint));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn tree() -> MountTree {
+        let sb = |t: &str| Superblock {
+            fstype: t.into(),
+            source: "x".into(),
+            options: vec![],
+            readonly: false,
+            origin: SuperblockOrigin::Fresh,
+        };
+        let m = |parent: Option<u32>, mp: &str, sb: u32, p: Propagation| Mount {
+            parent: parent.map(MountIdx),
+            mountpoint: mp.into(),
+            superblock: SuperblockIdx(sb),
+            root: "/".into(),
+            root_deleted: false,
+            is_file: false,
+            flags: MountFlags::default(),
+            propagation: p,
+        };
+        let shared = |g| Propagation {
+            shared: Some(GroupIdx(g)),
+            ..Default::default()
+        };
+        MountTree {
+            mounts: vec![
+                m(None, "", 0, shared(0)),
+                m(Some(0), "a", 0, shared(0)),
+                m(Some(0), "b", 1, Propagation::default()),
+                m(
+                    Some(0),
+                    "c",
+                    0,
+                    Propagation {
+                        master: Some(GroupIdx(0)),
+                        ..Default::default()
+                    },
+                ),
+            ],
+            superblocks: vec![sb("tmpfs"), sb("tmpfs")],
+            groups: vec![PeerGroup::Internal],
+        }
+    }
+
+    /// The same tree with mounts, superblocks and groups numbered differently.
+    fn permuted() -> MountTree {
+        let mut t = tree();
+        t.superblocks.swap(0, 1);
+        for m in &mut t.mounts {
+            m.superblock = SuperblockIdx(1 - m.superblock.0);
+        }
+        t.groups.insert(0, PeerGroup::Internal);
+        t.groups[0] = PeerGroup::Internal;
+        for m in &mut t.mounts {
+            for x in [&mut m.propagation.shared, &mut m.propagation.master]
+                .into_iter()
+                .flatten()
+            {
+                *x = GroupIdx(x.0 + 1);
+            }
+        }
+        // Group 0 now has no member; give it one so the tree stays valid.
+        t.mounts[2].propagation.shared = Some(GroupIdx(0));
+        t.mounts.swap(1, 3);
+        t
+    }
+
+    #[test]
+    fn equal_up_to_ids() {
+        let a = tree();
+        let mut b = tree();
+        b.mounts.swap(2, 3);
+        assert!(diff(&a, &b).is_empty(), "{:?}", diff(&a, &b));
+    }
+
+    #[test]
+    fn permuted_ids_with_a_real_change_is_found() {
+        let d = diff(&tree(), &permuted());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].mountpoint, "b");
+        assert!(d[0].what.contains("peer group only in B"), "{d:?}");
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_reported() {
+        let a = tree();
+        let mut b = tree();
+        b.mounts[1].flags.readonly = true;
+        b.mounts[2].superblock = SuperblockIdx(0);
+        b.mounts[3].propagation.master = None;
+        b.mounts[3].propagation.unbindable = true;
+        b.mounts.push(Mount {
+            parent: Some(MountIdx(0)),
+            mountpoint: "extra".into(),
+            ..b.mounts[2].clone()
+        });
+        let text: Vec<String> = diff(&a, &b).iter().map(|d| d.to_string()).collect();
+        let all = text.join("\n");
+        for want in [
+            "/a: flags",
+            "/b: shares its superblock",
+            "/c: master only in A",
+            "/c: unbindable",
+            "/extra: tmpfs mount",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in\n{all}");
+        }
+    }
+
+    #[test]
+    fn split_peer_group_is_a_difference() {
+        let a = tree();
+        let mut b = tree();
+        b.groups.push(PeerGroup::Internal);
+        b.mounts[1].propagation.shared = Some(GroupIdx(1));
+        let d = diff(&a, &b);
+        assert!(
+            d.iter()
+                .any(|x| x.mountpoint == "a" && x.what.contains("peer group")),
+            "{d:?}"
+        );
+    }
 }

@@ -284,8 +284,7 @@ fn capture_contents(
         })?;
         // The clone of a shared mount would be a peer: keep it out of the group.
         let _ = crate::sys::set_propagation(clone.as_fd(), crate::sys::PropagationType::Private);
-        let _ = (&clone, budget, &err); // CONTENT-PENDING
-        let content = crate::content::Content::default();
+        let content = crate::content::capture(clone.as_fd(), &mount.root, budget).map_err(err)?;
         let used: u64 = content
             .entries
             .iter()
