@@ -1,2 +1,250 @@
 //! `ferry mounts ...`: the mountv2 engine on its own (dump, restore, plan, diff).
-//! Owned by the engine work; wired into the CLI by main.rs.
+
+use crate::cli::{GlobalOpts, LogFormat};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use mountv2::apply::{ApplyOptions, RestoreError};
+use mountv2::dump::{dump, DumpOptions};
+use mountv2::image::MountImage;
+use mountv2::model::MountTree;
+use mountv2::scan::ScanSource;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(about = "Dump, plan, restore and compare mount trees (the mountv2 engine)")]
+pub struct MountsArgs {
+    #[command(subcommand)]
+    pub command: MountsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MountsCommand {
+    /// Write the mount tree at PATH of PID's namespace as a versioned JSON image.
+    Dump {
+        /// Process whose mount namespace is dumped (default: this one).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The mount at this path is the image's root.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Kernel interface to read the mount table through.
+        #[arg(long, value_enum, default_value_t = Source::Auto)]
+        source: Source,
+        /// Do not capture tmpfs file content.
+        #[arg(long)]
+        no_content: bool,
+    },
+    /// Recreate an image's tree at DIR in this mount namespace.
+    Restore {
+        image: PathBuf,
+        #[arg(long)]
+        target: PathBuf,
+        /// Where an external filesystem is on this host: KEY=PATH (repeatable).
+        #[arg(long = "external", value_name = "KEY=PATH")]
+        externals: Vec<String>,
+    },
+    /// Print the ordered kernel steps a restore would run, without running them.
+    Plan {
+        image: PathBuf,
+        #[arg(long)]
+        target: Option<PathBuf>,
+    },
+    /// Compare two trees (image files or live trees written pid:PID:PATH) up to ids.
+    Diff { a: String, b: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Source {
+    Auto,
+    Mountinfo,
+    Statmount,
+}
+
+impl From<Source> for ScanSource {
+    fn from(s: Source) -> Self {
+        match s {
+            Source::Auto => ScanSource::Auto,
+            Source::Mountinfo => ScanSource::Mountinfo,
+            Source::Statmount => ScanSource::Statmount,
+        }
+    }
+}
+
+pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
+    let json = matches!(global.log_format, LogFormat::Json);
+    match args.command {
+        MountsCommand::Dump {
+            pid,
+            root,
+            output,
+            source,
+            no_content,
+        } => {
+            // Open the output before entering another namespace: the path is the caller's.
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => {
+                    Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
+                }
+                None => Box::new(std::io::stdout()),
+            };
+            let opts = DumpOptions {
+                root: root.clone(),
+                source: source.into(),
+                content: !no_content,
+                ..Default::default()
+            };
+            let image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
+                .with_context(|| format!("dumping the mount tree at {}", root.display()))?;
+            let text = image.to_json()?;
+            out.write_all(text.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            tracing::info!(
+                mounts = image.tree.mounts.len(),
+                superblocks = image.tree.superblocks.len(),
+                groups = image.tree.groups.len(),
+                "dumped"
+            );
+            Ok(0)
+        }
+        MountsCommand::Restore {
+            image,
+            target,
+            externals,
+        } => {
+            let img = load(&image)?;
+            let mut map = HashMap::new();
+            for e in &externals {
+                let (k, v) = e
+                    .split_once('=')
+                    .with_context(|| format!("--external {e:?}: expected KEY=PATH"))?;
+                map.insert(k.to_string(), PathBuf::from(v));
+            }
+            let opts = ApplyOptions {
+                target: target.clone(),
+                externals: map,
+            };
+            let report = mountv2::apply::restore(&img, &opts).map_err(|e| match e {
+                RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),
+                RestoreError::Apply(a) => {
+                    anyhow::anyhow!("restoring {} at {}: {a}", image.display(), target.display())
+                }
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "restored": img.tree.mounts.len(),
+                        "target": target,
+                        "steps": report.steps,
+                        "build_seconds": report.build.as_secs_f64(),
+                        "propagation_seconds": report.propagation.as_secs_f64(),
+                    })
+                );
+            } else {
+                println!(
+                    "restored {} mounts at {} ({} steps, {:.3}s)",
+                    img.tree.mounts.len(),
+                    target.display(),
+                    report.steps,
+                    (report.build + report.propagation).as_secs_f64()
+                );
+            }
+            Ok(0)
+        }
+        MountsCommand::Plan { image, target } => {
+            let img = load(&image)?;
+            let plan = mountv2::plan::plan(&img)
+                .with_context(|| format!("planning {}", image.display()))?;
+            let mut out = std::io::stdout().lock();
+            if let Some(t) = &target {
+                if !json {
+                    writeln!(out, "# target {}", t.display())?;
+                }
+            }
+            for (i, step) in plan.steps.iter().enumerate() {
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"index": i, "step": step.to_string()})
+                    )?;
+                } else {
+                    writeln!(out, "{i:>5} {step}")?;
+                }
+            }
+            Ok(0)
+        }
+        MountsCommand::Diff { a, b } => {
+            let ta = operand_tree(&a)?;
+            let tb = operand_tree(&b)?;
+            let diffs = mountv2::diff::diff(&ta, &tb);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"equal": diffs.is_empty(), "differences": diffs})
+                );
+            } else if diffs.is_empty() {
+                println!("equal: {} mounts, same up to ids", ta.mounts.len());
+            } else {
+                for d in &diffs {
+                    println!("{d}");
+                }
+            }
+            Ok(if diffs.is_empty() { 0 } else { 1 })
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<MountImage> {
+    MountImage::load(path).with_context(|| format!("loading mount image {}", path.display()))
+}
+
+/// An image file, or a live tree `pid:PID:PATH` (dumped without content).
+fn operand_tree(spec: &str) -> Result<MountTree> {
+    if let Some(rest) = spec.strip_prefix("pid:") {
+        let (pid, path) = rest
+            .split_once(':')
+            .with_context(|| format!("{spec:?}: expected pid:PID:PATH"))?;
+        let pid: u32 = pid
+            .parse()
+            .with_context(|| format!("{spec:?}: {pid:?} is not a pid"))?;
+        let opts = DumpOptions {
+            root: PathBuf::from(path),
+            content: false,
+            ..Default::default()
+        };
+        let image = in_namespace(Some(pid), || dump(&opts).map_err(anyhow::Error::from))
+            .with_context(|| format!("scanning {spec}"))?;
+        Ok(image.tree)
+    } else {
+        Ok(load(Path::new(spec))?.tree)
+    }
+}
+
+/// Run `f` inside `pid`'s mount namespace and come back. setns(CLONE_NEWNS) needs a
+/// single-threaded caller, which the CLI is.
+fn in_namespace<T>(pid: Option<u32>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let Some(pid) = pid else { return f() };
+    let own = File::open("/proc/self/ns/mnt").context("opening /proc/self/ns/mnt")?;
+    let cwd = std::env::current_dir().ok();
+    let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
+        .with_context(|| format!("process {pid}: opening its mount namespace"))?;
+    nix::sched::setns(theirs.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .with_context(|| format!("entering the mount namespace of process {pid}"))?;
+    let result = f();
+    if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS) {
+        bail!("returning to the original mount namespace: {e}");
+    }
+    if let Some(c) = cwd {
+        let _ = std::env::set_current_dir(c);
+    }
+    result
+}

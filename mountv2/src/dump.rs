@@ -203,28 +203,28 @@ fn settle_outside_ties(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMou
     }
 }
 
-/// The mount id the path resolves to now (unique 64-bit ids when `unique`).
-fn mount_id_at(path: &Path, unique: bool) -> Option<u64> {
+/// Is the mount with id `id` the one `path` resolves to now? Compared with the unique 64-bit
+/// id (statmount tables) and the legacy id (mountinfo tables); the two ranges do not meet.
+fn mount_is_at(path: &Path, id: u64) -> bool {
     const STATX_MNT_ID: u32 = 0x1000;
     const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mask = if unique {
-        STATX_MNT_ID_UNIQUE
-    } else {
-        STATX_MNT_ID
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
     };
-    // SAFETY: zeroed statx is a valid output buffer; the path is NUL-terminated.
-    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
-            mask,
-            &mut buf,
-        )
-    };
-    (r == 0 && buf.stx_mask & mask != 0).then_some(buf.stx_mnt_id)
+    [STATX_MNT_ID_UNIQUE, STATX_MNT_ID].into_iter().any(|mask| {
+        // SAFETY: zeroed statx is a valid output buffer; the path is NUL-terminated.
+        let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::statx(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+                mask,
+                &mut buf,
+            )
+        };
+        r == 0 && buf.stx_mask & mask != 0 && buf.stx_mnt_id == id
+    })
 }
 
 fn capture_contents(
@@ -256,8 +256,7 @@ fn capture_contents(
             let row = rows[m.get()];
             !mount.root_deleted
                 && !mount.is_file
-                && mount_id_at(&absolute(root, &mount.mountpoint), row.id >= 1 << 32)
-                    == Some(row.id)
+                && mount_is_at(&absolute(root, &mount.mountpoint), row.id)
         });
         let Some(m) = reachable else {
             tracing::warn!(superblock = sb.0, fstype = %s.fstype, "no mount of this filesystem is reachable by path; its content is not captured");

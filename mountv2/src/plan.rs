@@ -6,8 +6,9 @@
 //! 2. every mount as a private, detached clone of its superblock's root walked down to its own
 //!    root;
 //! 3. the tree assembled parent-first while everything is private, so nothing propagates;
-//! 4. per-mount attributes, then read-only superblocks turned read-only;
-//! 5. the finished tree attached at the target in one move;
+//! 4. the finished tree attached at the target in one move;
+//! 5. per-mount attributes (mount_setattr needs the mounts in the caller's namespace), then
+//!    read-only superblocks turned read-only;
 //! 6. propagation last: each peer group grows from a donor (a member whose root contains every
 //!    root that must join it, or else a temporary covering clone of the superblock root), slaves
 //!    join their master's group and step down to slave, and unbindable comes at the very end
@@ -251,7 +252,11 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
         stack.extend(kids.into_iter().rev());
     }
 
-    // 4. Attributes, then read-only superblocks.
+    // 4. Into place. mount_setattr only works on a detached tree's root, so attributes
+    // come after this.
+    steps.push(Step::AttachRoot { mount: MountIdx(0) });
+
+    // 5. Attributes, then read-only superblocks.
     for (i, m) in tree.mounts.iter().enumerate() {
         steps.push(Step::SetAttr {
             mount: MountIdx(i as u32),
@@ -265,9 +270,6 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
             });
         }
     }
-
-    // 5. Into place.
-    steps.push(Step::AttachRoot { mount: MountIdx(0) });
 
     // 6. Propagation.
     plan_propagation(tree, &mut steps)?;

@@ -1,0 +1,289 @@
+//! Global flags, argv normalisation and runc-style logging.
+//!
+//! Engines call runtimes with argv shapes that a strict parser rejects: single-dash long flags
+//! (`-no-subreaper`, accepted by urfave/cli and sent by containerd), `--flag=value`, and flags
+//! given twice (podman sends `--leave-running` twice). Normalisation rewrites the first kind;
+//! clap handles the others (`args_override_self`).
+
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Root directory for storage of container state.
+    #[arg(long, global = true, default_value = "/run/ferry")]
+    pub root: PathBuf,
+    /// Log file (default: standard error).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json (one object per line with level, msg and time).
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (not supported here: there is no systemd).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Path to the criu binary.
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
+    /// Rootless mode: true, false or auto.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+}
+
+/// Long flags that may arrive with a single dash.
+const LONG_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "debug",
+    "systemd-cgroup",
+    "criu",
+    "rootless",
+    "bundle",
+    "console-socket",
+    "pid-file",
+    "no-pivot",
+    "no-new-keyring",
+    "preserve-fds",
+    "detach",
+    "keep",
+    "format",
+    "all",
+    "force",
+    "process",
+    "tty",
+    "cwd",
+    "env",
+    "user",
+    "cap",
+    "no-new-privs",
+    "stats",
+    "interval",
+    "image-path",
+    "work-path",
+    "parent-path",
+    "leave-running",
+    "tcp-established",
+    "ext-unix-sk",
+    "shell-job",
+    "file-locks",
+    "pre-dump",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "auto-dedup",
+    "lazy-pages",
+    "status-fd",
+    "page-server",
+    "no-subreaper",
+    "lsm-profile",
+    "lsm-mount-context",
+    "resources",
+    "mount-mismatch",
+    "output",
+    "pid",
+    "target",
+    "external",
+    "source",
+    "no-content",
+    "additional-gids",
+    "process-label",
+    "apparmor",
+    "ignore-paused",
+    "pidfd-socket",
+    "blkio-weight",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-share",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "memory",
+    "memory-reservation",
+    "memory-swap",
+    "pids-limit",
+    "l3-cache-schema",
+    "mem-bw-schema",
+    "kernel-memory",
+    "kernel-memory-tcp",
+    "help",
+    "version",
+];
+
+/// Rewrite `-long-flag[=v]` to `--long-flag[=v]` for known long flags, up to a `--`.
+pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut done = false;
+    for a in args {
+        if done {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            done = true;
+            out.push(a);
+            continue;
+        }
+        if let Some(rest) = a.strip_prefix('-') {
+            if !rest.starts_with('-') && rest.len() > 1 {
+                let name = rest.split('=').next().unwrap_or(rest);
+                if LONG_FLAGS.contains(&name) {
+                    out.push(format!("--{rest}"));
+                    continue;
+                }
+            }
+        }
+        out.push(a);
+    }
+    out
+}
+
+/// A tracing layer that writes runc's log lines: text, or one JSON object per line with
+/// `level`, `msg` and `time` (containerd and conmon read the last error line from it).
+struct RuncLog {
+    out: Mutex<Box<dyn Write + Send>>,
+    json: bool,
+}
+
+#[derive(Default)]
+struct Message {
+    msg: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.msg = format!("{value:?}");
+        } else {
+            self.fields
+                .push((field.name().to_string(), format!("{value:?}")));
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.msg = value.to_string();
+        } else {
+            self.fields
+                .push((field.name().to_string(), value.to_string()));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for RuncLog {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut m = Message::default();
+        event.record(&mut m);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let line = if self.json {
+            let mut obj = serde_json::Map::new();
+            obj.insert("level".into(), level.into());
+            obj.insert("msg".into(), m.msg.clone().into());
+            obj.insert("time".into(), time.into());
+            for (k, v) in m.fields {
+                obj.insert(k, v.into());
+            }
+            serde_json::Value::Object(obj).to_string()
+        } else {
+            let extra: String = m.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+            format!("time=\"{time}\" level={level} msg=\"{}\"{extra}", m.msg)
+        };
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Install logging. The log file is created at once, so it exists even when the command fails
+/// before logging anything.
+pub fn init_logging(global: &GlobalOpts) -> anyhow::Result<()> {
+    let out: Box<dyn Write + Send> = match &global.log {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("opening log file {}: {e}", p.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let level = if global.debug || std::env::var_os("FERRY_DEBUG").is_some() {
+        Level::DEBUG
+    } else if global.log.is_some() {
+        Level::INFO
+    } else {
+        Level::WARN
+    };
+    let layer = RuncLog {
+        out: Mutex::new(out),
+        json: global.log_format == LogFormat::Json,
+    }
+    .with_filter(tracing_subscriber::filter::LevelFilter::from_level(level));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn single_dash_long_flags_become_double() {
+        assert_eq!(
+            normalise_args(v(&[
+                "ferry",
+                "restore",
+                "-no-subreaper",
+                "-image-path=/x",
+                "-d",
+                "id"
+            ])),
+            v(&[
+                "ferry",
+                "restore",
+                "--no-subreaper",
+                "--image-path=/x",
+                "-d",
+                "id"
+            ])
+        );
+    }
+
+    #[test]
+    fn unknown_words_and_after_double_dash_are_kept() {
+        assert_eq!(
+            normalise_args(v(&["ferry", "exec", "id", "ls", "-la", "--", "-root"])),
+            v(&["ferry", "exec", "id", "ls", "-la", "--", "-root"])
+        );
+    }
+}
