@@ -251,39 +251,20 @@ fn capture_contents(
         }
         // Widest root first; it must be reachable by path (not covered by another mount).
         mounts.sort_by_key(|m| tree.mount(*m).root.len());
-        let reachable = mounts.iter().find(|m| {
-            let mount = tree.mount(**m);
-            let row = rows[m.get()];
-            !mount.root_deleted
-                && !mount.is_file
-                && mount_is_at(&absolute(root, &mount.mountpoint), row.id)
-        });
-        let Some(m) = reachable else {
+        let reachable: Vec<MountIdx> = mounts
+            .iter()
+            .copied()
+            .filter(|m| {
+                let mount = tree.mount(*m);
+                !mount.root_deleted
+                    && !mount.is_file
+                    && mount_is_at(&absolute(root, &mount.mountpoint), rows[m.get()].id)
+            })
+            .collect();
+        let Some(content) = capture_one(tree, &reachable, root, budget)? else {
             tracing::warn!(superblock = sb.0, fstype = %s.fstype, "no mount of this filesystem is reachable by path; its content is not captured");
             continue;
         };
-        let mount = tree.mount(*m);
-        let path = absolute(root, &mount.mountpoint);
-        let err = |source: ContentError| DumpError::Content {
-            fstype: s.fstype.clone(),
-            mountpoint: path.display().to_string(),
-            source,
-        };
-        // A non-recursive clone shows what lies under overmounts too.
-        let clone = rustix::mount::open_tree(
-            rustix::fs::CWD,
-            &path,
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-        )
-        .map_err(|e| {
-            err(ContentError::Io {
-                path: path.display().to_string(),
-                source: e.into(),
-            })
-        })?;
-        // The clone of a shared mount would be a peer: keep it out of the group.
-        let _ = crate::sys::set_propagation(clone.as_fd(), crate::sys::PropagationType::Private);
-        let content = crate::content::capture(clone.as_fd(), &mount.root, budget).map_err(err)?;
         let used: u64 = content
             .entries
             .iter()
@@ -299,4 +280,56 @@ fn capture_contents(
         });
     }
     Ok(out)
+}
+
+/// Capture a superblock's content from the widest of `candidates`. A private non-recursive
+/// clone shows what lies under overmounts; an unbindable mount cannot be cloned, so the next
+/// candidate is tried, and as a last resort the mount is read through its path (overmounted
+/// parts then stay unseen, and the walk does not enter other filesystems).
+fn capture_one(
+    tree: &MountTree,
+    candidates: &[MountIdx],
+    root: &Path,
+    budget: u64,
+) -> Result<Option<crate::content::Content>, DumpError> {
+    let Some(first) = candidates.first() else {
+        return Ok(None);
+    };
+    let err = |m: MountIdx, source: ContentError| DumpError::Content {
+        fstype: tree.superblock(tree.mount(m).superblock).fstype.clone(),
+        mountpoint: absolute(root, &tree.mount(m).mountpoint)
+            .display()
+            .to_string(),
+        source,
+    };
+    for m in candidates {
+        let mount = tree.mount(*m);
+        let path = absolute(root, &mount.mountpoint);
+        let Ok(clone) = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            &path,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        ) else {
+            continue;
+        };
+        // The clone of a shared mount would be a peer: keep it out of the group.
+        let _ = crate::sys::set_propagation(clone.as_fd(), crate::sys::PropagationType::Private);
+        return crate::content::capture(clone.as_fd(), &mount.root, budget)
+            .map(Some)
+            .map_err(|e| err(*m, e));
+    }
+    let mount = tree.mount(*first);
+    let path = absolute(root, &mount.mountpoint);
+    let dir = std::fs::File::open(&path).map_err(|e| {
+        err(
+            *first,
+            ContentError::Io {
+                path: path.display().to_string(),
+                source: e,
+            },
+        )
+    })?;
+    crate::content::capture(dir.as_fd(), &mount.root, budget)
+        .map(Some)
+        .map_err(|e| err(*first, e))
 }

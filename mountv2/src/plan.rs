@@ -226,12 +226,6 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
             root: m.root.clone(),
         });
     }
-    // Deepest first, so nested placeholders come out in order.
-    placeholders.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
-    placeholders.dedup();
-    for (sb, path) in placeholders {
-        steps.push(Step::RemovePlaceholder { sb, path });
-    }
 
     // 3. Assemble parent-first. Among siblings, a mount whose mount point lies below another
     // sibling's must go first: attaching it later would walk into that sibling.
@@ -255,6 +249,13 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
     // 4. Into place. mount_setattr only works on a detached tree's root, so attributes
     // come after this.
     steps.push(Step::AttachRoot { mount: MountIdx(0) });
+    // The kernel will not attach a mount whose root is already unlinked, so placeholders go
+    // only now; deepest first, so nested ones come out in order.
+    placeholders.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
+    placeholders.dedup();
+    for (sb, path) in placeholders {
+        steps.push(Step::RemovePlaceholder { sb, path });
+    }
 
     // 5. Attributes, then read-only superblocks.
     for (i, m) in tree.mounts.iter().enumerate() {

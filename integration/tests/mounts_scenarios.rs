@@ -1,0 +1,457 @@
+//! The mountv2 engine end to end, through `ferry mounts`: each scenario builds a mount
+//! configuration in a private mount namespace, dumps it, restores it into a fresh namespace and
+//! into the same one, and requires `ferry mounts diff` to find them equal. Where the scenario
+//! has one, a live propagation event is then made on the original and on the restored tree
+//! (or once, outside both), and the two trees must still be equal: sharing really works.
+
+use ferry_integration::{check, in_private_ns, require_root};
+
+/// Runs after a scenario's build script; `$D` holds the tree, `$W` is scratch.
+const CHECK: &str = r#"
+"$FERRY" mounts dump --root "$D" -o "$W/img.json"
+if [ "${FRESH:-1}" = 1 ]; then
+  unshare -m --propagation private bash -c '
+    set -euo pipefail
+    "$FERRY" mounts restore "$W/img.json" --target "$W/fresh"
+    "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/fresh"'
+fi
+"$FERRY" mounts restore "$W/img.json" --target "$W/r"
+"$FERRY" mounts diff "$W/img.json" "pid:$$:$W/r"
+# File content of every recreated superblock, hidden parts included, byte for byte.
+"$FERRY" mounts dump --root "$W/r" -o "$W/r.json"
+cmp <(jq -S '[.contents[].content] | sort' "$W/img.json") <(jq -S '[.contents[].content] | sort' "$W/r.json")
+if [ -n "${EVENT:-}" ]; then
+  for T in "$D" "$W/r"; do eval "$EVENT"; done
+fi
+if [ -n "${EVENT_ONCE:-}" ]; then eval "$EVENT_ONCE"; fi
+if [ -n "${EVENT:-}${EVENT_ONCE:-}" ]; then
+  "$FERRY" mounts dump --no-content --root "$D" -o "$W/after-d.json"
+  "$FERRY" mounts dump --no-content --root "$W/r" -o "$W/after-r.json"
+  "$FERRY" mounts diff "$W/after-d.json" "$W/after-r.json"
+  [ -n "${EXPECT:-}" ] && eval "$EXPECT"
+fi
+echo SCENARIO-OK
+"#;
+
+fn scenario(name: &str, build: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let w = tempfile::tempdir().expect("tempdir");
+    let wp = w.path().display().to_string();
+    let script = format!(
+        "set -euo pipefail\nD=\"$W/d\"; mkdir -p \"$D\" \"$W/r\" \"$W/fresh\"\n{build}\n{CHECK}"
+    );
+    let mut vars: Vec<(&str, String)> = vec![("W", wp)];
+    vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+    let out = in_private_ns(&script, &vars);
+    check(&out, &format!("scenario {name}"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SCENARIO-OK"));
+    out
+}
+
+#[test]
+fn s1_shared_binds_of_subdirectories() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "1",
+        "mount -t tmpfs t $D; mount --make-shared $D; mkdir -p $D/a/b/c $D/d $D/e $D/f
+         echo data > $D/a/b/file
+         mount --bind $D/a $D/d; mount --bind $D/a/b $D/e; mount --bind $D/f $D/a/b/c",
+        &[
+            ("EVENT", "mkdir -p $T/a/b/ev; mount -t tmpfs ev $T/a/b/ev"),
+            // The event under a/b shows in the peers d/b and e.
+            ("EXPECT", "grep -q \" $W/r/e/ev \" /proc/self/mountinfo && grep -q \" $W/r/d/b/ev \" /proc/self/mountinfo"),
+        ],
+    );
+}
+
+#[test]
+fn s2_peers_with_different_children() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "2",
+        "mount -t tmpfs z $D; mkdir $D/s1 $D/s2; mount -t tmpfs s $D/s1; mount --make-shared $D/s1
+         mkdir $D/s1/c1; mount -t tmpfs c1 $D/s1/c1; mount --bind $D/s1 $D/s2; mkdir $D/s1/c2
+         mount --bind $D/s1 $D/s1/c2; mkdir $D/s1/c3; mount -t tmpfs c3 $D/s1/c3",
+        &[("EVENT", "mkdir -p $T/s1/ev; mount -t tmpfs ev $T/s1/ev")],
+    );
+}
+
+#[test]
+fn s3_shared_and_slave() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "3",
+        "mount -t tmpfs base $D; mkdir $D/a $D/s $D/t
+         mount -t tmpfs a $D/a; mount --make-shared $D/a; mkdir $D/a/x
+         mount --bind $D/a $D/s; mount --make-slave $D/s; mount --make-shared $D/s
+         mount --bind $D/s $D/t; mount -t tmpfs under $D/s/x",
+        &[
+            ("EVENT", "mkdir -p $T/a/ev; mount -t tmpfs ev $T/a/ev"),
+            // Master to slave: the event in a reaches s and t, and one in t never reaches a.
+            ("EXPECT", "grep -q \" $W/r/t/ev \" /proc/self/mountinfo"),
+        ],
+    );
+}
+
+#[test]
+fn s4_unbindable() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "4",
+        "mount -t tmpfs base $D; mkdir $D/u; mount -t tmpfs u $D/u; mkdir $D/u/aux $D/b
+         mount --bind $D/u/aux $D/b; mount --make-unbindable $D/u",
+        &[("EXPECT", "! mount --bind $W/r/u $W/r/b 2>/dev/null")],
+    );
+}
+
+#[test]
+fn s5_overmounts_and_stacks() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "5",
+        "mount -t tmpfs base $D; mkdir -p $D/o/hidden $D/st; echo under > $D/o/hidden/f
+         echo top > $D/top
+         mount -t tmpfs over $D/o; echo over > $D/o/g
+         mount -t tmpfs one $D/st; echo 1 > $D/st/f; mount -t tmpfs two $D/st; echo 2 > $D/st/f
+         mount -t tmpfs three $D/st; echo 3 > $D/st/f",
+        &[(
+            "EXPECT", // What lies under the overmount came back too.
+            "true",
+        )],
+    );
+    // Hidden content: unmount the restored overmount and look beneath it.
+    let w = tempfile::tempdir().expect("tmp");
+    let out = in_private_ns(
+        "set -euo pipefail; D=$W/d; mkdir -p $D/o/hidden $W/r
+         mount -t tmpfs base $D; mkdir -p $D/o/hidden; echo under > $D/o/hidden/f
+         mount -t tmpfs over $D/o
+         $FERRY mounts dump --root $D -o $W/img.json
+         $FERRY mounts restore $W/img.json --target $W/r
+         umount $W/r/o; cat $W/r/o/hidden/f >&2",
+        &[("W", w.path().display().to_string())],
+    );
+    check(&out, "hidden content");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "under");
+}
+
+#[test]
+fn s6_flags_and_superblock_options() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "6",
+        "mount -t tmpfs -o size=4m,mode=750 base $D; mkdir $D/ro $D/nsf $D/nx $D/sz
+         mount --bind -o ro $D/ro $D/ro
+         mount -t tmpfs -o nosymfollow n $D/nsf
+         mount -t tmpfs -o nosuid,nodev,noexec x $D/nx
+         mount -t tmpfs -o size=1m,mode=1777,noatime s $D/sz",
+        &[],
+    );
+}
+
+#[test]
+fn s7_file_bind_and_deleted_source() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "7",
+        "mount -t tmpfs base $D; echo content > $D/file; touch $D/fb
+         mount --bind $D/file $D/fb
+         mkdir $D/gone $D/dst; mount --bind $D/gone $D/dst; rmdir $D/gone",
+        &[],
+    );
+}
+
+#[test]
+fn s8_slaves_with_disjoint_roots() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "8",
+        "mount -t tmpfs base $D; mkdir $D/x $D/p $D/q; mount -t tmpfs x $D/x
+         mount --make-shared $D/x; mkdir $D/x/a $D/x/b
+         mount --bind $D/x/a $D/p; mount --bind $D/x/b $D/q
+         mount --make-slave $D/p; mount --make-slave $D/q",
+        &[
+            ("EVENT", "mkdir -p $T/x/a/ev; mount -t tmpfs ev $T/x/a/ev"),
+            ("EXPECT", "grep -q \" $W/r/p/ev \" /proc/self/mountinfo"),
+        ],
+    );
+}
+
+/// Peers with disjoint roots and a slave outside every member's root: no member can donate,
+/// so the plan must grow the group from a covering clone of the superblock root.
+#[test]
+fn s8b_group_needs_a_covering_donor() {
+    if !require_root() {
+        return;
+    }
+    let out = scenario(
+        "8b",
+        "mount -t tmpfs base $D; mkdir $D/x $D/p $D/q $D/s; mount -t tmpfs x $D/x
+         mount --make-shared $D/x; mkdir $D/x/a $D/x/b $D/x/c
+         mount --bind $D/x/a $D/p; mount --bind $D/x/b $D/q; mount --bind $D/x/c $D/s
+         mount --make-slave $D/s; mount --make-private $D/x
+         $FERRY mounts plan <($FERRY mounts dump --root $D) | grep cover",
+        &[("EVENT", "mkdir -p $T/p/ev; mount -t tmpfs ev $T/p/ev")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("make-cover"), "{stdout}");
+    assert!(stdout.contains("drop-cover"), "{stdout}");
+}
+
+#[test]
+fn s9_slave_of_a_mount_outside_the_tree() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "9",
+        "mkdir -p $W/out; mount -t tmpfs out $W/out; mount --make-shared $W/out; mkdir $W/out/s
+         mount -t tmpfs base $D; mkdir $D/sl; mount --bind $W/out/s $D/sl; mount --make-slave $D/sl",
+        &[
+            // The outside group only exists in this namespace.
+            ("FRESH", "0"),
+            ("EVENT_ONCE", "mkdir -p $W/out/s/ev; mount -t tmpfs ev $W/out/s/ev"),
+            ("EXPECT", "grep -q \" $W/r/sl/ev \" /proc/self/mountinfo"),
+        ],
+    );
+}
+
+#[test]
+fn s10_odd_names() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "10",
+        "mount -t tmpfs base $D
+         for n in 'with space' $'tab\\there' $'new\\nline' 'back\\\\slash'; do
+           mkdir \"$D/$n\"; mount -t tmpfs odd \"$D/$n\"; echo x > \"$D/$n/f\"
+         done",
+        &[],
+    );
+}
+
+/// Both scanners produce the same tree.
+#[test]
+fn statmount_and_mountinfo_agree() {
+    if !require_root() {
+        return;
+    }
+    let w = tempfile::tempdir().expect("tmp");
+    let out = in_private_ns(
+        "set -euo pipefail; D=$W/d; mkdir -p $D
+         mount -t tmpfs t $D; mount --make-shared $D; mkdir -p $D/a $D/b $D/c
+         mount --bind $D/a $D/b; mount --make-slave $D/b; mount -t tmpfs -o ro,size=1m c $D/c
+         $FERRY mounts dump --no-content --source mountinfo --root $D -o $W/mi.json
+         $FERRY mounts dump --no-content --source statmount --root $D -o $W/sm.json
+         $FERRY mounts diff $W/mi.json $W/sm.json",
+        &[("W", w.path().display().to_string())],
+    );
+    check(&out, "scanner comparison");
+}
+
+/// Hostile and broken images are refused before anything is mounted.
+#[test]
+fn bad_images_are_refused_and_nothing_is_mounted() {
+    if !require_root() {
+        return;
+    }
+    let w = tempfile::tempdir().expect("tmp");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "escape",
+            r#".tree.mounts[1].mountpoint = "../../etc""#,
+            "tree.mounts[1].mountpoint",
+        ),
+        (
+            "absolute",
+            r#".tree.mounts[1].mountpoint = "/etc""#,
+            "tree.mounts[1].mountpoint",
+        ),
+        (
+            "missing-sb",
+            r#".tree.mounts[1].superblock = 99"#,
+            "superblock",
+        ),
+        ("version", r#".version = 99"#, "version"),
+        (
+            "root-escape",
+            r#".tree.mounts[1].root = "/../../""#,
+            "tree.mounts[1].root",
+        ),
+        (
+            "content-escape",
+            r#".contents[0].content.entries[0].path = "../x""#,
+            "contents[0]",
+        ),
+    ];
+    for (name, jq, field) in cases {
+        let script = format!(
+            "set -uo pipefail; D=$W/d; mkdir -p $D $W/r
+             mount -t tmpfs t $D; mkdir $D/a; echo x > $D/a/f; mount -t tmpfs a $D/a
+             $FERRY mounts dump --root $D -o $W/img.json
+             jq '{jq}' $W/img.json > $W/bad.json
+             $FERRY mounts restore $W/bad.json --target $W/r; rc=$?
+             [ $rc -ne 0 ] || {{ echo 'restore of a bad image succeeded'; exit 1; }}
+             if grep -q \" $W/r\" /proc/self/mountinfo; then echo 'something was mounted'; exit 1; fi
+             exit 0"
+        );
+        let out = in_private_ns(&script, &[("W", w.path().display().to_string())]);
+        check(&out, &format!("bad image {name}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(field),
+            "{name}: error does not name {field}: {stderr}"
+        );
+    }
+    // Truncated image.
+    let out = in_private_ns(
+        "set -uo pipefail; D=$W/d; mkdir -p $D $W/r; mount -t tmpfs t $D
+         $FERRY mounts dump --root $D -o $W/img.json
+         head -c 100 $W/img.json > $W/cut.json
+         ! $FERRY mounts restore $W/cut.json --target $W/r",
+        &[("W", w.path().display().to_string())],
+    );
+    check(&out, "truncated image");
+}
+
+/// A restore that fails midway (an external filesystem that cannot be found) leaves the
+/// target as it was.
+#[test]
+fn failed_restore_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let w = tempfile::tempdir().expect("tmp");
+    let out = in_private_ns(
+        "set -uo pipefail; D=$W/d; mkdir -p $D $W/r $W/out
+         mount -t tmpfs out $W/out; mount --make-shared $W/out; mkdir $W/out/s
+         mount -t tmpfs t $D; mkdir $D/sl; mount --bind $W/out/s $D/sl; mount --make-slave $D/sl
+         $FERRY mounts dump --root $D -o $W/img.json
+         umount $D/sl; umount $W/out
+         before=$(wc -l < /proc/self/mountinfo)
+         if $FERRY mounts restore $W/img.json --target $W/r; then echo 'restore succeeded'; exit 1; fi
+         after=$(wc -l < /proc/self/mountinfo)
+         [ \"$before\" = \"$after\" ] || { echo \"mounts left: $before -> $after\"; exit 1; }",
+        &[("W", w.path().display().to_string())],
+    );
+    check(&out, "failed restore");
+}
+
+/// Small deterministic generator (xorshift64*), so a seed names a case exactly.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A random sequence of mount operations as a bash script building under `$D`.
+fn random_script(seed: u64) -> String {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut paths = vec!["$D".to_string()];
+    let mut s = String::from("mount -t tmpfs base $D\n");
+    let ops = 50 + rng.below(151);
+    for i in 0..ops {
+        let p = paths[rng.below(paths.len())].clone();
+        // Keep propagation from growing the tree without bound.
+        s.push_str("if [ $(wc -l < /proc/self/mountinfo) -lt 1200 ]; then ");
+        match rng.below(9) {
+            0 => {
+                let n = format!("{p}/t{i}");
+                s.push_str(&format!("mkdir -p {n} && mount -t tmpfs t{i} {n}"));
+                paths.push(n);
+            }
+            1 | 2 => {
+                let src = paths[rng.below(paths.len())].clone();
+                let src = if rng.below(2) == 0 {
+                    src
+                } else {
+                    let sub = format!("{src}/sd{i}");
+                    s.push_str(&format!("mkdir -p {sub} ; "));
+                    sub
+                };
+                let n = format!("{p}/b{i}");
+                s.push_str(&format!("mkdir -p {n} && mount --bind {src} {n}"));
+                paths.push(n);
+            }
+            3 => s.push_str(&format!("mount --make-shared {p}")),
+            4 => s.push_str(&format!("mount --make-slave {p}")),
+            5 => s.push_str(&format!("mount --make-private {p}")),
+            6 => s.push_str(&format!("mount --make-unbindable {p}")),
+            7 => s.push_str(&format!("mount -t tmpfs over{i} {p}")),
+            _ => {
+                if p != "$D" {
+                    s.push_str(&format!("umount {p}"));
+                } else {
+                    s.push_str("true");
+                }
+            }
+        }
+        s.push_str(" || true; fi\n");
+    }
+    s
+}
+
+/// Seeds that once failed; they run every time.
+const REGRESSION_SEEDS: &[u64] = &[];
+
+#[test]
+fn random_trees_roundtrip() {
+    if !require_root() {
+        return;
+    }
+    let count: u64 = std::env::var("FERRY_PROPTEST_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let base: u64 = std::env::var("FERRY_PROPTEST_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let seeds: Vec<u64> = REGRESSION_SEEDS
+        .iter()
+        .copied()
+        .chain(base..base + count)
+        .collect();
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let build = random_script(seed);
+        let w = tempfile::tempdir().expect("tmp");
+        let script = format!(
+            "set -uo pipefail\nD=\"$W/d\"; mkdir -p \"$D\" \"$W/r\" \"$W/fresh\"\n{build}\nset -e\n{CHECK}"
+        );
+        let out = in_private_ns(&script, &[("W", w.path().display().to_string())]);
+        if !out.status.success() {
+            eprintln!(
+                "seed {seed} FAILED; script:\n{build}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            failed.push(seed);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "random trees failed for seeds {failed:?}; add them to REGRESSION_SEEDS once fixed"
+    );
+}
