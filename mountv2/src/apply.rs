@@ -6,7 +6,7 @@
 
 use crate::content::Content;
 use crate::image::MountImage;
-use crate::model::{Atime, GroupIdx, MountFlags, MountIdx, SuperblockIdx};
+use crate::model::{Atime, GroupIdx, MountFlags, MountIdx, SuperblockIdx, SuperblockOrigin};
 use crate::plan::{Handle, MountPlan, Step};
 use crate::sys::{self, PropagationType};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -122,7 +122,7 @@ fn attr_mask(flags: &MountFlags) -> u64 {
 struct Executor<'a> {
     image: &'a MountImage,
     opts: &'a ApplyOptions,
-    contents: HashMap<SuperblockIdx, &'a Content>,
+    contents: HashMap<SuperblockIdx, Vec<&'a Content>>,
     sb_roots: Vec<Option<OwnedFd>>,
     mounts: Vec<Option<OwnedFd>>,
     covers: HashMap<GroupIdx, OwnedFd>,
@@ -160,11 +160,12 @@ pub fn apply(
     let mut ex = Executor {
         image,
         opts,
-        contents: image
-            .contents
-            .iter()
-            .map(|c| (c.superblock, &c.content))
-            .collect(),
+        contents: image.contents.iter().fold(HashMap::new(), |mut m, c| {
+            m.entry(c.superblock)
+                .or_insert_with(Vec::new)
+                .push(&c.content);
+            m
+        }),
         sb_roots: (0..image.tree.superblocks.len()).map(|_| None).collect(),
         mounts: (0..image.tree.mounts.len()).map(|_| None).collect(),
         covers: HashMap::new(),
@@ -294,21 +295,24 @@ impl<'a> Executor<'a> {
                 self.sb_roots[sb.get()] = Some(root);
             }
             Step::Populate { sb } => {
-                let content = self
+                let contents = self
                     .contents
                     .get(sb)
                     .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
-                let base = content.base.trim_start_matches('/');
                 let root = self.sb_root(*sb)?;
-                let base_fd = if base.is_empty() {
-                    sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
-                } else {
-                    sys::open_or_create_mountpoint(root, base, false).and_then(|p| {
-                        sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
-                    })
+                for content in contents {
+                    let base = content.base.trim_start_matches('/');
+                    let base_fd = if base.is_empty() {
+                        sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
+                    } else {
+                        sys::open_or_create_mountpoint(root, base, false).and_then(|p| {
+                            sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
+                        })
+                    }
+                    .map_err(|e| format!("content base {:?}: {e}", content.base))?;
+                    crate::content::populate(base_fd.as_fd(), content)
+                        .map_err(|e| e.to_string())?;
                 }
-                .map_err(|e| format!("content base {:?}: {e}", content.base))?;
-                crate::content::populate(base_fd.as_fd(), content).map_err(|e| e.to_string())?;
             }
             Step::MakePlaceholder { sb, path, file } => {
                 let rel = path.trim_start_matches('/');
@@ -321,8 +325,23 @@ impl<'a> Executor<'a> {
                 }
             }
             Step::Clone { mount, sb, root } => {
-                let fd = clone_of(self.sb_root(*sb)?, root.trim_start_matches('/'))
-                    .map_err(|e| format!("cloning root {root:?}: {e}"))?;
+                let rel = root.trim_start_matches('/');
+                let sb_root = self.sb_root(*sb)?;
+                // A fresh filesystem has only what the dump could see: a root that was under
+                // an overmount in every view is made here, empty.
+                if !rel.is_empty()
+                    && self.image.tree.superblock(*sb).origin == SuperblockOrigin::Fresh
+                    && sys::open_beneath(sb_root, rel, OFlags::PATH).is_err()
+                {
+                    sys::open_or_create_mountpoint(
+                        sb_root,
+                        rel,
+                        self.image.tree.mount(*mount).is_file,
+                    )
+                    .map_err(|e| format!("making root {root:?}: {e}"))?;
+                }
+                let fd =
+                    clone_of(sb_root, rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
                 self.mounts[mount.get()] = Some(fd);
             }
             Step::RemovePlaceholder { sb, path } => {

@@ -112,14 +112,26 @@ pub fn capture(dir: BorrowedFd<'_>, base: &str, limit: u64) -> Result<Content, C
         entries: Vec::new(),
     };
     let mut used = 0u64;
-    walk(&root, "", st.st_dev, limit, &mut used, &mut content.entries)?;
+    let mount = mount_id(&root, "").map_err(|e| io_err(base, e))?;
+    walk(&root, "", mount, limit, &mut used, &mut content.entries)?;
     Ok(content)
+}
+
+/// The id of the mount `name` (below `dir`) is on, without following symlinks or automounts.
+fn mount_id(dir: &OwnedFd, name: &str) -> rustix::io::Result<u64> {
+    let flags = if name.is_empty() {
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT
+    };
+    let st = rustix::fs::statx(dir, name, flags, rustix::fs::StatxFlags::MNT_ID)?;
+    Ok(st.stx_mnt_id)
 }
 
 fn walk(
     dir: &OwnedFd,
     rel: &str,
-    dev: u64,
+    mount: u64,
     limit: u64,
     used: &mut u64,
     out: &mut Vec<Entry>,
@@ -153,16 +165,17 @@ fn walk(
         let meta = meta_of(&st);
         let kind = match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
+                // Something else is mounted here (only on a live view, never on a clone): what
+                // stat shows is that filesystem's root, and the directory beneath is hidden.
+                // Leave it to the mount point creation on restore.
+                if mount_id(dir, &name).map_err(|e| io_err(&path, e))? != mount {
+                    continue;
+                }
                 out.push(Entry {
                     path: path.clone(),
                     meta,
                     kind: EntryKind::Dir,
                 });
-                // Something else mounted here (only on a live, recursive view): its content
-                // belongs to its own filesystem.
-                if st.st_dev != dev {
-                    continue;
-                }
                 let sub = rustix::fs::openat(
                     dir,
                     name.as_str(),
@@ -170,7 +183,7 @@ fn walk(
                     Mode::empty(),
                 )
                 .map_err(|e| io_err(&path, e))?;
-                walk(&sub, &path, dev, limit, used, out)?;
+                walk(&sub, &path, mount, limit, used, out)?;
                 continue;
             }
             FileType::RegularFile => {

@@ -62,6 +62,7 @@ pub fn dump(opts: &DumpOptions) -> Result<MountImage, DumpError> {
     let mut tree = scan::tree_at(&table, &opts.root)?;
     let rows = match_rows(&table, &tree, &opts.root)?;
     settle_outside_ties(&table, &mut tree, &rows, &opts.root);
+    reachable_outside_paths(&table, &mut tree, &rows);
     let contents = if opts.content {
         capture_contents(&tree, &rows, &opts.root, opts.content_limit)?
     } else {
@@ -203,6 +204,54 @@ fn settle_outside_ties(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMou
     }
 }
 
+/// Paths that stand for outside groups and external filesystems must lead to that mount when
+/// walked (a mount tucked under another cannot be opened by path): pick reachable ones.
+fn reachable_outside_paths(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMount]) {
+    let inside: HashSet<u64> = rows.iter().map(|r| r.id).collect();
+    let best = |pred: &dyn Fn(&RawMount) -> bool| -> Option<String> {
+        table
+            .iter()
+            .filter(|r| pred(r) && mount_is_at(&r.mountpoint, r.id))
+            .min_by_key(|r| {
+                (
+                    inside.contains(&r.id),
+                    r.root.as_os_str().len(),
+                    r.mountpoint.as_os_str().len(),
+                )
+            })
+            .map(|r| r.mountpoint.display().to_string())
+    };
+    let mut kernel_group: HashMap<usize, u64> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        if let (Some(g), Some(id)) = (m.propagation.shared, rows[i].shared) {
+            kernel_group.insert(g.get(), id);
+        }
+        if let (Some(g), Some(id)) = (m.propagation.master, rows[i].master) {
+            kernel_group.entry(g.get()).or_insert(id);
+        }
+    }
+    for (g, id) in kernel_group {
+        if let PeerGroup::External { path } = &mut tree.groups[g] {
+            if let Some(p) = best(&|r: &RawMount| r.shared == Some(id) && !inside.contains(&r.id)) {
+                *path = p;
+            }
+        }
+    }
+    let mut dev_of: HashMap<SuperblockIdx, (u32, u32)> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        dev_of.entry(m.superblock).or_insert(rows[i].dev);
+    }
+    for (sb, dev) in dev_of {
+        if let SuperblockOrigin::External { hint, .. } = &mut tree.superblocks[sb.get()].origin {
+            if let Some(p) =
+                best(&|r: &RawMount| r.dev == dev && r.root == Path::new("/") && !r.root_deleted)
+            {
+                *hint = Some(p);
+            }
+        }
+    }
+}
+
 /// Is the mount with id `id` the one `path` resolves to now? Compared with the unique 64-bit
 /// id (statmount tables) and the legacy id (mountinfo tables); the two ranges do not meet.
 fn mount_is_at(path: &Path, id: u64) -> bool {
@@ -261,23 +310,48 @@ fn capture_contents(
                     && mount_is_at(&absolute(root, &mount.mountpoint), rows[m.get()].id)
             })
             .collect();
-        let Some(content) = capture_one(tree, &reachable, root, budget)? else {
+        // The widest view first; then any view whose root lies outside every captured one
+        // (no mount may show the whole filesystem).
+        let mut captured: Vec<String> = Vec::new();
+        let mut pending: &[MountIdx] = &reachable;
+        while !pending.is_empty() {
+            // Beyond the first view, only the one uncovered mount itself will do.
+            let candidates = if captured.is_empty() {
+                pending
+            } else {
+                &pending[..1]
+            };
+            let Some(content) = capture_one(tree, candidates, root, budget)? else {
+                break;
+            };
+            let used: u64 = content
+                .entries
+                .iter()
+                .map(|e| match &e.kind {
+                    crate::content::EntryKind::File { data } => data.len() as u64 * 3 / 4,
+                    _ => 0,
+                })
+                .sum();
+            budget = budget.saturating_sub(used);
+            captured.push(content.base.clone());
+            out.push(SuperblockContent {
+                superblock: sb,
+                content,
+            });
+            let next = pending.iter().position(|m| {
+                let r = tree.mount(*m).root.as_str();
+                !captured.iter().any(|c| {
+                    crate::image::is_within(c.trim_start_matches('/'), r.trim_start_matches('/'))
+                })
+            });
+            pending = match next {
+                Some(i) => &pending[i..],
+                None => &[],
+            };
+        }
+        if captured.is_empty() {
             tracing::warn!(superblock = sb.0, fstype = %s.fstype, "no mount of this filesystem is reachable by path; its content is not captured");
-            continue;
-        };
-        let used: u64 = content
-            .entries
-            .iter()
-            .map(|e| match &e.kind {
-                crate::content::EntryKind::File { data } => data.len() as u64 * 3 / 4,
-                _ => 0,
-            })
-            .sum();
-        budget = budget.saturating_sub(used);
-        out.push(SuperblockContent {
-            superblock: sb,
-            content,
-        });
+        }
     }
     Ok(out)
 }

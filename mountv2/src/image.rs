@@ -209,10 +209,13 @@ impl MountImage {
                     "content is only for fresh superblocks",
                 ));
             }
-            if !seen.insert(sb) {
+            if !seen.insert((sb, c.content.base.as_str())) {
                 return Err(field(
                     format!("{f}.superblock"),
-                    format!("superblock {sb} has content twice"),
+                    format!(
+                        "superblock {sb} has content for base {} twice",
+                        c.content.base
+                    ),
                 ));
             }
             check_fs_root(&format!("{f}.base"), &c.content.base)?;
