@@ -209,7 +209,7 @@ impl<S: Subscriber> Layer<S> for RuncLog {
             serde_json::Value::Object(obj).to_string()
         } else {
             let extra: String = m.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-            format!("time=\"{time}\" level={level} msg=\"{}\"{extra}", m.msg)
+            format!("time=\"{time}\" level={level} msg={:?}{extra}", m.msg)
         };
         if let Ok(mut out) = self.out.lock() {
             let _ = writeln!(out, "{line}");
@@ -242,7 +242,12 @@ pub fn init_logging(global: &GlobalOpts) -> anyhow::Result<()> {
         out: Mutex::new(out),
         json: global.log_format == LogFormat::Json,
     }
-    .with_filter(tracing_subscriber::filter::LevelFilter::from_level(level));
+    .with_filter(tracing_subscriber::filter::filter_fn(move |m| {
+        // libcgroups warns about every cgroup v1 controller this kernel lacks, on every
+        // command; that is noise unless debugging.
+        let noisy = m.target().starts_with("libcgroups") && *m.level() >= Level::WARN;
+        *m.level() <= level && (!noisy || level >= Level::DEBUG || *m.level() == Level::ERROR)
+    }));
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cr;
+mod lifecycle;
 mod mounts;
 
 use clap::{Parser, Subcommand};
@@ -23,8 +24,48 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Create a container from a bundle; its process waits for `start`.
+    Create(lifecycle::CreateArgs),
+    /// Run the user process of a created container.
+    Start { id: String },
+    /// Create and start a container, waiting for it unless --detach.
+    Run(lifecycle::RunArgs),
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// List containers.
+    List(lifecycle::ListArgs),
+    /// Send a signal to a container's init (or all its processes).
+    Kill(lifecycle::KillArgs),
+    /// Delete a container and its resources.
+    Delete(lifecycle::DeleteArgs),
+    /// Run a process in a running container.
+    Exec(lifecycle::ExecArgs),
+    /// List the processes of a container.
+    Ps(lifecycle::PsArgs),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a container's resource limits.
+    Update(lifecycle::UpdateArgs),
+    /// Print resource statistics of a container.
+    Events(lifecycle::EventsArgs),
+    /// Print the features this runtime supports (OCI features JSON).
+    Features,
+    /// Write a default config.json.
+    Spec(lifecycle::SpecArgs),
     /// Use the mount-v2 engine on its own: dump, plan, restore and diff mount trees.
     Mounts(mounts::MountsArgs),
+}
+
+impl Command {
+    /// Commands that place processes into a container run from a sealed copy of the binary.
+    fn enters_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+        )
+    }
 }
 
 fn main() {
@@ -42,8 +83,30 @@ fn main() {
         eprintln!("ferry: {e:#}");
         std::process::exit(1);
     }
+    if cli.command.enters_container() {
+        if let Err(e) = ferry_runtime::sealed::ensure_sealed() {
+            tracing::error!("re-executing from a sealed copy of the ferry binary: {e}");
+            std::process::exit(1);
+        }
+    }
+    let g = &cli.global;
     let result = match cli.command {
-        Command::Mounts(args) => mounts::run(&cli.global, args),
+        Command::Create(a) => lifecycle::create(g, a),
+        Command::Start { id } => lifecycle::start(g, id),
+        Command::Run(a) => lifecycle::run(g, a),
+        Command::State { id } => lifecycle::state(g, id),
+        Command::List(a) => lifecycle::list(g, a),
+        Command::Kill(a) => lifecycle::kill(g, a),
+        Command::Delete(a) => lifecycle::delete(g, a),
+        Command::Exec(a) => lifecycle::exec(g, a),
+        Command::Ps(a) => lifecycle::ps(g, a),
+        Command::Pause { id } => lifecycle::pause(g, id),
+        Command::Resume { id } => lifecycle::resume(g, id),
+        Command::Update(a) => lifecycle::update(g, a),
+        Command::Events(a) => lifecycle::events(g, a),
+        Command::Features => lifecycle::features(),
+        Command::Spec(a) => lifecycle::spec(g, a),
+        Command::Mounts(args) => mounts::run(g, args),
     };
     match result {
         Ok(code) => std::process::exit(code),

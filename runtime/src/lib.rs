@@ -1,2 +1,10 @@
 //! ferry's runtime: runc semantics over libcontainer, CRIU orchestration, and the boundary
 //! between a container's mounts and the host's.
+
+pub mod error;
+pub mod features;
+pub mod lifecycle;
+pub mod lock;
+pub mod sealed;
+
+pub use error::{Result, RuntimeError};

@@ -1,0 +1,551 @@
+//! runc's lifecycle commands. Argument shapes follow runc 1.1 as podman 4 and containerd 1.6
+//! call it; the work is done by `ferry_runtime::lifecycle` over libcontainer.
+
+use crate::cli::GlobalOpts;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use ferry_runtime::lifecycle::{
+    parse_signal, wait_foreground, CreateOptions, ExecOptions, RuncState, Runtime,
+};
+use oci_spec::runtime::LinuxResources;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub fn runtime(global: &GlobalOpts) -> Runtime {
+    Runtime {
+        root: global.root.clone(),
+        systemd_cgroup: global.systemd_cgroup,
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub id: String,
+    /// Path to the bundle directory (holding config.json).
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master of a container with a terminal.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the init's pid to (digits only).
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE instead of pivot_root (for a ramdisk root).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass this many extra file descriptors (3 and up) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            bundle: self.bundle.clone(),
+            console_socket: self.console_socket.clone(),
+            pid_file: self.pid_file.clone(),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+            foreground: false,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Detach from the container's process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits.
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for compatibility; ferry waits for its own children only.
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print container ids only.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    pub id: String,
+    /// Signal name or number (default SIGTERM).
+    pub signal: Option<String>,
+    /// Signal every process of the container, not just its init.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill a running container first; succeed when it does not exist.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A process.json describing the process to run.
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// KEY=VALUE (repeatable).
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID[:GID].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (repeatable).
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    /// Arguments passed to ps(1) in table format.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// A JSON file with the new LinuxResources ('-' for standard input).
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit in bytes (suffixes k, m, g accepted).
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Print one statistics record and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between statistics records (e.g. 5s).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    // `--rootless` is read from the global flag of the same name.
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(0)
+}
+
+pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
+    runtime(g).create(&a.id, &a.options())?;
+    Ok(0)
+}
+
+pub fn start(g: &GlobalOpts, id: String) -> Result<i32> {
+    runtime(g).start(&id)?;
+    Ok(0)
+}
+
+pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
+    let rt = runtime(g);
+    let id = a.create.id.clone();
+    let mut opts = a.create.options();
+    opts.foreground = !a.detach;
+    let pid = rt.create(&id, &opts)?;
+    if let Err(e) = rt.start(&id) {
+        let _ = rt.delete(&id, true);
+        return Err(e.into());
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let code = wait_foreground(pid);
+    if !a.keep {
+        if let Err(e) = rt.delete(&id, true) {
+            tracing::warn!("removing container \"{id}\" after it exited: {e}");
+        }
+    }
+    Ok(code?)
+}
+
+pub fn state(g: &GlobalOpts, id: String) -> Result<i32> {
+    print_json(&runtime(g).state(&id)?)
+}
+
+pub fn list(g: &GlobalOpts, a: ListArgs) -> Result<i32> {
+    let all = runtime(g).list()?;
+    if a.quiet {
+        for s in &all {
+            println!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match a.format {
+        Format::Json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &all)?;
+            writeln!(out)?;
+            Ok(0)
+        }
+        Format::Table => {
+            print_table(&all);
+            Ok(0)
+        }
+    }
+}
+
+fn print_table(all: &[RuncState]) {
+    let rows: Vec<[String; 6]> = all
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.pid.to_string(),
+                s.status.clone(),
+                s.bundle.display().to_string(),
+                s.created.clone(),
+                s.owner.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+    let mut width = [0usize; 6];
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        for (w, c) in width.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.len());
+        }
+    }
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(width.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+}
+
+pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
+    let sig = parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
+    runtime(g).kill(&a.id, sig, a.all)?;
+    Ok(0)
+}
+
+pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
+    runtime(g).delete(&a.id, a.force)?;
+    Ok(0)
+}
+
+pub fn pause(g: &GlobalOpts, id: String) -> Result<i32> {
+    runtime(g).pause(&id)?;
+    Ok(0)
+}
+
+pub fn resume(g: &GlobalOpts, id: String) -> Result<i32> {
+    runtime(g).resume(&id)?;
+    Ok(0)
+}
+
+pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
+    let opts = ExecOptions {
+        process: a.process,
+        args: a.command,
+        tty: a.tty,
+        console_socket: a.console_socket,
+        pid_file: a.pid_file,
+        detach: a.detach,
+        cwd: a.cwd,
+        env: a.env,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        caps: a.cap,
+        no_new_privs: a.no_new_privs,
+        preserve_fds: a.preserve_fds,
+    };
+    let pid = runtime(g).exec(&a.id, &opts)?;
+    if a.detach {
+        return Ok(0);
+    }
+    Ok(wait_foreground(pid)?)
+}
+
+pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<i32> {
+    let pids = runtime(g).pids(&a.id)?;
+    if a.format == Format::Json {
+        return print_json(&pids);
+    }
+    let ps_args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args
+    };
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .context("running ps(1)")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Ok(0);
+    };
+    let Some(pid_col) = header.split_whitespace().position(|c| c == "PID") else {
+        bail!("ps output has no PID column: pass ps arguments that print one");
+    };
+    println!("{header}");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// Bytes with an optional k/m/g suffix; -1 means unlimited.
+fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("invalid size {s:?}: use bytes or a number with k, m or g"))?;
+    Ok(if n < 0 { -1 } else { n * mult })
+}
+
+pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
+    let mut res: serde_json::Value = match &a.resources {
+        Some(p) if p.as_os_str() == "-" => serde_json::from_reader(std::io::stdin().lock())
+            .context("reading resources from standard input")?,
+        Some(p) => {
+            let text =
+                std::fs::read(p).with_context(|| format!("reading resources {}", p.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("resources file {} is malformed", p.display()))?
+        }
+        None => serde_json::json!({}),
+    };
+    let set = |res: &mut serde_json::Value, group: &str, key: &str, v: serde_json::Value| {
+        if !res[group].is_object() {
+            res[group] = serde_json::json!({});
+        }
+        res[group][key] = v;
+    };
+    if let Some(v) = a.blkio_weight {
+        set(&mut res, "blockIO", "weight", v.into());
+    }
+    if let Some(v) = a.cpu_period {
+        set(&mut res, "cpu", "period", v.into());
+    }
+    if let Some(v) = a.cpu_quota {
+        set(&mut res, "cpu", "quota", v.into());
+    }
+    if let Some(v) = a.cpu_share {
+        set(&mut res, "cpu", "shares", v.into());
+    }
+    if let Some(v) = a.cpu_rt_period {
+        set(&mut res, "cpu", "realtimePeriod", v.into());
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        set(&mut res, "cpu", "realtimeRuntime", v.into());
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set(&mut res, "cpu", "cpus", v.clone().into());
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set(&mut res, "cpu", "mems", v.clone().into());
+    }
+    if let Some(v) = &a.memory {
+        set(&mut res, "memory", "limit", parse_bytes(v)?.into());
+    }
+    if let Some(v) = &a.memory_reservation {
+        set(&mut res, "memory", "reservation", parse_bytes(v)?.into());
+    }
+    if let Some(v) = &a.memory_swap {
+        set(&mut res, "memory", "swap", parse_bytes(v)?.into());
+    }
+    if let Some(v) = a.pids_limit {
+        set(&mut res, "pids", "limit", v.into());
+    }
+    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
+        tracing::warn!("kernel memory limits are deprecated by the kernel and ignored");
+    }
+    let resources: LinuxResources =
+        serde_json::from_value(res).context("the resources are not valid LinuxResources")?;
+    runtime(g).update(&a.id, &resources)?;
+    Ok(0)
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration> {
+    let t = s.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| t.split_at(i))
+        .unwrap_or((t, "s"));
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid interval {s:?}: use e.g. 5s or 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => bail!("invalid interval {s:?}: use e.g. 5s or 500ms"),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        bail!("invalid interval {s:?}: it must be positive");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
+    let rt = runtime(g);
+    let interval = parse_interval(&a.interval)?;
+    loop {
+        let rec = rt.stats(&a.id)?;
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &rec)?;
+        writeln!(out)?;
+        out.flush()?;
+        if a.stats {
+            return Ok(0);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+pub fn features() -> Result<i32> {
+    print_json(&ferry_runtime::features::features())
+}
+
+pub fn spec(g: &GlobalOpts, a: SpecArgs) -> Result<i32> {
+    let path = a.bundle.join("config.json");
+    if path.exists() {
+        bail!(
+            "{} exists: remove it first, or choose another directory with --bundle",
+            path.display()
+        );
+    }
+    let spec = if g.rootless.as_deref() == Some("true") {
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        oci_spec::runtime::Spec::rootless(uid, gid)
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    spec.save(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_intervals() {
+        assert_eq!(parse_bytes("512k").ok(), Some(512 * 1024));
+        assert_eq!(parse_bytes("64M").ok(), Some(64 << 20));
+        assert_eq!(parse_bytes("-1").ok(), Some(-1));
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(
+            parse_interval("500ms").ok(),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("5 parsecs").is_err());
+    }
+}
