@@ -126,12 +126,86 @@ const LONG_FLAGS: &[&str] = &[
     "version",
 ];
 
-/// Rewrite `-long-flag[=v]` to `--long-flag[=v]` for known long flags, up to a `--`.
+/// Long flags that take a value as the next word (when not written `--flag=value`).
+const VALUE_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "criu",
+    "bundle",
+    "console-socket",
+    "pid-file",
+    "preserve-fds",
+    "format",
+    "process",
+    "cwd",
+    "env",
+    "user",
+    "cap",
+    "interval",
+    "image-path",
+    "work-path",
+    "parent-path",
+    "manage-cgroups-mode",
+    "status-fd",
+    "page-server",
+    "lsm-profile",
+    "lsm-mount-context",
+    "resources",
+    "mount-mismatch",
+    "output",
+    "pid",
+    "target",
+    "external",
+    "source",
+    "additional-gids",
+    "process-label",
+    "apparmor",
+    "pidfd-socket",
+    "blkio-weight",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-share",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "memory",
+    "memory-reservation",
+    "memory-swap",
+    "pids-limit",
+    "l3-cache-schema",
+    "mem-bw-schema",
+    "kernel-memory",
+    "kernel-memory-tcp",
+    "empty-ns",
+];
+
+/// Short flags that take a value as the next word.
+const SHORT_VALUE_FLAGS: &[&str] = &["b", "p", "e", "u", "c", "g", "f", "r", "o"];
+
+/// Commands whose words after the container id belong to a program (`exec ID CMD...`,
+/// `ps ID PS-ARGS...`): those words are never rewritten.
+const TRAILING_COMMANDS: &[&str] = &["exec", "ps"];
+
+/// Rewrite `-long-flag[=v]` to `--long-flag[=v]` for known long flags, up to a `--` and, for
+/// `exec` and `ps`, up to the container id.
 pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
+    let mut it = args.into_iter();
+    if let Some(prog) = it.next() {
+        out.push(prog);
+    }
     let mut done = false;
-    for a in args {
+    let mut expect_value = false;
+    let mut command: Option<String> = None;
+    for a in it {
         if done {
+            out.push(a);
+            continue;
+        }
+        if expect_value {
+            expect_value = false;
             out.push(a);
             continue;
         }
@@ -140,16 +214,42 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
             out.push(a);
             continue;
         }
-        if let Some(rest) = a.strip_prefix('-') {
-            if !rest.starts_with('-') && rest.len() > 1 {
-                let name = rest.split('=').next().unwrap_or(rest);
+        if a.len() == 2 && a.starts_with('-') {
+            // Short flags that take a value (`-p FILE`, `-e K=V`, `-f json`, ...).
+            expect_value = SHORT_VALUE_FLAGS.contains(&&a[1..]);
+            out.push(a);
+            continue;
+        }
+        let long = a
+            .strip_prefix("--")
+            .or_else(|| a.strip_prefix('-').filter(|r| r.len() > 1));
+        match long {
+            Some(rest) => {
+                let (name, has_value) = match rest.split_once('=') {
+                    Some((n, _)) => (n, true),
+                    None => (rest, false),
+                };
                 if LONG_FLAGS.contains(&name) {
-                    out.push(format!("--{rest}"));
+                    expect_value = !has_value && VALUE_FLAGS.contains(&name);
+                    out.push(if a.starts_with("--") {
+                        a.clone()
+                    } else {
+                        format!("-{a}")
+                    });
                     continue;
                 }
+                out.push(a);
+            }
+            None => {
+                // A positional word: first the command, then its operands.
+                match &command {
+                    None => command = Some(a.clone()),
+                    Some(c) if TRAILING_COMMANDS.contains(&c.as_str()) => done = true,
+                    Some(_) => {}
+                }
+                out.push(a);
             }
         }
-        out.push(a);
     }
     out
 }
@@ -281,6 +381,24 @@ mod tests {
                 "-d",
                 "id"
             ])
+        );
+    }
+
+    #[test]
+    fn program_arguments_after_the_container_id_are_kept() {
+        assert_eq!(
+            normalise_args(v(&[
+                "ferry", "-root", "/r", "exec", "-tty", "id", "ls", "-all"
+            ])),
+            v(&["ferry", "--root", "/r", "exec", "--tty", "id", "ls", "-all"])
+        );
+        assert_eq!(
+            normalise_args(v(&["ferry", "exec", "-p", "/p.json", "-detach", "id"])),
+            v(&["ferry", "exec", "-p", "/p.json", "--detach", "id"])
+        );
+        assert_eq!(
+            normalise_args(v(&["ferry", "exec", "-cwd", "/root", "id", "sh", "-root"])),
+            v(&["ferry", "exec", "--cwd", "/root", "id", "sh", "-root"])
         );
     }
 
