@@ -1,2 +1,164 @@
-//! `ferry checkpoint` and `ferry restore`: runc-compatible flags, CRIU for processes, mountv2
-//! for the mount boundary. Wired into the CLI by main.rs.
+//! `checkpoint` and `restore`, with runc's flags (podman and containerd send them unchanged).
+
+use crate::cli::GlobalOpts;
+use crate::lifecycle::runtime;
+use anyhow::{Context, Result};
+use clap::Args;
+use ferry_runtime::checkpoint::{CheckpointOptions, MountMismatch, RestoreOptions};
+use ferry_runtime::lifecycle::wait_foreground;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    pub id: String,
+    /// Directory for CRIU's images (default: ./checkpoint).
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's logs and statistics (default: the image path).
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// A previous pre-dump's images, relative to the image path.
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces to leave empty (network).
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    #[arg(long = "status-fd")]
+    pub status_fd: Option<i32>,
+    /// ADDRESS:PORT of a CRIU page server.
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub id: String,
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// fail (default): a restored mount tree that differs from the checkpoint aborts the
+    /// restore; warn: report it and keep the container.
+    #[arg(long = "mount-mismatch", default_value = "fail")]
+    pub mount_mismatch: String,
+}
+
+fn self_exe() -> Result<PathBuf> {
+    std::fs::read_link("/proc/self/exe").context("finding ferry's own binary")
+}
+
+pub fn checkpoint(g: &GlobalOpts, a: CheckpointArgs) -> Result<i32> {
+    let opts = CheckpointOptions {
+        image_path: a.image_path.unwrap_or_else(|| PathBuf::from("checkpoint")),
+        work_path: a.work_path,
+        parent_path: a.parent_path,
+        leave_running: a.leave_running,
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        pre_dump: a.pre_dump,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+        empty_ns: a.empty_ns,
+        auto_dedup: a.auto_dedup,
+        lazy_pages: a.lazy_pages,
+        status_fd: a.status_fd,
+        page_server: a.page_server,
+        criu: g.criu.clone(),
+    };
+    runtime(g).checkpoint(&a.id, &opts, &self_exe()?)?;
+    Ok(0)
+}
+
+pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
+    let mount_mismatch = match a.mount_mismatch.as_str() {
+        "fail" => MountMismatch::Fail,
+        "warn" => MountMismatch::Warn,
+        other => anyhow::bail!("--mount-mismatch {other:?}: use fail or warn"),
+    };
+    let opts = RestoreOptions {
+        image_path: a.image_path.unwrap_or_else(|| PathBuf::from("checkpoint")),
+        work_path: a.work_path,
+        parent_path: a.parent_path,
+        bundle: a.bundle,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        no_pivot: a.no_pivot,
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+        lsm_profile: a.lsm_profile,
+        lsm_mount_context: a.lsm_mount_context,
+        auto_dedup: a.auto_dedup,
+        lazy_pages: a.lazy_pages,
+        empty_ns: a.empty_ns,
+        mount_mismatch,
+        criu: g.criu.clone(),
+    };
+    let rt = runtime(g);
+    let pid = rt.restore(&a.id, &opts, &self_exe()?)?;
+    if a.detach {
+        return Ok(0);
+    }
+    let code = wait_foreground(pid);
+    if let Err(e) = rt.delete(&a.id, true) {
+        tracing::warn!("removing container \"{}\" after it exited: {e}", a.id);
+    }
+    Ok(code?)
+}

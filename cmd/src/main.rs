@@ -54,6 +54,10 @@ enum Command {
     Features,
     /// Write a default config.json.
     Spec(lifecycle::SpecArgs),
+    /// Checkpoint a running container with CRIU, its mount tree recorded by mountv2.
+    Checkpoint(cr::CheckpointArgs),
+    /// Restore a container from a checkpoint; its mount tree is checked against the image.
+    Restore(cr::RestoreArgs),
     /// Use the mount-v2 engine on its own: dump, plan, restore and diff mount trees.
     Mounts(mounts::MountsArgs),
 }
@@ -75,6 +79,20 @@ fn main() {
         Err(e) => {
             // --help and --version exit 0; usage errors exit 1 as runc does.
             let code = if e.use_stderr() { 1 } else { 0 };
+            // urfave/cli's wording for a flag without its value: podman probes for it.
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::NoEquals
+            ) && e.to_string().contains("a value is required")
+            {
+                if let Some(clap::error::ContextValue::String(arg)) =
+                    e.get(clap::error::ContextKind::InvalidArg)
+                {
+                    let flag = arg.split_whitespace().next().unwrap_or(arg);
+                    eprintln!("flag needs an argument: {flag}");
+                    std::process::exit(1);
+                }
+            }
             let _ = e.print();
             std::process::exit(code);
         }
@@ -106,6 +124,8 @@ fn main() {
         Command::Events(a) => lifecycle::events(g, a),
         Command::Features => lifecycle::features(),
         Command::Spec(a) => lifecycle::spec(g, a),
+        Command::Checkpoint(a) => cr::checkpoint(g, a),
+        Command::Restore(a) => cr::restore(g, a),
         Command::Mounts(args) => mounts::run(g, args),
     };
     match result {

@@ -1,0 +1,706 @@
+//! runc-compatible checkpoint and restore: CRIU (over its RPC) for processes, ferry's mountv2
+//! engine to record the container's mount tree beside CRIU's images and to check, after a
+//! restore, that the tree came back as it was.
+//!
+//! The image directory holds what runc's does (CRIU's images and `descriptors.json`, the
+//! targets of the init's fds 0-2) plus `ferry-mounts.json`, so runc and ferry can restore each
+//! other's checkpoints.
+
+use crate::criu::{Criu, Notification};
+use crate::error::{Result, RuntimeError};
+use crate::lifecycle::{load_bundle_spec, validate_id, Runtime};
+use crate::lock::StateLock;
+use libcgroups::common::{CgroupManager, ControllerOpt};
+use libcontainer::config::YoukiConfig;
+use libcontainer::container::{Container, ContainerStatus};
+use rust_criu::rust_criu_protobuf::rpc::{
+    Cgroup_root, Criu_cg_mode, Criu_opts, Criu_req, Criu_req_type, Ext_mount_map, Inherit_fd,
+};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The mount image ferry writes beside CRIU's.
+pub const MOUNT_IMAGE: &str = "ferry-mounts.json";
+const DESCRIPTORS: &str = "descriptors.json";
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointOptions {
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub parent_path: Option<PathBuf>,
+    pub leave_running: bool,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub pre_dump: bool,
+    pub manage_cgroups_mode: Option<String>,
+    pub empty_ns: Vec<String>,
+    pub auto_dedup: bool,
+    pub lazy_pages: bool,
+    pub status_fd: Option<i32>,
+    pub page_server: Option<String>,
+    pub criu: Option<PathBuf>,
+}
+
+/// What to do when the restored mount tree differs from the checkpointed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MountMismatch {
+    /// Kill the restored tasks, remove everything, report.
+    #[default]
+    Fail,
+    /// Report and keep the restored container.
+    Warn,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub image_path: PathBuf,
+    pub work_path: Option<PathBuf>,
+    pub parent_path: Option<PathBuf>,
+    pub bundle: PathBuf,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub tcp_established: bool,
+    pub ext_unix_sk: bool,
+    pub shell_job: bool,
+    pub file_locks: bool,
+    pub manage_cgroups_mode: Option<String>,
+    pub lsm_profile: Option<String>,
+    pub lsm_mount_context: Option<String>,
+    pub auto_dedup: bool,
+    pub lazy_pages: bool,
+    pub empty_ns: Vec<String>,
+    pub mount_mismatch: MountMismatch,
+    pub criu: Option<PathBuf>,
+}
+
+fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
+    Ok(match mode.unwrap_or("soft") {
+        "soft" => Criu_cg_mode::SOFT,
+        "full" => Criu_cg_mode::FULL,
+        "strict" => Criu_cg_mode::STRICT,
+        "ignore" => Criu_cg_mode::IGNORE,
+        other => {
+            return Err(RuntimeError::Invalid(format!(
+                "--manage-cgroups-mode {other:?}: use soft, full, strict or ignore"
+            )))
+        }
+    })
+}
+
+fn open_dir(path: &Path, what: &str) -> Result<File> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| RuntimeError::io(format!("creating {what} {}", path.display()), e))?;
+    File::open(path).map_err(|e| RuntimeError::io(format!("opening {what} {}", path.display()), e))
+}
+
+fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> RuntimeError {
+    let msg = match e {
+        crate::criu::CriuError::Failed { msg, .. } => msg,
+        other => other.to_string(),
+    };
+    // The last error lines of CRIU's log say why; include them so one message is enough.
+    let tail = std::fs::read_to_string(log)
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.contains("Error") || l.contains("error"))
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .unwrap_or_default();
+    RuntimeError::Invalid(format!(
+        "CRIU {op} failed: {msg}{}{} (log: {})",
+        if tail.is_empty() { "" } else { ": " },
+        tail,
+        log.display()
+    ))
+}
+
+/// Bind mounts of a spec: CRIU must treat them as external (their sources are host paths).
+fn bind_mounts(spec: &oci_spec::runtime::Spec) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if let (true, Some(src)) = (is_bind, m.source()) {
+            out.push((m.destination().clone(), src.clone()));
+        }
+    }
+    out
+}
+
+impl Runtime {
+    /// `checkpoint`: dump the container with CRIU and record its mount tree. A failed
+    /// checkpoint leaves the container as it was (running, or paused).
+    pub fn checkpoint(&self, id: &str, opts: &CheckpointOptions, self_exe: &Path) -> Result<()> {
+        validate_id(id)?;
+        let _lock = StateLock::container(&self.root, id, true)?;
+        let dir = self.root.join(id);
+        let mut c = Container::load(dir.clone())
+            .map_err(|e| RuntimeError::container(format!("loading container \"{id}\""), e))?;
+        let status = c.status();
+        if !matches!(status, ContainerStatus::Running | ContainerStatus::Paused) {
+            return Err(RuntimeError::NotRunning {
+                op: "checkpoint",
+                id: id.into(),
+                status: format!("{status:?}").to_lowercase(),
+            });
+        }
+        let pid = c
+            .pid()
+            .ok_or_else(|| RuntimeError::Invalid(format!("container \"{id}\" has no init pid")))?
+            .as_raw();
+        let criu =
+            Criu::find(opts.criu.as_deref()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        criu.check_version()
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        if opts.lazy_pages {
+            return Err(RuntimeError::Invalid(
+                "--lazy-pages needs userfaultfd page serving, which ferry does not drive yet: checkpoint without it".into(),
+            ));
+        }
+        let images = open_dir(&opts.image_path, "image directory")?;
+        let work_path = opts
+            .work_path
+            .clone()
+            .unwrap_or_else(|| opts.image_path.clone());
+        let work = open_dir(&work_path, "work directory")?;
+        let spec = load_bundle_spec(c.bundle())?;
+
+        // The mount tree as the container sees it, and the targets of its stdio.
+        if !opts.pre_dump {
+            let image = opts.image_path.join(MOUNT_IMAGE);
+            let out = std::process::Command::new(self_exe)
+                .args(["mounts", "dump", "--no-content", "--root", "/", "--pid"])
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(&image)
+                .output()
+                .map_err(|e| RuntimeError::io("running the mount scanner", e))?;
+            if !out.status.success() {
+                return Err(RuntimeError::Invalid(format!(
+                    "scanning the mounts of container \"{id}\": {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            let descriptors: Vec<String> = (0..3)
+                .map(|fd| {
+                    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| "/dev/null".into())
+                })
+                .collect();
+            let text = serde_json::to_vec(&descriptors)
+                .map_err(|e| RuntimeError::Invalid(format!("encoding descriptors: {e}")))?;
+            std::fs::write(opts.image_path.join(DESCRIPTORS), text)
+                .map_err(|e| RuntimeError::io("writing descriptors.json", e))?;
+        }
+
+        let mut o = Criu_opts::new();
+        o.set_images_dir_fd(images.as_raw_fd());
+        o.set_work_dir_fd(work.as_raw_fd());
+        o.set_log_file(
+            if opts.pre_dump {
+                "pre-dump.log"
+            } else {
+                "dump.log"
+            }
+            .into(),
+        );
+        o.set_log_level(4);
+        o.set_pid(pid);
+        o.set_root(
+            c.bundle()
+                .join(
+                    spec.root()
+                        .as_ref()
+                        .map(|r| r.path().clone())
+                        .unwrap_or_default(),
+                )
+                .display()
+                .to_string(),
+        );
+        o.set_manage_cgroups(true);
+        o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
+        o.set_notify_scripts(true);
+        o.set_leave_running(opts.leave_running || opts.pre_dump);
+        o.set_shell_job(opts.shell_job);
+        o.set_ext_unix_sk(opts.ext_unix_sk);
+        o.set_tcp_established(opts.tcp_established);
+        o.set_file_locks(opts.file_locks);
+        o.set_auto_dedup(opts.auto_dedup);
+        if spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+        {
+            o.set_orphan_pts_master(true);
+        }
+        if let Some(parent) = &opts.parent_path {
+            o.set_parent_img(parent.display().to_string());
+        }
+        if let Some(fd) = opts.status_fd {
+            o.set_status_fd(fd);
+        }
+        if let Some(ps) = &opts.page_server {
+            let (addr, port) = ps.rsplit_once(':').ok_or_else(|| {
+                RuntimeError::Invalid(format!("--page-server {ps:?}: use ADDRESS:PORT"))
+            })?;
+            let port: i32 = port
+                .parse()
+                .map_err(|_| RuntimeError::Invalid(format!("--page-server {ps:?}: bad port")))?;
+            let mut info = rust_criu::rust_criu_protobuf::rpc::Criu_page_server_info::new();
+            info.set_address(addr.into());
+            info.set_port(port);
+            o.ps = protobuf::MessageField::some(info);
+        }
+        for (dest, _src) in bind_mounts(&spec) {
+            let mut m = Ext_mount_map::new();
+            m.set_key(dest.display().to_string());
+            m.set_val(dest.display().to_string());
+            o.ext_mnt.push(m);
+        }
+        for ns in &opts.empty_ns {
+            if ns == "network" || ns == "net" {
+                o.set_empty_ns(libc::CLONE_NEWNET as u32);
+            }
+        }
+        if status == ContainerStatus::Paused {
+            // CRIU must not try to freeze an already frozen cgroup with its own freezer.
+            if let Ok(cfg) = c.spec() {
+                let rel = cfg.cgroup_path.display().to_string();
+                o.set_freeze_cgroup(format!(
+                    "/sys/fs/cgroup/freezer/{}",
+                    rel.trim_start_matches('/')
+                ));
+            }
+        }
+        let mut req = Criu_req::new();
+        req.set_type(if opts.pre_dump {
+            Criu_req_type::PRE_DUMP
+        } else {
+            Criu_req_type::DUMP
+        });
+        req.opts = protobuf::MessageField::some(o);
+        let log = work_path.join(if opts.pre_dump {
+            "pre-dump.log"
+        } else {
+            "dump.log"
+        });
+        let op = if opts.pre_dump { "pre-dump" } else { "dump" };
+        let resp = criu
+            .call(req, &mut |_n: Notification| Ok(()), None)
+            .map_err(|e| criu_failed(op, e, &log))?;
+        if !resp.success() {
+            return Err(criu_failed(
+                op,
+                crate::criu::CriuError::Failed {
+                    op,
+                    msg: resp.cr_errmsg().to_string(),
+                    log: log.display().to_string(),
+                },
+                &log,
+            ));
+        }
+        if !opts.leave_running && !opts.pre_dump {
+            // As runc: the dumped container's tasks are gone; remove it so that its id can be
+            // restored.
+            c.refresh_status().ok();
+            c.delete(true).map_err(|e| {
+                RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
+            })?;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(())
+    }
+
+    /// `restore`: recreate a container from a checkpoint under `id` with the given bundle.
+    /// Returns the restored init's pid. On failure nothing is left: no tasks, cgroup, state.
+    pub fn restore(&self, id: &str, opts: &RestoreOptions, self_exe: &Path) -> Result<i32> {
+        validate_id(id)?;
+        if !nix::unistd::geteuid().is_root() {
+            return Err(RuntimeError::Privilege("restore"));
+        }
+        let spec = load_bundle_spec(&opts.bundle)?;
+        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| {
+            RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e)
+        })?;
+        let criu =
+            Criu::find(opts.criu.as_deref()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        criu.check_version()
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        if opts.lazy_pages {
+            return Err(RuntimeError::Invalid(
+                "--lazy-pages needs a page server, which ferry does not drive yet: restore without it".into(),
+            ));
+        }
+        if !opts.image_path.join("inventory.img").exists() {
+            return Err(RuntimeError::Invalid(format!(
+                "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
+                opts.image_path.display()
+            )));
+        }
+        // Every bind source must exist on this host before anything is made.
+        let mut ext = Vec::new();
+        for (dest, src) in bind_mounts(&spec) {
+            let src = if src.is_absolute() {
+                src
+            } else {
+                bundle.join(src)
+            };
+            if !src.exists() {
+                return Err(RuntimeError::Invalid(format!(
+                    "bundle mount {} has source {}, which does not exist on this host: create it or change the mount's source in {}",
+                    dest.display(),
+                    src.display(),
+                    bundle.join("config.json").display()
+                )));
+            }
+            ext.push((dest, src));
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| {
+            RuntimeError::io(format!("creating state root {}", self.root.display()), e)
+        })?;
+        let root_lock = StateLock::lock_dir(&self.root, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", self.root.display()), e))?;
+        let dir = self.root.join(id);
+        if dir.exists() {
+            return Err(RuntimeError::Exists(id.to_string()));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+        drop(root_lock);
+        let mut restored_pid: Option<i32> = None;
+        let result = self.restore_inner(
+            id,
+            opts,
+            &spec,
+            &bundle,
+            &ext,
+            &criu,
+            &dir,
+            self_exe,
+            &mut restored_pid,
+        );
+        if let Err(e) = &result {
+            tracing::error!("restore of \"{id}\" failed, removing what it made: {e}");
+            if let Some(pid) = restored_pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
+            if let Ok(mut c) = Container::load(dir.clone()) {
+                let _ = c.delete(true);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn restore_inner(
+        &self,
+        id: &str,
+        opts: &RestoreOptions,
+        spec: &oci_spec::runtime::Spec,
+        bundle: &Path,
+        ext: &[(PathBuf, PathBuf)],
+        criu: &Criu,
+        dir: &Path,
+        self_exe: &Path,
+        restored_pid: &mut Option<i32>,
+    ) -> Result<i32> {
+        let _lock = StateLock::lock_dir(dir, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
+        let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, dir)
+            .map_err(|e| RuntimeError::container("recording the restored container", e))?;
+        c.set_systemd(self.systemd_cgroup);
+        c.set_annotations(spec.annotations().clone());
+        c.save()
+            .map_err(|e| RuntimeError::container("recording the restored container", e))?;
+        let cfg = YoukiConfig::from_spec(spec, id)
+            .map_err(|e| RuntimeError::Invalid(format!("reading config.json: {e}")))?;
+        cfg.save(dir)
+            .map_err(|e| RuntimeError::Invalid(format!("saving the container config: {e}")))?;
+        let cgroup_path = cfg.cgroup_path.clone();
+        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: cgroup_path.clone(),
+            systemd_cgroup: self.systemd_cgroup,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| RuntimeError::Cgroup {
+            what: format!("cgroups of container \"{id}\""),
+            detail: e.to_string(),
+        })?;
+        let resources = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default();
+
+        // CRIU restores from a mount namespace of ferry's own, a slave of the host's: nothing
+        // mounted there (the root's bind, volume binds, CRIU's cgroup yard) propagates back to
+        // the host. ferry enters it itself, because CRIU resolves the directory fds it is
+        // given in its client's namespace.
+        enter_private_mount_namespace()?;
+        let criu_root = dir.join("criu-root");
+        std::fs::create_dir_all(&criu_root)
+            .map_err(|e| RuntimeError::io(format!("creating {}", criu_root.display()), e))?;
+        let rootfs = bundle.join(
+            spec.root()
+                .as_ref()
+                .map(|r| r.path().clone())
+                .unwrap_or_default(),
+        );
+        nix::mount::mount(
+            Some(&rootfs),
+            &criu_root,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
+        })?;
+        let images = open_dir(&opts.image_path, "image directory")?;
+        let work_path = opts
+            .work_path
+            .clone()
+            .unwrap_or_else(|| opts.image_path.clone());
+        let work = open_dir(&work_path, "work directory")?;
+
+        let mut o = Criu_opts::new();
+        o.set_images_dir_fd(images.as_raw_fd());
+        o.set_work_dir_fd(work.as_raw_fd());
+        o.set_log_file("restore.log".into());
+        o.set_log_level(4);
+        o.set_root(criu_root.display().to_string());
+        o.set_manage_cgroups(true);
+        o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
+        o.set_notify_scripts(true);
+        o.set_rst_sibling(true);
+        o.set_shell_job(opts.shell_job);
+        o.set_ext_unix_sk(opts.ext_unix_sk);
+        o.set_tcp_established(opts.tcp_established);
+        o.set_file_locks(opts.file_locks);
+        o.set_auto_dedup(opts.auto_dedup);
+        if let Some(p) = &opts.lsm_profile {
+            o.set_lsm_profile(p.clone());
+        }
+        if let Some(p) = &opts.lsm_mount_context {
+            o.set_lsm_mount_context(p.clone());
+        }
+        if let Some(parent) = &opts.parent_path {
+            o.set_parent_img(parent.display().to_string());
+        }
+        for ns in &opts.empty_ns {
+            if ns == "network" || ns == "net" {
+                o.set_empty_ns(libc::CLONE_NEWNET as u32);
+            }
+        }
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            o.set_orphan_pts_master(true);
+        }
+        // Tasks go to this bundle's cgroup, also under a new id.
+        let mut cg = Cgroup_root::new();
+        cg.set_path(format!(
+            "/{}",
+            cgroup_path.display().to_string().trim_start_matches('/')
+        ));
+        o.cg_root.push(cg);
+        for (dest, src) in ext {
+            let mut m = Ext_mount_map::new();
+            m.set_key(dest.display().to_string());
+            m.set_val(src.display().to_string());
+            o.ext_mnt.push(m);
+        }
+        // The init's stdio pipes and sockets are replaced by ours (runc's contract).
+        if let Ok(text) = std::fs::read(opts.image_path.join(DESCRIPTORS)) {
+            let descriptors: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
+                RuntimeError::Invalid(format!(
+                    "descriptors.json in the checkpoint is malformed: {e}"
+                ))
+            })?;
+            for (fd, d) in descriptors.iter().enumerate().take(3) {
+                if d.starts_with("pipe:") || d.starts_with("socket:") {
+                    let mut i = Inherit_fd::new();
+                    i.set_key(d.clone());
+                    i.set_fd(fd as i32);
+                    o.inherit_fd.push(i);
+                }
+            }
+        }
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::RESTORE);
+        req.opts = protobuf::MessageField::some(o);
+
+        let log = work_path.join("restore.log");
+        let pid_file = opts.pid_file.clone();
+        let console = opts.console_socket.clone();
+        let mut seen_pid: Option<i32> = None;
+        let mut notify = |n: Notification| -> std::result::Result<(), String> {
+            match n.script.as_str() {
+                "setup-namespaces" => {
+                    seen_pid = Some(n.pid);
+                    manager
+                        .add_task(nix::unistd::Pid::from_raw(n.pid))
+                        .map_err(|e| format!("placing the restored init in its cgroup: {e}"))?;
+                    manager
+                        .apply(&ControllerOpt {
+                            resources: &resources,
+                            disable_oom_killer: false,
+                            oom_score_adj: None,
+                            freezer_state: None,
+                        })
+                        .map_err(|e| format!("applying the bundle's resources: {e}"))?;
+                }
+                "post-restore" => {
+                    seen_pid = Some(n.pid);
+                    if let Some(p) = &pid_file {
+                        write_pid_file(p, n.pid)
+                            .map_err(|e| format!("writing pid file {}: {e}", p.display()))?;
+                    }
+                }
+                "orphan-pts-master" => {
+                    let Some(fd) = n.fd else {
+                        return Err("CRIU sent no pty master".into());
+                    };
+                    let Some(sock) = &console else {
+                        return Err("the container has a terminal: pass --console-socket".into());
+                    };
+                    send_console(sock, fd)
+                        .map_err(|e| format!("console socket {}: {e}", sock.display()))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        let resp = criu.call(req, &mut notify, None);
+        *restored_pid = seen_pid;
+        let resp = resp.map_err(|e| criu_failed("restore", e, &log))?;
+        if !resp.success() {
+            return Err(criu_failed(
+                "restore",
+                crate::criu::CriuError::Failed {
+                    op: "restore",
+                    msg: resp.cr_errmsg().to_string(),
+                    log: log.display().to_string(),
+                },
+                &log,
+            ));
+        }
+        let pid = resp
+            .restore
+            .as_ref()
+            .map(|r| r.pid())
+            .or(seen_pid)
+            .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
+        *restored_pid = Some(pid);
+        let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&criu_root);
+
+        // The mount tree must be the one that was checkpointed.
+        let image = opts.image_path.join(MOUNT_IMAGE);
+        if image.exists() {
+            let out = std::process::Command::new(self_exe)
+                .args(["mounts", "diff"])
+                .arg(&image)
+                .arg(format!("pid:{pid}:/"))
+                .output()
+                .map_err(|e| RuntimeError::io("running the mount differ", e))?;
+            if !out.status.success() {
+                let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                let msg = format!(
+                    "the restored mount tree of \"{id}\" differs from the checkpoint:\n{report}{err}"
+                );
+                match opts.mount_mismatch {
+                    MountMismatch::Fail => {
+                        return Err(RuntimeError::Invalid(format!(
+                            "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
+                        )))
+                    }
+                    MountMismatch::Warn => tracing::warn!("{msg}"),
+                }
+            }
+        }
+        c.set_pid(pid);
+        // Created first, so that the creation time is recorded, then running.
+        c.set_status(ContainerStatus::Created);
+        c.set_status(ContainerStatus::Running);
+        c.set_creator(nix::unistd::geteuid().as_raw());
+        c.save()
+            .map_err(|e| RuntimeError::container("recording the restored container", e))?;
+        Ok(pid)
+    }
+}
+
+/// Move this process into a new mount namespace whose mounts are slaves of the current
+/// ones: it sees the host's mounts, and nothing it mounts reaches the host.
+fn enter_private_mount_namespace() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("creating a mount namespace for CRIU", e.into()))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        RuntimeError::io(
+            "making CRIU's mount namespace a slave of the host's",
+            e.into(),
+        )
+    })
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    // Digits only, written atomically (containerd rejects a trailing newline).
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+fn send_console(socket: &Path, fd: std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let stream = std::os::unix::net::UnixStream::connect(socket)?;
+    let name = b"/dev/ptmx";
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(())
+}

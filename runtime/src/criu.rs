@@ -1,0 +1,218 @@
+//! A driver for CRIU's RPC (`criu swrk`): one request over a SEQPACKET socket, the
+//! notifications CRIU sends while it works (each answered before CRIU goes on), and the final
+//! response. The protobuf types come from rust-criu; the conversation is ours, because restore
+//! needs options and notification handling that crate's wrapper does not offer.
+
+use protobuf::Message;
+use rust_criu::rust_criu_protobuf::rpc::{Criu_notify, Criu_req, Criu_req_type, Criu_resp};
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The CRIU version ferry needs: 4.1 handles this kernel's vdso layout.
+pub const MIN_VERSION: u32 = 40100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CriuError {
+    #[error("CRIU was not found ({0}): install CRIU 4.1 or newer (hack/setup does) or name it with --criu PATH")]
+    NotFound(String),
+    #[error("CRIU at {path} is version {found}, ferry needs 4.1 or newer: install a newer CRIU (hack/setup does) or name it with --criu PATH")]
+    TooOld { path: PathBuf, found: String },
+    #[error("talking to CRIU: {0}")]
+    Rpc(String),
+    #[error("CRIU {op} failed: {msg} (see {log})")]
+    Failed {
+        op: &'static str,
+        msg: String,
+        log: String,
+    },
+}
+
+/// A notification CRIU sends during a dump or restore, with the fd it may carry.
+pub struct Notification {
+    pub script: String,
+    pub pid: i32,
+    pub fd: Option<OwnedFd>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Criu {
+    pub path: PathBuf,
+}
+
+/// Work to do in CRIU's process between fork and exec (for restore: a private mount
+/// namespace). Runs in the forked child: it must only make syscalls.
+pub type PreExec = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
+
+impl Criu {
+    /// `--criu PATH`, else `criu` on PATH.
+    pub fn find(explicit: Option<&Path>) -> Result<Criu, CriuError> {
+        if let Some(p) = explicit {
+            if p.is_file() {
+                return Ok(Criu { path: p.into() });
+            }
+            return Err(CriuError::NotFound(format!(
+                "{} does not exist",
+                p.display()
+            )));
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join("criu");
+            if c.is_file() {
+                return Ok(Criu { path: c });
+            }
+        }
+        Err(CriuError::NotFound("no criu on PATH".into()))
+    }
+
+    /// CRIU's version as major*10000 + minor*100 + sublevel.
+    pub fn version(&self) -> Result<u32, CriuError> {
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::VERSION);
+        let resp = self.call(req, &mut |_| Ok(()), None)?;
+        let v = resp
+            .version
+            .as_ref()
+            .ok_or_else(|| CriuError::Rpc("no version in reply".into()))?;
+        Ok(v.major_number() as u32 * 10000 + v.minor_number() as u32 * 100 + v.sublevel() as u32)
+    }
+
+    /// Fail unless CRIU is at least [`MIN_VERSION`].
+    pub fn check_version(&self) -> Result<u32, CriuError> {
+        let v = self.version()?;
+        if v < MIN_VERSION {
+            return Err(CriuError::TooOld {
+                path: self.path.clone(),
+                found: format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100),
+            });
+        }
+        Ok(v)
+    }
+
+    /// Send one request and run the conversation to its end. `notify` answers each
+    /// notification: an error there makes CRIU abort the operation.
+    pub fn call(
+        &self,
+        req: Criu_req,
+        notify: &mut dyn FnMut(Notification) -> Result<(), String>,
+        pre_exec: Option<PreExec>,
+    ) -> Result<Criu_resp, CriuError> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| CriuError::Rpc(format!("socketpair: {e}")))?;
+        let their_fd: RawFd = theirs.as_raw_fd();
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("swrk").arg("3");
+        let mut extra = pre_exec;
+        // SAFETY: the closure only makes async-signal-safe syscalls (dup2, and the caller's
+        // mount-namespace setup, documented to do the same).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(their_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(f) = extra.as_mut() {
+                    f()?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| CriuError::NotFound(format!("running {}: {e}", self.path.display())))?;
+        drop(theirs);
+        let result = converse(&ours, req, notify);
+        drop(ours);
+        let _ = child.wait();
+        result
+    }
+}
+
+fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
+    let bytes = msg
+        .write_to_bytes()
+        .map_err(|e| CriuError::Rpc(format!("encoding request: {e}")))?;
+    nix::sys::socket::send(
+        sock.as_raw_fd(),
+        &bytes,
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .map_err(|e| CriuError::Rpc(format!("sending request: {e}")))?;
+    Ok(())
+}
+
+fn receive(sock: &OwnedFd) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = vec![0u8; 1 << 20];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| CriuError::Rpc(format!("receiving reply: {e}")))?;
+    let mut fd = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for f in fds {
+                    // SAFETY: the kernel just installed this descriptor for us.
+                    let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                    if fd.is_none() {
+                        fd = Some(owned);
+                    }
+                }
+            }
+        }
+    }
+    let n = msg.bytes;
+    if n == 0 {
+        return Err(CriuError::Rpc(
+            "CRIU closed the connection without a reply (it crashed or was killed; see its log)"
+                .into(),
+        ));
+    }
+    let resp = Criu_resp::parse_from_bytes(&buf[..n])
+        .map_err(|e| CriuError::Rpc(format!("decoding reply: {e}")))?;
+    Ok((resp, fd))
+}
+
+fn converse(
+    sock: &OwnedFd,
+    req: Criu_req,
+    notify: &mut dyn FnMut(Notification) -> Result<(), String>,
+) -> Result<Criu_resp, CriuError> {
+    send(sock, &req)?;
+    loop {
+        let (resp, fd) = receive(sock)?;
+        if resp.type_() != Criu_req_type::NOTIFY {
+            return Ok(resp);
+        }
+        let n: &Criu_notify = resp
+            .notify
+            .as_ref()
+            .unwrap_or_else(|| Criu_notify::default_instance());
+        let outcome = notify(Notification {
+            script: n.script().to_string(),
+            pid: n.pid(),
+            fd,
+        });
+        let mut ack = Criu_req::new();
+        ack.set_type(Criu_req_type::NOTIFY);
+        ack.set_notify_success(outcome.is_ok());
+        if let Err(e) = &outcome {
+            tracing::error!("CRIU notification {:?}: {e}", n.script());
+        }
+        send(sock, &ack)?;
+    }
+}
