@@ -6,7 +6,7 @@
 //! is parent and child). Superblocks and groups are matched through the matched mounts; a
 //! mapping that is not one-to-one is a difference.
 
-use crate::model::{GroupIdx, MountIdx, MountTree, PeerGroup, SuperblockIdx};
+use crate::model::{GroupIdx, MountIdx, MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin};
 use crate::plan::flags_text;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -146,7 +146,12 @@ pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
         if !sbs.pair(x.superblock, y.superblock) {
             say("shares its superblock differently (with other mounts) in A and B".into());
         }
-        if sa.options != sb.options || sa.readonly != sb.readonly {
+        // An external filesystem is the restoring host's (an overlay remounted by the engine,
+        // a disk): its mount options are the host's business, its read-only state is not.
+        let both_external = matches!(sa.origin, SuperblockOrigin::External { .. })
+            && matches!(sb.origin, SuperblockOrigin::External { .. });
+        let options_differ = !both_external && sa.options != sb.options;
+        if options_differ || sa.readonly != sb.readonly {
             say(format!(
                 "superblock options {}{} vs {}{}",
                 if sa.readonly { "ro," } else { "rw," },

@@ -267,10 +267,20 @@ impl Runtime {
             info.set_port(port);
             o.ps = protobuf::MessageField::some(info);
         }
-        for (dest, _src) in bind_mounts(&spec) {
+        let mut external: Vec<String> = bind_mounts(&spec)
+            .into_iter()
+            .map(|(dest, _)| dest.display().to_string())
+            .collect();
+        if !opts.pre_dump {
+            // cgroup v1 hierarchies are bound from the host's, rooted at the container's
+            // cgroup: external, re-bound on restore from the new container's cgroup.
+            let image = load_mount_image(&opts.image_path.join(MOUNT_IMAGE))?;
+            external.extend(cgroup_mounts(&image).into_iter().map(|(mp, _, _)| mp));
+        }
+        for key in external {
             let mut m = Ext_mount_map::new();
-            m.set_key(dest.display().to_string());
-            m.set_val(dest.display().to_string());
+            m.set_key(key.clone());
+            m.set_val(key);
             o.ext_mnt.push(m);
         }
         for ns in &opts.empty_ns {
@@ -407,6 +417,9 @@ impl Runtime {
             if let Ok(mut c) = Container::load(dir.clone()) {
                 let _ = c.delete(true);
             }
+            // CRIU's root bind lives in ferry's own namespace; it must go before the
+            // directory can.
+            let _ = nix::mount::umount2(&dir.join("criu-root"), nix::mount::MntFlags::MNT_DETACH);
             let _ = std::fs::remove_dir_all(&dir);
         }
         result
@@ -477,6 +490,7 @@ impl Runtime {
         .map_err(|e| {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
+        create_mountpoints(&rootfs, spec, bundle);
         let images = open_dir(&opts.image_path, "image directory")?;
         let work_path = opts
             .work_path
@@ -528,6 +542,44 @@ impl Runtime {
             cgroup_path.display().to_string().trim_start_matches('/')
         ));
         o.cg_root.push(cg);
+        // cgroup v1 mounts come from this host's hierarchies, rooted at the new container's
+        // cgroup; the image is adjusted the same way before it is compared.
+        let image_path = opts.image_path.join(MOUNT_IMAGE);
+        let mut expected = if image_path.exists() {
+            Some(load_mount_image(&image_path)?)
+        } else {
+            None
+        };
+        let cg_rel = format!(
+            "/{}",
+            cgroup_path.display().to_string().trim_start_matches('/')
+        );
+        if let Some(image) = expected.as_mut() {
+            for (mp, idx, root) in cgroup_mounts(image) {
+                let new_root = if root == "/" { root } else { cg_rel.clone() };
+                let hierarchy = Path::new(&mp)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let host = PathBuf::from("/sys/fs/cgroup")
+                    .join(&hierarchy)
+                    .join(new_root.trim_start_matches('/'));
+                std::fs::create_dir_all(&host).map_err(|e| {
+                    RuntimeError::io(
+                        format!(
+                            "creating cgroup {} for the restored container",
+                            host.display()
+                        ),
+                        e,
+                    )
+                })?;
+                image.tree.mounts[idx].root = new_root;
+                let mut m = Ext_mount_map::new();
+                m.set_key(mp);
+                m.set_val(host.display().to_string());
+                o.ext_mnt.push(m);
+            }
+        }
         for (dest, src) in ext {
             let mut m = Ext_mount_map::new();
             m.set_key(dest.display().to_string());
@@ -619,20 +671,48 @@ impl Runtime {
         let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&criu_root);
 
-        // The mount tree must be the one that was checkpointed.
-        let image = opts.image_path.join(MOUNT_IMAGE);
-        if image.exists() {
+        // The mount tree must be the one that was checkpointed, up to what this host and
+        // this bundle explain: where each bind's source lies in its filesystem.
+        if let Some(mut expected) = expected {
+            let live_path = dir.join("restored-mounts.json");
             let out = std::process::Command::new(self_exe)
-                .args(["mounts", "diff"])
-                .arg(&image)
-                .arg(format!("pid:{pid}:/"))
+                .args(["mounts", "dump", "--no-content", "--root", "/", "--pid"])
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(&live_path)
                 .output()
-                .map_err(|e| RuntimeError::io("running the mount differ", e))?;
+                .map_err(|e| RuntimeError::io("running the mount scanner", e))?;
             if !out.status.success() {
-                let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                return Err(RuntimeError::Invalid(format!(
+                    "scanning the restored mounts of \"{id}\": {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            let live = load_mount_image(&live_path)?;
+            let _ = std::fs::remove_file(&live_path);
+            let bind_points: Vec<String> = ext
+                .iter()
+                .map(|(dest, _)| dest.to_string_lossy().trim_matches('/').to_string())
+                .collect();
+            for m in expected.tree.mounts.iter_mut() {
+                if bind_points.contains(&m.mountpoint) {
+                    if let Some(l) = live
+                        .tree
+                        .mounts
+                        .iter()
+                        .find(|l| l.mountpoint == m.mountpoint)
+                    {
+                        m.root = l.root.clone();
+                    }
+                }
+            }
+            let diffs = mountv2::diff::diff(&expected.tree, &live.tree);
+            if !diffs.is_empty() {
+                let report: Vec<String> = diffs.iter().map(|d| d.to_string()).collect();
                 let msg = format!(
-                    "the restored mount tree of \"{id}\" differs from the checkpoint:\n{report}{err}"
+                    "the restored mount tree of \"{id}\" differs from the checkpoint in {} place(s):\n{}",
+                    diffs.len(),
+                    report.join("\n")
                 );
                 match opts.mount_mismatch {
                     MountMismatch::Fail => {
@@ -653,6 +733,55 @@ impl Runtime {
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         Ok(pid)
     }
+}
+
+/// CRIU mounts onto the paths it recorded; in a fresh root filesystem (an imported
+/// checkpoint, another host) the bundle's mount points may not exist yet. Create them, never
+/// following a symlink out of the root; what cannot be made is left for CRIU to report.
+fn create_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, bundle: &Path) {
+    use std::os::fd::AsFd;
+    let Ok(root) = File::open(rootfs) else { return };
+    for m in spec.mounts().iter().flatten() {
+        let rel = m
+            .destination()
+            .to_string_lossy()
+            .trim_matches('/')
+            .to_string();
+        if rel.is_empty() {
+            continue;
+        }
+        let file = m.source().as_ref().is_some_and(|src| {
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.join(src)
+            };
+            std::fs::metadata(src).is_ok_and(|md| !md.is_dir())
+        });
+        if let Err(e) = mountv2::sys::open_or_create_mountpoint(root.as_fd(), &rel, file) {
+            tracing::debug!("mount point /{rel} in {}: {e}", rootfs.display());
+        }
+    }
+}
+
+fn load_mount_image(path: &Path) -> Result<mountv2::image::MountImage> {
+    mountv2::image::MountImage::load(path)
+        .map_err(|e| RuntimeError::Invalid(format!("mount image {}: {e}", path.display())))
+}
+
+/// The cgroup v1 mounts of an image: absolute mount point, index, root.
+fn cgroup_mounts(image: &mountv2::image::MountImage) -> Vec<(String, usize, String)> {
+    let t = &image.tree;
+    t.mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            t.superblocks
+                .get(m.superblock.0 as usize)
+                .is_some_and(|sb| sb.fstype == "cgroup")
+        })
+        .map(|(i, m)| (format!("/{}", m.mountpoint), i, m.root.clone()))
+        .collect()
 }
 
 /// Move this process into a new mount namespace whose mounts are slaves of the current
