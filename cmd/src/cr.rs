@@ -2,7 +2,7 @@
 
 use crate::cli::GlobalOpts;
 use crate::lifecycle::runtime;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use ferry_runtime::checkpoint::{CheckpointOptions, MountMismatch, RestoreOptions};
 use ferry_runtime::lifecycle::wait_foreground;
@@ -96,10 +96,6 @@ pub struct RestoreArgs {
     pub mount_mismatch: String,
 }
 
-fn self_exe() -> Result<PathBuf> {
-    std::fs::read_link("/proc/self/exe").context("finding ferry's own binary")
-}
-
 pub fn checkpoint(g: &GlobalOpts, a: CheckpointArgs) -> Result<i32> {
     let opts = CheckpointOptions {
         image_path: a.image_path.unwrap_or_else(|| PathBuf::from("checkpoint")),
@@ -119,7 +115,7 @@ pub fn checkpoint(g: &GlobalOpts, a: CheckpointArgs) -> Result<i32> {
         page_server: a.page_server,
         criu: g.criu.clone(),
     };
-    runtime(g).checkpoint(&a.id, &opts, &self_exe()?)?;
+    runtime(g).checkpoint(&a.id, &opts)?;
     Ok(0)
 }
 
@@ -152,7 +148,7 @@ pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
         criu: g.criu.clone(),
     };
     let rt = runtime(g);
-    let pid = rt.restore(&a.id, &opts, &self_exe()?)?;
+    let pid = rt.restore(&a.id, &opts)?;
     if a.detach {
         return Ok(0);
     }

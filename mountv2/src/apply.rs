@@ -97,7 +97,8 @@ fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     )?)
 }
 
-fn attr_mask(flags: &MountFlags) -> u64 {
+/// The mount_setattr mask that gives a mount exactly `flags`.
+pub fn attr_mask(flags: &MountFlags) -> u64 {
     let mut set = 0;
     for (on, bit) in [
         (flags.readonly, sys::MOUNT_ATTR_RDONLY),
@@ -516,4 +517,15 @@ pub enum RestoreError {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+}
+
+/// Give the (topmost) mount at `mountpoint` below `root` exactly `flags`. Used on live trees
+/// made by others (a CRIU restore) whose per-mount flags came back wrong.
+pub fn set_flags_at(
+    root: std::os::fd::BorrowedFd<'_>,
+    mountpoint: &str,
+    flags: &MountFlags,
+) -> std::io::Result<()> {
+    let fd = sys::open_beneath(root, mountpoint, rustix::fs::OFlags::PATH)?;
+    sys::set_mount_flags(std::os::fd::AsFd::as_fd(&fd), attr_mask(flags))
 }

@@ -144,7 +144,7 @@ fn bind_mounts(spec: &oci_spec::runtime::Spec) -> Vec<(PathBuf, PathBuf)> {
 impl Runtime {
     /// `checkpoint`: dump the container with CRIU and record its mount tree. A failed
     /// checkpoint leaves the container as it was (running, or paused).
-    pub fn checkpoint(&self, id: &str, opts: &CheckpointOptions, self_exe: &Path) -> Result<()> {
+    pub fn checkpoint(&self, id: &str, opts: &CheckpointOptions) -> Result<()> {
         validate_id(id)?;
         let _lock = StateLock::container(&self.root, id, true)?;
         let dir = self.root.join(id);
@@ -181,20 +181,12 @@ impl Runtime {
 
         // The mount tree as the container sees it, and the targets of its stdio.
         if !opts.pre_dump {
-            let image = opts.image_path.join(MOUNT_IMAGE);
-            let out = std::process::Command::new(self_exe)
-                .args(["mounts", "dump", "--no-content", "--root", "/", "--pid"])
-                .arg(pid.to_string())
-                .arg("-o")
-                .arg(&image)
-                .output()
-                .map_err(|e| RuntimeError::io("running the mount scanner", e))?;
-            if !out.status.success() {
-                return Err(RuntimeError::Invalid(format!(
-                    "scanning the mounts of container \"{id}\": {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            let image = scan_container(pid)?;
+            let text = image
+                .to_json()
+                .map_err(|e| RuntimeError::Invalid(format!("encoding the mount image: {e}")))?;
+            std::fs::write(opts.image_path.join(MOUNT_IMAGE), text)
+                .map_err(|e| RuntimeError::io(format!("writing {MOUNT_IMAGE}"), e))?;
             let descriptors: Vec<String> = (0..3)
                 .map(|fd| {
                     std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
@@ -339,7 +331,7 @@ impl Runtime {
 
     /// `restore`: recreate a container from a checkpoint under `id` with the given bundle.
     /// Returns the restored init's pid. On failure nothing is left: no tasks, cgroup, state.
-    pub fn restore(&self, id: &str, opts: &RestoreOptions, self_exe: &Path) -> Result<i32> {
+    pub fn restore(&self, id: &str, opts: &RestoreOptions) -> Result<i32> {
         validate_id(id)?;
         if !nix::unistd::geteuid().is_root() {
             return Err(RuntimeError::Privilege("restore"));
@@ -402,7 +394,6 @@ impl Runtime {
             &ext,
             &criu,
             &dir,
-            self_exe,
             &mut restored_pid,
         );
         if let Err(e) = &result {
@@ -435,7 +426,6 @@ impl Runtime {
         ext: &[(PathBuf, PathBuf)],
         criu: &Criu,
         dir: &Path,
-        self_exe: &Path,
         restored_pid: &mut Option<i32>,
     ) -> Result<i32> {
         let _lock = StateLock::lock_dir(dir, true)
@@ -674,22 +664,45 @@ impl Runtime {
         // The mount tree must be the one that was checkpointed, up to what this host and
         // this bundle explain: where each bind's source lies in its filesystem.
         if let Some(mut expected) = expected {
-            let live_path = dir.join("restored-mounts.json");
-            let out = std::process::Command::new(self_exe)
-                .args(["mounts", "dump", "--no-content", "--root", "/", "--pid"])
-                .arg(pid.to_string())
-                .arg("-o")
-                .arg(&live_path)
-                .output()
-                .map_err(|e| RuntimeError::io("running the mount scanner", e))?;
-            if !out.status.success() {
-                return Err(RuntimeError::Invalid(format!(
-                    "scanning the restored mounts of \"{id}\": {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+            let mut live = scan_container(pid)?;
+            // CRIU does not restore every per-mount flag (the root's read-only one among
+            // them): give each mount the flags it had, then look again.
+            let fixes: Vec<(String, mountv2::model::MountFlags)> = expected
+                .tree
+                .mounts
+                .iter()
+                .filter_map(|m| {
+                    let same_point = |t: &mountv2::model::MountTree| {
+                        t.mounts
+                            .iter()
+                            .filter(|x| x.mountpoint == m.mountpoint)
+                            .count()
+                    };
+                    let l = live
+                        .tree
+                        .mounts
+                        .iter()
+                        .find(|l| l.mountpoint == m.mountpoint)?;
+                    (same_point(&expected.tree) == 1
+                        && same_point(&live.tree) == 1
+                        && l.flags != m.flags)
+                        .then(|| (m.mountpoint.clone(), m.flags))
+                })
+                .collect();
+            if !fixes.is_empty() {
+                in_mount_namespace(pid, |root| {
+                    for (mp, flags) in &fixes {
+                        mountv2::apply::set_flags_at(root, mp, flags).map_err(|e| {
+                            RuntimeError::io(
+                                format!("setting the flags of /{mp} in the restored container"),
+                                e,
+                            )
+                        })?;
+                    }
+                    Ok(())
+                })?;
+                live = scan_container(pid)?;
             }
-            let live = load_mount_image(&live_path)?;
-            let _ = std::fs::remove_file(&live_path);
             let bind_points: Vec<String> = ext
                 .iter()
                 .map(|(dest, _)| dest.to_string_lossy().trim_matches('/').to_string())
@@ -782,6 +795,44 @@ fn cgroup_mounts(image: &mountv2::image::MountImage) -> Vec<(String, usize, Stri
         })
         .map(|(i, m)| (format!("/{}", m.mountpoint), i, m.root.clone()))
         .collect()
+}
+
+/// The mount tree of `pid`'s namespace as the process sees it, scanned from inside.
+fn scan_container(pid: i32) -> Result<mountv2::image::MountImage> {
+    let mut image = None;
+    in_mount_namespace(pid, |_root| {
+        let opts = mountv2::dump::DumpOptions {
+            content: false,
+            ..Default::default()
+        };
+        image = Some(mountv2::dump::dump(&opts).map_err(|e| {
+            RuntimeError::Invalid(format!("scanning the mounts of process {pid}: {e}"))
+        })?);
+        Ok(())
+    })?;
+    image.ok_or_else(|| RuntimeError::Invalid(format!("scanning the mounts of process {pid}")))
+}
+
+/// Run `f` with a directory fd of the root of `pid`'s mount namespace, from inside that
+/// namespace, and come back. ferry is single-threaded here, as setns(CLONE_NEWNS) requires.
+fn in_mount_namespace(
+    pid: i32,
+    f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<()>,
+) -> Result<()> {
+    use std::os::fd::AsFd;
+    let own = File::open("/proc/self/ns/mnt")
+        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
+        .map_err(|e| RuntimeError::io(format!("opening the mount namespace of {pid}"), e))?;
+    nix::sched::setns(theirs.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
+        RuntimeError::io(format!("entering the mount namespace of {pid}"), e.into())
+    })?;
+    let result = File::open("/")
+        .map_err(|e| RuntimeError::io("opening the restored root", e))
+        .and_then(|root| f(root.as_fd()));
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    result
 }
 
 /// Move this process into a new mount namespace whose mounts are slaves of the current
