@@ -195,6 +195,25 @@ pub enum TreeError {
 }
 
 impl MountTree {
+    /// Keep the mounts whose `keep` entry is true (missing entries: kept), renumbering them.
+    /// A dropped mount's descendants must be dropped too; superblocks and groups stay.
+    pub fn retain_mounts(&mut self, keep: &[bool]) {
+        let mut new_idx = vec![None; self.mounts.len()];
+        let mut kept = Vec::new();
+        for (i, m) in self.mounts.iter().enumerate() {
+            if keep.get(i).copied().unwrap_or(true) {
+                new_idx[i] = Some(MountIdx(kept.len() as u32));
+                kept.push(m.clone());
+            }
+        }
+        for m in kept.iter_mut() {
+            m.parent = m
+                .parent
+                .and_then(|p| new_idx.get(p.get()).copied().flatten());
+        }
+        self.mounts = kept;
+    }
+
     pub fn root(&self) -> Option<&Mount> {
         self.mounts.first()
     }

@@ -94,7 +94,7 @@ pub fn read_table(pid: Option<u32>, source: ScanSource) -> Result<Vec<RawMount>,
 
 /// Undo the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
 /// backslash, and any other `\NNN`).
-fn unescape(field: &[u8]) -> Vec<u8> {
+pub fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
     while i < field.len() {

@@ -6,6 +6,10 @@
 //! targets of the init's fds 0-2) plus `ferry-mounts.json`, so runc and ferry can restore each
 //! other's checkpoints.
 
+use crate::boundary::{
+    classify, volume_propagation, without_host_mounts, Boundary, Volume, VolumePropagation,
+    BOUNDARY_FILE,
+};
 use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
 use crate::lifecycle::{load_bundle_spec, validate_id, Runtime};
@@ -127,6 +131,14 @@ fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> Runti
 
 /// Bind mounts of a spec: CRIU must treat them as external (their sources are host paths).
 fn bind_mounts(spec: &oci_spec::runtime::Spec) -> Vec<(PathBuf, PathBuf)> {
+    volumes(spec)
+        .into_iter()
+        .map(|v| (PathBuf::from(v.destination), v.source))
+        .collect()
+}
+
+/// The bundle's bind mounts with their propagation.
+fn volumes(spec: &oci_spec::runtime::Spec) -> Vec<Volume> {
     let mut out = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let is_bind = m.typ().as_deref() == Some("bind")
@@ -135,7 +147,11 @@ fn bind_mounts(spec: &oci_spec::runtime::Spec) -> Vec<(PathBuf, PathBuf)> {
                 .flatten()
                 .any(|o| o == "bind" || o == "rbind");
         if let (true, Some(src)) = (is_bind, m.source()) {
-            out.push((m.destination().clone(), src.clone()));
+            out.push(Volume {
+                destination: m.destination().display().to_string(),
+                source: src.clone(),
+                propagation: volume_propagation(m.options().as_deref().unwrap_or_default()),
+            });
         }
     }
     out
@@ -268,6 +284,19 @@ impl Runtime {
             // cgroup: external, re-bound on restore from the new container's cgroup.
             let image = load_mount_image(&opts.image_path.join(MOUNT_IMAGE))?;
             external.extend(cgroup_mounts(&image).into_iter().map(|(mp, _, _)| mp));
+            // What the host propagated into volumes is the host's: CRIU skips it, restore
+            // brings in what the restoring host has there. Volumes' ties to host groups are
+            // declared, and re-made by ferry after CRIU.
+            let boundary = classify(&image, volumes(&spec));
+            for mp in &boundary.host_propagated {
+                o.skip_mnt.push(mp.clone());
+            }
+            o.set_ext_masters(true);
+            o.set_ext_sharing(true);
+            let text = serde_json::to_vec_pretty(&boundary)
+                .map_err(|e| RuntimeError::Invalid(format!("encoding {BOUNDARY_FILE}: {e}")))?;
+            std::fs::write(opts.image_path.join(BOUNDARY_FILE), text)
+                .map_err(|e| RuntimeError::io(format!("writing {BOUNDARY_FILE}"), e))?;
         }
         for key in external {
             let mut m = Ext_mount_map::new();
@@ -460,6 +489,8 @@ impl Runtime {
         // mounted there (the root's bind, volume binds, CRIU's cgroup yard) propagates back to
         // the host. ferry enters it itself, because CRIU resolves the directory fds it is
         // given in its client's namespace.
+        let host_ns = File::open("/proc/self/ns/mnt")
+            .map_err(|e| RuntimeError::io("opening the host's mount namespace", e))?;
         enter_private_mount_namespace()?;
         let criu_root = dir.join("criu-root");
         std::fs::create_dir_all(&criu_root)
@@ -535,8 +566,20 @@ impl Runtime {
         // cgroup v1 mounts come from this host's hierarchies, rooted at the new container's
         // cgroup; the image is adjusted the same way before it is compared.
         let image_path = opts.image_path.join(MOUNT_IMAGE);
+        let boundary: Option<Boundary> = match std::fs::read(opts.image_path.join(BOUNDARY_FILE)) {
+            Ok(text) => Some(serde_json::from_slice(&text).map_err(|e| {
+                RuntimeError::Invalid(format!(
+                    "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
+                ))
+            })?),
+            Err(_) => None,
+        };
         let mut expected = if image_path.exists() {
-            Some(load_mount_image(&image_path)?)
+            let image = load_mount_image(&image_path)?;
+            Some(match &boundary {
+                Some(b) => without_host_mounts(&image, &b.host_propagated),
+                None => image,
+            })
         } else {
             None
         };
@@ -663,8 +706,10 @@ impl Runtime {
 
         // The mount tree must be the one that was checkpointed, up to what this host and
         // this bundle explain: where each bind's source lies in its filesystem.
+        let brought = connect_volumes(spec, bundle, &host_ns, pid)?;
         if let Some(mut expected) = expected {
             let mut live = scan_container(pid)?;
+            live = without_host_mounts(&live, &brought);
             // CRIU does not restore every per-mount flag (the root's read-only one among
             // them): give each mount the flags it had, then look again.
             let fixes: Vec<(String, mountv2::model::MountFlags)> = expected
@@ -795,6 +840,124 @@ fn cgroup_mounts(image: &mountv2::image::MountImage) -> Vec<(String, usize, Stri
         })
         .map(|(i, m)| (format!("/{}", m.mountpoint), i, m.root.clone()))
         .collect()
+}
+
+/// Re-make each slave or shared volume's boundary with this host: bring in the mounts the host
+/// has under the volume's source now (copies tied to the host's groups, as a container started
+/// here would have), then tie the volume itself to the host mount holding its source. Returns
+/// the mount points brought in.
+fn connect_volumes(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    host_ns: &File,
+    pid: i32,
+) -> Result<Vec<String>> {
+    use std::os::fd::AsFd;
+    let vols: Vec<Volume> = volumes(spec)
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.propagation,
+                VolumePropagation::Slave | VolumePropagation::Shared
+            )
+        })
+        .collect();
+    if vols.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Gather, from the host's namespace, the host mount of each source and copies of what
+    // lies below it.
+    struct Gathered {
+        volume: Volume,
+        source_fd: File,
+        shared: bool,
+        copies: Vec<(String, std::os::fd::OwnedFd)>,
+    }
+    let own = File::open("/proc/self/ns/mnt")
+        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
+    let gathered: Result<Vec<Gathered>> = vols
+        .into_iter()
+        .map(|v| {
+            let src = if v.source.is_absolute() {
+                v.source.clone()
+            } else {
+                bundle.join(&v.source)
+            };
+            let (holder, shared) = crate::boundary::host_mount_of(&src).ok_or_else(|| {
+                RuntimeError::Invalid(format!(
+                    "no host mount holds volume source {}",
+                    src.display()
+                ))
+            })?;
+            let source_fd = crate::boundary::open_path(&holder)?;
+            let mut copies = Vec::new();
+            let below = crate::boundary::host_mounts_below(&src)?;
+            for h in &below {
+                // Only the topmost of nested host mounts is copied, recursively.
+                let nested = below
+                    .iter()
+                    .any(|o| o.rel != h.rel && h.rel.starts_with(&format!("{}/", o.rel)));
+                if nested {
+                    continue;
+                }
+                let copy = rustix::mount::open_tree(
+                    rustix::fs::CWD,
+                    &h.path,
+                    rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                        | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                        | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+                )
+                .map_err(|e| {
+                    RuntimeError::io(format!("copying host mount {}", h.path.display()), e.into())
+                })?;
+                copies.push((h.rel.clone(), copy));
+            }
+            Ok(Gathered {
+                volume: v,
+                source_fd,
+                shared,
+                copies,
+            })
+        })
+        .collect();
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    let gathered = gathered?;
+    let mut brought = Vec::new();
+    in_mount_namespace(pid, |root| {
+        for g in &gathered {
+            let dest = g.volume.destination.trim_matches('/').to_string();
+            let vol =
+                mountv2::sys::open_beneath(root, &dest, rustix::fs::OFlags::PATH).map_err(|e| {
+                    RuntimeError::io(format!("opening volume /{dest} in the container"), e)
+                })?;
+            // Copies first, while the volume is not yet a peer of the host's group: attaching
+            // them must not propagate back to the host.
+            for (rel, copy) in &g.copies {
+                if g.volume.propagation == VolumePropagation::Slave {
+                    mountv2::sys::set_propagation(
+                        copy.as_fd(),
+                        mountv2::sys::PropagationType::Slave,
+                    )
+                    .map_err(|e| {
+                        RuntimeError::io(format!("making the copy of {rel} a slave"), e)
+                    })?;
+                }
+                crate::boundary::attach(copy.as_fd(), vol.as_fd(), rel)?;
+                brought.push(format!("/{dest}/{rel}"));
+            }
+            crate::boundary::retie_volume(
+                g.source_fd.as_fd(),
+                vol.as_fd(),
+                g.volume.propagation,
+                g.shared,
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(brought)
 }
 
 /// The mount tree of `pid`'s namespace as the process sees it, scanned from inside.

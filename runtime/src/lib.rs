@@ -1,6 +1,7 @@
 //! ferry's runtime: runc semantics over libcontainer, CRIU orchestration, and the boundary
 //! between a container's mounts and the host's.
 
+pub mod boundary;
 pub mod checkpoint;
 pub mod criu;
 pub mod error;
