@@ -354,6 +354,7 @@ impl Runtime {
                 RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
             })?;
             let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         }
         Ok(())
     }

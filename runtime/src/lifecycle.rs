@@ -221,6 +221,7 @@ impl Runtime {
             RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e)
         })?;
         let what = format!("creating container \"{id}\"");
+        let config_bundle = self.compatible_bundle(id, &bundle)?;
         let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(DefaultExecutor {})
             .with_root_path(&self.root)
@@ -232,14 +233,14 @@ impl Runtime {
             .validate_id()
             .map_err(|e| RuntimeError::container(&what, e))?;
         let container = builder
-            .as_init(&bundle)
+            .as_init(config_bundle.as_ref().unwrap_or(&bundle))
             .with_systemd(self.systemd_cgroup)
             // libcontainer uses `detach` only to decide whether a terminal needs a console
             // socket: in the foreground without one, the init keeps ferry's own stdio.
             .with_detach(!opts.foreground || opts.console_socket.is_some())
             .with_no_pivot(opts.no_pivot)
             .build();
-        let container = match container {
+        let mut container = match container {
             Ok(c) => c,
             Err(e) => {
                 // libcontainer leaves a half-made state directory behind on some failures;
@@ -248,12 +249,64 @@ impl Runtime {
                 return Err(RuntimeError::container(&what, e));
             }
         };
+        if config_bundle.is_some() {
+            // The state names the user's bundle, as runc's does.
+            container.state.bundle = bundle.clone();
+            container
+                .save()
+                .map_err(|e| RuntimeError::container(&what, e))?;
+        }
         container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
         })
     }
 
+    /// Where libcontainer reads a config that needs runc's spellings translated: runc accepts
+    /// `rshared`, `rslave`, `rprivate` and `runbindable` as rootfsPropagation (libcontainer
+    /// applies the recursive form for the plain names anyway). Such a config is rewritten
+    /// into a private copy of the bundle's config.json with an absolute root; `None` when the
+    /// bundle can be used as it is.
+    fn compatible_bundle(&self, id: &str, bundle: &Path) -> Result<Option<PathBuf>> {
+        let path = bundle.join("config.json");
+        let text = std::fs::read(&path)
+            .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
+        let mut cfg: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+            RuntimeError::MalformedConfig {
+                path: bundle.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        let Some(prop) = cfg["linux"]["rootfsPropagation"].as_str() else {
+            return Ok(None);
+        };
+        let plain = match prop {
+            "rshared" => "shared",
+            "rslave" => "slave",
+            "rprivate" => "private",
+            "runbindable" => "unbindable",
+            _ => return Ok(None),
+        };
+        cfg["linux"]["rootfsPropagation"] = plain.into();
+        if let Some(root) = cfg["root"]["path"].as_str() {
+            let abs = bundle.join(root);
+            cfg["root"]["path"] = abs.display().to_string().into();
+        }
+        let dir = self.shadow_bundle(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+        let text = serde_json::to_vec(&cfg)
+            .map_err(|e| RuntimeError::Invalid(format!("encoding config.json: {e}")))?;
+        std::fs::write(dir.join("config.json"), text)
+            .map_err(|e| RuntimeError::io(format!("writing {}", dir.display()), e))?;
+        Ok(Some(dir))
+    }
+
+    pub(crate) fn shadow_bundle(&self, id: &str) -> PathBuf {
+        self.root.join(format!(".config-{id}"))
+    }
+
     fn cleanup_failed_create(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         let dir = self.container_dir(id);
         if let Ok(mut c) = Container::load(dir.clone()) {
             let _ = c.delete(true);
@@ -394,6 +447,7 @@ impl Runtime {
         }
         c.delete(force)
             .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
+        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         let dir = self.container_dir(id);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
