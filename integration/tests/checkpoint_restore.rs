@@ -34,12 +34,20 @@ count() { cat /proc/$(pid "$1")/root/tmp/count 2>/dev/null || echo 0; }
 # The init's view, without host-propagated mounts under volumes (listed in $HOSTPOINTS).
 scan() {
   "$F" mounts dump --no-content --root / --pid $(pid "$1") -o $W/scan.json || return 1
-  jq --argjson drop "$(printf '%s\n' ${HOSTPOINTS:-} | jq -R . | jq -s 'map(select(length>0) | ltrimstr("/"))')" '
+  binds=$(jq '[.mounts[] | select(.type=="bind") | .destination | ltrimstr("/")]' $W/bundle/config.json)
+  jq --argjson binds "$binds" --argjson drop "$(printf '%s\n' ${HOSTPOINTS:-} | jq -R . | jq -s 'map(select(length>0) | ltrimstr("/"))')" '
     .tree.mounts as $m
     | [range(0; $m|length) | select(. as $i | $drop | any(. as $d | ($m[$i].mountpoint == $d) or ($m[$i].mountpoint | startswith($d + "/"))))] as $gone
     | if ($gone|length) == 0 then . else
         .tree.mounts |= [ to_entries[] | select(.key as $k | $gone | index($k) | not) | .value ]
-      end' $W/scan.json > "$2"
+      end
+    # Explained by the bundle and the id: where the root filesystem and each bind source
+    # lie on the host, and the cgroup of the container (cgroup v1 mounts are rooted at it).
+    | .tree.superblocks as $sb
+    | .tree.mounts |= map(if .mountpoint == "" then .root = "/<rootfs>"
+        elif (.mountpoint as $p | $binds | index($p)) then .root = "/<bind-source>"
+        elif $sb[.superblock].fstype == "cgroup" and .root != "/" then .root = "/<own-cgroup>"
+        else . end)' $W/scan.json > "$2"
 }
 CKPT=fail; REST=fail; TREE=-; ALIVE=no; EXTRA=-
 finish() {
@@ -53,14 +61,21 @@ start() {
     || { cat $W/run.log >&2; exit 1; }
   sleep 0.4
 }
+# A short reason from a runtime's error output or CRIU's log, without spaces (the table is
+# split on them).
+why() {
+  r=$(cat "$@" 2>/dev/null | grep -o 'unreachable sharing\|[Ee]rror[^"]*' | grep -v 'msg=$\|rlimit' | head -n1)
+  [ -n "$r" ] || r=$(tail -qn1 "$@" 2>/dev/null | head -n1)
+  printf '%s' "${r:-unknown}" | cut -c1-60 | tr ' ' '_'
+}
 checkpoint() {
   if "$RT" --root $ST checkpoint --image-path $W/img "$1" 2>$W/ck.err; then CKPT=ok
-  else CKPT="failed: $(grep -o 'unreachable sharing\|Error[^"]*' $W/ck.err | head -n1 | cut -c1-60)"; sed -n '1,5p' $W/ck.err >&2; exit 0; fi
+  else CKPT="failed: $(why $W/ck.err $W/img/dump.log)"; sed -n '1,5p' $W/ck.err >&2; exit 0; fi
   "$RT" --root $ST delete --force "$1" >/dev/null 2>&1 || true
 }
 restore() {
   if "$RT" --root $ST --log $W/rs.err restore -d --image-path $W/img --bundle ${2:-$W/bundle} "$1" </dev/null >/dev/null 2>/dev/null; then REST=ok
-  else REST="failed: $(grep -o 'Error[^"]*\|error[^"]*' $W/rs.err | head -n1 | cut -c1-60)"; sed -n '1,5p' $W/rs.err >&2; exit 0; fi
+  else REST="failed: $(why $W/rs.err $W/img/restore.log)"; sed -n '1,5p' $W/rs.err >&2; exit 0; fi
   sleep 0.3
 }
 compare() { # id-before id-after
@@ -227,7 +242,9 @@ fn checkpoint_restore_scenarios_ferry_and_runc() {
     let ferry = ferry_bin().display().to_string();
     let mut table = String::new();
     let mut failures = Vec::new();
-    for s in SCENARIOS {
+    // FERRY_SCENARIO=<part of a name> runs only the matching scenarios.
+    let only = std::env::var("FERRY_SCENARIO").unwrap_or_default();
+    for s in SCENARIOS.iter().filter(|s| s.name.contains(only.as_str())) {
         let f = run("ferry", &ferry, s);
         let r = run("runc", "/usr/bin/runc", s);
         let _ = writeln!(table, "{:<46} ferry: {f}\n{:<46} runc:  {r}", s.name, "");

@@ -558,12 +558,19 @@ impl Runtime {
             o.set_orphan_pts_master(true);
         }
         // Tasks go to this bundle's cgroup, also under a new id.
-        let mut cg = Cgroup_root::new();
-        cg.set_path(format!(
+        // Only the v1 controllers ferry manages are re-rooted; the unified hierarchy of a
+        // hybrid host and named hierarchies stay where the checkpoint had them (mapping
+        // them too would nest the dumped cgroup under itself on every cycle).
+        let cg_path = format!(
             "/{}",
             cgroup_path.display().to_string().trim_start_matches('/')
-        ));
-        o.cg_root.push(cg);
+        );
+        for ctrl in v1_controller_mounts() {
+            let mut cg = Cgroup_root::new();
+            cg.set_ctrl(ctrl);
+            cg.set_path(cg_path.clone());
+            o.cg_root.push(cg);
+        }
         // cgroup v1 mounts come from this host's hierarchies, rooted at the new container's
         // cgroup; the image is adjusted the same way before it is compared.
         let image_path = opts.image_path.join(MOUNT_IMAGE);
@@ -749,9 +756,12 @@ impl Runtime {
                 })?;
                 live = scan_container(pid)?;
             }
+            // The root's and each bind's place in their host filesystems come from the new
+            // bundle.
             let bind_points: Vec<String> = ext
                 .iter()
                 .map(|(dest, _)| dest.to_string_lossy().trim_matches('/').to_string())
+                .chain(std::iter::once(String::new()))
                 .collect();
             for m in expected.tree.mounts.iter_mut() {
                 if bind_points.contains(&m.mountpoint) {
@@ -997,6 +1007,43 @@ fn in_mount_namespace(
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
     result
+}
+
+/// The controller sets of this host's cgroup v1 hierarchies (`cpu`, `memory`,
+/// `cpu,cpuacct`, ...), named hierarchies left out.
+fn v1_controller_mounts() -> Vec<String> {
+    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+    {
+        let Some((_, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = after.split(' ').collect();
+        if f.first() != Some(&"cgroup") {
+            continue;
+        }
+        let ctrls: Vec<&str> = f
+            .get(2)
+            .unwrap_or(&"")
+            .split(',')
+            .filter(|o| known.iter().any(|k| k == o))
+            .collect();
+        if !ctrls.is_empty() {
+            let set = ctrls.join(",");
+            if !out.contains(&set) {
+                out.push(set);
+            }
+        }
+    }
+    out
 }
 
 /// Move this process into a new mount namespace whose mounts are slaves of the current

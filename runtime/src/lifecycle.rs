@@ -270,12 +270,11 @@ impl Runtime {
         let path = bundle.join("config.json");
         let text = std::fs::read(&path)
             .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
-        let mut cfg: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-            RuntimeError::MalformedConfig {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| RuntimeError::MalformedConfig {
                 path: bundle.to_path_buf(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let Some(prop) = cfg["linux"]["rootfsPropagation"].as_str() else {
             return Ok(None);
         };
