@@ -259,6 +259,10 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 struct RuncLog {
     out: Mutex<Box<dyn Write + Send>>,
     json: bool,
+    /// Set when logging to stderr: the process that installed the logger. libcontainer logs
+    /// from the container's init too, after the init's stderr became the container's stdio
+    /// (a pty or the engine's pipe); those lines would land in the container's output.
+    stderr_of: Option<u32>,
 }
 
 #[derive(Default)]
@@ -288,6 +292,9 @@ impl Visit for Message {
 
 impl<S: Subscriber> Layer<S> for RuncLog {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if self.stderr_of.is_some_and(|pid| pid != std::process::id()) {
+            return;
+        }
         let mut m = Message::default();
         event.record(&mut m);
         let level = match *event.metadata().level() {
@@ -341,6 +348,7 @@ pub fn init_logging(global: &GlobalOpts) -> anyhow::Result<()> {
     let layer = RuncLog {
         out: Mutex::new(out),
         json: global.log_format == LogFormat::Json,
+        stderr_of: global.log.is_none().then(std::process::id),
     }
     .with_filter(tracing_subscriber::filter::filter_fn(move |m| {
         // libcgroups warns about every cgroup v1 controller this kernel lacks, on every

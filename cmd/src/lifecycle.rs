@@ -524,11 +524,31 @@ pub fn spec(g: &GlobalOpts, a: SpecArgs) -> Result<i32> {
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         oci_spec::runtime::Spec::rootless(uid, gid)
     } else {
-        oci_spec::runtime::Spec::default()
+        runc_default_spec()
     };
     spec.save(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(0)
+}
+
+/// The config runc 1.1's `spec` writes: a terminal, and no cgroup namespace.
+fn runc_default_spec() -> oci_spec::runtime::Spec {
+    let mut spec = oci_spec::runtime::Spec::default();
+    if let Some(mut process) = spec.process().clone() {
+        process.set_terminal(Some(true));
+        spec.set_process(Some(process));
+    }
+    if let Some(mut linux) = spec.linux().clone() {
+        if let Some(ns) = linux.namespaces().clone() {
+            let kept = ns
+                .into_iter()
+                .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup)
+                .collect();
+            linux.set_namespaces(Some(kept));
+        }
+        spec.set_linux(Some(linux));
+    }
+    spec
 }
 
 #[cfg(test)]

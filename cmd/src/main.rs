@@ -11,7 +11,12 @@ use cli::GlobalOpts;
 #[derive(Parser, Debug)]
 #[command(
     name = "ferry",
-    version,
+    // runc's shape: `<name> version X` then component versions, one per line.
+    version = concat!(
+        "version ",
+        env!("CARGO_PKG_VERSION"),
+        "\nspec: 1.2.0\nlibcontainer: 0.7.0"
+    ),
     about = "An OCI runtime whose checkpoint and restore keep a container's mount tree exact",
     args_override_self = true
 )]
@@ -73,6 +78,12 @@ impl Command {
 }
 
 fn main() {
+    // Like runc, die quietly when a reader of our output goes away (`ferry list | head`);
+    // sockets to CRIU use MSG_NOSIGNAL instead.
+    // SAFETY: setting a signal's disposition to the default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::normalise_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -108,6 +119,12 @@ fn main() {
         }
     }
     let g = &cli.global;
+    // runc's exec fails with 255, so its own errors never look like the process's exit code.
+    let error_code = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let result = match cli.command {
         Command::Create(a) => lifecycle::create(g, a),
         Command::Start { id } => lifecycle::start(g, id),
@@ -136,7 +153,7 @@ fn main() {
             if cli.global.log.is_some() {
                 eprintln!("ferry: {msg}");
             }
-            std::process::exit(1);
+            std::process::exit(error_code);
         }
     }
 }

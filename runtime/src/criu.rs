@@ -143,7 +143,8 @@ fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
     nix::sys::socket::send(
         sock.as_raw_fd(),
         &bytes,
-        nix::sys::socket::MsgFlags::empty(),
+        // A CRIU that died is an error to report, not a SIGPIPE that kills ferry mid-restore.
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
     )
     .map_err(|e| CriuError::Rpc(format!("sending request: {e}")))?;
     Ok(())

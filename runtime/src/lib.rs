@@ -9,5 +9,6 @@ pub mod features;
 pub mod lifecycle;
 pub mod lock;
 pub mod sealed;
+pub mod stats;
 
 pub use error::{Result, RuntimeError};

@@ -134,10 +134,16 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<Spec> {
             format!("reading config.json: {e}")
         },
     })?;
-    let spec: Spec = serde_json::from_slice(&text).map_err(|e| RuntimeError::MalformedConfig {
-        path: bundle.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    // The path of the offending field (`process.args`) tells the user where to look.
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    let spec: Spec =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| RuntimeError::MalformedConfig {
+            path: bundle.to_path_buf(),
+            reason: match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                field => format!("field {field}: {}", e.inner()),
+            },
+        })?;
     if !spec.version().starts_with("1.") {
         return Err(RuntimeError::MalformedConfig {
             path: bundle.to_path_buf(),
@@ -556,8 +562,7 @@ impl Runtime {
             what: format!("reading statistics of container \"{id}\""),
             detail: e.to_string(),
         })?;
-        let data = serde_json::to_value(&stats)
-            .map_err(|e| RuntimeError::Invalid(format!("encoding statistics: {e}")))?;
+        let data = crate::stats::runc_stats(&stats);
         Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
     }
 

@@ -9,10 +9,19 @@ use rustix::fs::{flock, FlockOperation};
 use std::fs::File;
 use std::path::Path;
 
-/// An flock held until dropped (the kernel releases it when the fd closes).
+/// An flock held until dropped.
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for StateLock {
+    /// Unlock explicitly instead of relying on the close: libcontainer forks the container's
+    /// init while `create` holds the lock, the child shares the open file description until it
+    /// execs (after `start`), and a plain close would leave the lock held by that copy.
+    fn drop(&mut self) {
+        let _ = flock(&self.file, FlockOperation::Unlock);
+    }
 }
 
 impl StateLock {
@@ -25,7 +34,7 @@ impl StateLock {
             FlockOperation::LockShared
         };
         flock(&file, op)?;
-        Ok(StateLock { _file: file })
+        Ok(StateLock { file })
     }
 
     /// Lock container `id` under `root`; a missing container is `NotFound`, also when it was
