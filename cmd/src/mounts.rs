@@ -40,6 +40,10 @@ pub enum MountsCommand {
         /// Do not capture tmpfs file content.
         #[arg(long)]
         no_content: bool,
+        /// Leave out the mount at this path (relative to --root) and everything below it;
+        /// repeatable. Peer groups only those mounts had become external.
+        #[arg(long = "exclude", value_name = "PATH")]
+        exclude: Vec<String>,
     },
     /// Recreate an image's tree at DIR in this mount namespace.
     Restore {
@@ -86,6 +90,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             output,
             source,
             no_content,
+            exclude,
         } => {
             // Open the output before entering another namespace: the path is the caller's.
             let mut out: Box<dyn Write> = match &output {
@@ -100,8 +105,15 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
                 content: !no_content,
                 ..Default::default()
             };
-            let image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
+            let mut image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
                 .with_context(|| format!("dumping the mount tree at {}", root.display()))?;
+            if !exclude.is_empty() {
+                image.tree.exclude(&exclude);
+                image
+                    .tree
+                    .validate()
+                    .context("the tree left after --exclude")?;
+            }
             let text = image.to_json()?;
             out.write_all(text.as_bytes())?;
             out.write_all(b"\n")?;

@@ -30,20 +30,22 @@ jq '.process.terminal=false
 cfg() { jq "$1" $W/bundle/config.json > $W/c && mv $W/c $W/bundle/config.json; }
 volume() { cfg ".mounts += [{\"destination\":\"$1\",\"type\":\"bind\",\"source\":\"$2\",\"options\":$3}]"; }
 pid() { "$RT" --root $ST state "$1" | jq -r .pid; }
-count() { cat /proc/$(pid "$1")/root/tmp/count 2>/dev/null || echo 0; }
+# The init rewrites the file in place: a read can meet it empty, so read again.
+count() {
+  for _ in 1 2 3 4 5; do
+    n=$(cat /proc/$(pid "$1")/root/tmp/count 2>/dev/null)
+    case "$n" in ''|*[!0-9]*) sleep 0.02 ;; *) echo "$n"; return ;; esac
+  done
+  echo 0
+}
 # The init's view, without host-propagated mounts under volumes (listed in $HOSTPOINTS).
 scan() {
-  "$F" mounts dump --no-content --root / --pid $(pid "$1") -o $W/scan.json || return 1
   binds=$(jq '[.mounts[] | select(.type=="bind") | .destination | ltrimstr("/")]' $W/bundle/config.json)
-  jq --argjson binds "$binds" --argjson drop "$(printf '%s\n' ${HOSTPOINTS:-} | jq -R . | jq -s 'map(select(length>0) | ltrimstr("/"))')" '
-    .tree.mounts as $m
-    | [range(0; $m|length) | select(. as $i | $drop | any(. as $d | ($m[$i].mountpoint == $d) or ($m[$i].mountpoint | startswith($d + "/"))))] as $gone
-    | if ($gone|length) == 0 then . else
-        .tree.mounts |= [ to_entries[] | select(.key as $k | $gone | index($k) | not) | .value ]
-      end
-    # Explained by the bundle and the id: where the root filesystem and each bind source
-    # lie on the host, and the cgroup of the container (cgroup v1 mounts are rooted at it).
-    | .tree.superblocks as $sb
+  "$F" mounts dump --no-content --root / --pid $(pid "$1") $(for h in ${HOSTPOINTS:-}; do echo --exclude $h; done) \
+    -o $W/scan.json || return 1
+  # Explained by the bundle and the id: where the root filesystem and each bind source
+  # lie on the host, and the cgroup of the container (cgroup v1 mounts are rooted at it).
+  jq --argjson binds "$binds" '.tree.superblocks as $sb
     | .tree.mounts |= map(if .mountpoint == "" then .root = "/<rootfs>"
         elif (.mountpoint as $p | $binds | index($p)) then .root = "/<bind-source>"
         elif $sb[.superblock].fstype == "cgroup" and .root != "/" then .root = "/<own-cgroup>"
@@ -144,6 +146,15 @@ cycle
 EXTRA=sees:$(cat /proc/$(pid c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
     },
     Scenario {
+        name: "rshared volume, host submount replaced",
+        script: r#"mkdir -p $H/src/sub; mount -t tmpfs sub $H/src/sub; echo old > $H/src/sub/x
+HOSTPOINTS=/vol/sub
+volume /vol $H/src '["rbind","rshared"]'; cfg '.linux.rootfsPropagation="rshared"'
+HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
+cycle
+EXTRA=sees:$(cat /proc/$(pid c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
+    },
+    Scenario {
         name: "container's own shared and slave mounts",
         script: r#"cfg '.process.capabilities.bounding += ["CAP_SYS_ADMIN"] | .process.capabilities.effective += ["CAP_SYS_ADMIN"] | .process.capabilities.permitted += ["CAP_SYS_ADMIN"]'
 cfg '.process.args=["sh","-c","mount -t tmpfs own /mnt/a && mount --make-shared /mnt/a && mount --bind /mnt/a /mnt/b && mount --make-slave /mnt/b && i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"]'
@@ -200,6 +211,7 @@ fn ferry_extra(name: &str) -> Option<&'static str> {
         "rshared volume" => "in:yes,out:yes",
         "rslave volume with a host submount" => "submount-back",
         "host remounts around checkpoint" => "sees:new",
+        "rshared volume, host submount replaced" => "sees:new",
         "container's own shared and slave mounts" => "slave-receives",
         "read-only bind and tmpfs with content" => "content+ro",
         "file bind mount" => "file",

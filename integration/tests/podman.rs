@@ -123,10 +123,11 @@ script -qec "bash $T" /dev/null </dev/null | tr -d '\r' | sed 's/\^@//g'"#,
     assert_eq!(out, "/dev/pts/0\nstdin-is-tty\nstdout-is-tty\n");
 }
 
-/// A counter container: its init writes an increasing number to /tmp/count.
+/// A counter container: its init writes an increasing number to /tmp/count (renamed into
+/// place, so a reader never meets it half-written).
 const COUNTER: &str = r#"count() { p exec "$1" cat /tmp/count; }
 grows() { a=$(count "$1"); sleep 0.5; b=$(count "$1"); [ "$b" -gt "$a" ] && echo "$2: counting"; }
-p run -d --name "$NAME" "$IMAGE" sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null
+p run -d --name "$NAME" "$IMAGE" sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done' >/dev/null
 sleep 0.5
 "#;
 

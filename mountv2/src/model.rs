@@ -196,14 +196,24 @@ pub enum TreeError {
 
 impl MountTree {
     /// Keep the mounts whose `keep` entry is true (missing entries: kept), renumbering them.
-    /// A dropped mount's descendants must be dropped too; superblocks and groups stay.
+    /// A dropped mount's descendants are dropped too. A peer group left without members
+    /// becomes external, named by where its first dropped member was (relative to the root,
+    /// with a leading `/`): the mounts still tied to it are tied to something outside now.
     pub fn retain_mounts(&mut self, keep: &[bool]) {
         let mut new_idx = vec![None; self.mounts.len()];
         let mut kept = Vec::new();
+        let mut dropped_member: Vec<Option<String>> = vec![None; self.groups.len()];
         for (i, m) in self.mounts.iter().enumerate() {
-            if keep.get(i).copied().unwrap_or(true) {
+            let parent_kept = m
+                .parent
+                .is_none_or(|p| new_idx.get(p.get()).copied().flatten().is_some());
+            if parent_kept && keep.get(i).copied().unwrap_or(true) {
                 new_idx[i] = Some(MountIdx(kept.len() as u32));
                 kept.push(m.clone());
+            } else if let Some(g) = m.propagation.shared {
+                if let Some(slot) = dropped_member.get_mut(g.get()) {
+                    slot.get_or_insert_with(|| format!("/{}", m.mountpoint));
+                }
             }
         }
         for m in kept.iter_mut() {
@@ -212,6 +222,28 @@ impl MountTree {
                 .and_then(|p| new_idx.get(p.get()).copied().flatten());
         }
         self.mounts = kept;
+        let members = self.group_members();
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            if matches!(group, PeerGroup::Internal) && members[g].is_empty() {
+                let path = dropped_member[g].clone().unwrap_or_else(|| "/".into());
+                *group = PeerGroup::External { path };
+            }
+        }
+    }
+
+    /// Drop the mounts at the given mount points (relative, as in [`Mount::mountpoint`]) and
+    /// everything below them, as [`MountTree::retain_mounts`] does.
+    pub fn exclude(&mut self, points: &[String]) {
+        let below = |p: &str, mp: &str| {
+            let p = p.trim_matches('/');
+            mp == p || (p.is_empty() && !mp.is_empty()) || mp.starts_with(&format!("{p}/"))
+        };
+        let keep: Vec<bool> = self
+            .mounts
+            .iter()
+            .map(|m| !points.iter().any(|p| below(p, &m.mountpoint)))
+            .collect();
+        self.retain_mounts(&keep);
     }
 
     pub fn root(&self) -> Option<&Mount> {

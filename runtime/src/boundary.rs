@@ -74,10 +74,48 @@ fn is_below(parent: &str, child: &str) -> bool {
         && (parent.is_empty() || child.starts_with(&format!("{parent}/")))
 }
 
+/// The propagation fields of one mountinfo line: mount point, `shared:N`, `master:N`.
+fn propagation_ids(line: &str) -> Option<(String, Option<u64>, Option<u64>)> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let mountpoint = unescape(fields.get(4)?);
+    let (mut shared, mut master) = (None, None);
+    for f in fields.iter().skip(6).take_while(|f| **f != "-") {
+        if let Some(n) = f.strip_prefix("shared:") {
+            shared = n.parse().ok();
+        } else if let Some(n) = f.strip_prefix("master:") {
+            master = n.parse().ok();
+        }
+    }
+    Some((mountpoint, shared, master))
+}
+
+/// The container's mounts (image-style relative mount points) that are peers or slaves of a
+/// peer group the host has too. Peer group ids are global, so a `shared:N` or `master:N` of
+/// the container matching a host mount's `shared:N` ties it to the host, which a scan of the
+/// container's namespace alone cannot see: an rshared volume's submounts are such peers.
+pub fn host_tied_mounts(container_mountinfo: &str, host_mountinfo: &str) -> Vec<String> {
+    let host_groups: std::collections::HashSet<u64> = host_mountinfo
+        .lines()
+        .filter_map(propagation_ids)
+        .filter_map(|(_, shared, _)| shared)
+        .collect();
+    container_mountinfo
+        .lines()
+        .filter_map(propagation_ids)
+        .filter(|(_, shared, master)| {
+            [shared, master]
+                .iter()
+                .any(|g| g.is_some_and(|g| host_groups.contains(&g)))
+        })
+        .map(|(mp, _, _)| mp.trim_matches('/').to_string())
+        .collect()
+}
+
 /// Classify the container's tree: which mounts under volumes came from the host. A mount is
 /// host-propagated when it lies strictly below a slave or shared volume and its master or
-/// peer group reaches outside the container (only the host could have put it there).
-pub fn classify(image: &MountImage, volumes: Vec<Volume>) -> Boundary {
+/// peer group reaches outside the container (only the host could have put it there): an
+/// external group of the scan, or one of `host_tied` ([`host_tied_mounts`]).
+pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) -> Boundary {
     let t = &image.tree;
     let external = |g: Option<mountv2::model::GroupIdx>| {
         g.and_then(|g| t.groups.get(g.0 as usize))
@@ -91,8 +129,10 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>) -> Boundary {
         let is_volume = volumes
             .iter()
             .any(|v| v.destination.trim_matches('/') == m.mountpoint);
-        if under && !is_volume && (external(m.propagation.master) || external(m.propagation.shared))
-        {
+        let tied = external(m.propagation.master)
+            || external(m.propagation.shared)
+            || host_tied.contains(&m.mountpoint);
+        if under && !is_volume && tied {
             host_propagated.push(format!("/{}", m.mountpoint));
         }
     }
@@ -113,13 +153,8 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>) -> Boundary {
 /// Remove host-propagated mounts (and what lies below them) from a tree before comparing:
 /// they are the host's, and legitimately differ between hosts and over time.
 pub fn without_host_mounts(image: &MountImage, host_points: &[String]) -> MountImage {
-    let mut keep = Vec::new();
-    for m in &image.tree.mounts {
-        let p = format!("/{}", m.mountpoint);
-        keep.push(!host_points.iter().any(|h| *h == p || is_below(h, &p)));
-    }
     let mut out = image.clone();
-    out.tree.retain_mounts(&keep);
+    out.tree.exclude(host_points);
     out
 }
 

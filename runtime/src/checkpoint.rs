@@ -7,8 +7,8 @@
 //! other's checkpoints.
 
 use crate::boundary::{
-    classify, volume_propagation, without_host_mounts, Boundary, Volume, VolumePropagation,
-    BOUNDARY_FILE,
+    classify, host_tied_mounts, volume_propagation, without_host_mounts, Boundary, Volume,
+    VolumePropagation, BOUNDARY_FILE,
 };
 use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
@@ -287,7 +287,13 @@ impl Runtime {
             // What the host propagated into volumes is the host's: CRIU skips it, restore
             // brings in what the restoring host has there. Volumes' ties to host groups are
             // declared, and re-made by ferry after CRIU.
-            let boundary = classify(&image, volumes(&spec));
+            let host_tied = host_tied_mounts(
+                &std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                    .map_err(|e| RuntimeError::io("reading the container's mountinfo", e))?,
+                &std::fs::read_to_string("/proc/self/mountinfo")
+                    .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?,
+            );
+            let boundary = classify(&image, volumes(&spec), &host_tied);
             for mp in &boundary.host_propagated {
                 o.skip_mnt.push(mp.clone());
             }
