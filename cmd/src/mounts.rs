@@ -53,6 +53,10 @@ pub enum MountsCommand {
         /// Where an external filesystem is on this host: KEY=PATH (repeatable).
         #[arg(long = "external", value_name = "KEY=PATH")]
         externals: Vec<String>,
+        /// Keep at most this many mounts' fds open (default: what the open-file limit
+        /// allows); below one per mount, attached mounts are reopened by path when needed.
+        #[arg(long)]
+        fd_budget: Option<u64>,
     },
     /// Print the ordered kernel steps a restore would run, without running them.
     Plan {
@@ -130,6 +134,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             image,
             target,
             externals,
+            fd_budget,
         } => {
             let img = load(&image)?;
             let mut map = HashMap::new();
@@ -142,6 +147,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             let opts = ApplyOptions {
                 target: target.clone(),
                 externals: map,
+                fd_budget,
             };
             let report = mountv2::apply::restore(&img, &opts).map_err(|e| match e {
                 RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),

@@ -16,7 +16,17 @@ if [ "${FRESH:-1}" = 1 ]; then
   unshare -m --propagation private bash -c '
     set -euo pipefail
     "$FERRY" mounts restore "$W/img.json" --target "$W/fresh"
-    "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/fresh"'
+    "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/fresh"
+    # One fd short of one per mount: attached mounts give theirs up and are reopened by
+    # path. Trees where too many mounts are out of reach of a path are refused, cleanly.
+    mkdir -p "$W/spilled"
+    n=$(jq ".tree.mounts | length" "$W/img.json")
+    if "$FERRY" mounts restore --fd-budget $((n - 1)) "$W/img.json" --target "$W/spilled" 2>"$W/spill.err"; then
+      "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/spilled"
+    else
+      grep -q "keeps at least" "$W/spill.err" || { cat "$W/spill.err" >&2; exit 1; }
+      ! grep -q " $W/spilled" /proc/self/mountinfo
+    fi'
 fi
 "$FERRY" mounts restore "$W/img.json" --target "$W/r"
 "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/r"

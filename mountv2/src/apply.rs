@@ -26,6 +26,10 @@ pub struct ApplyOptions {
     pub target: PathBuf,
     /// External superblocks by key: a host path whose mount shows that filesystem's root.
     pub externals: HashMap<String, PathBuf>,
+    /// Keep at most this many mounts' fds open at once (default: what the open-file limit,
+    /// raised to the hard limit, leaves); below one per mount, attached mounts reachable by
+    /// path are reopened when a step needs them.
+    pub fd_budget: Option<u64>,
 }
 
 /// What an apply did, for logs and benchmarks.
@@ -131,6 +135,61 @@ struct Executor<'a> {
     /// Placeholders this apply created (to remove), by superblock and path.
     placeholders: Vec<(SuperblockIdx, String)>,
     attached: bool,
+    /// Short of fds: mounts reachable by path give theirs up once attached
+    /// ([`reachable_by_path`]) and are opened again by path for each later step.
+    spill: Option<Vec<bool>>,
+    /// Mount ids of the mounts whose fds were given up, to check a reopened one is the same.
+    released: Vec<Option<u64>>,
+}
+
+/// Mounts a path walk from the tree's root reaches: the topmost mount at its mount point,
+/// with no other mount over any directory on the way that is not one of its ancestors.
+/// Their fds can be closed once attached and opened again by path.
+fn reachable_by_path(tree: &crate::model::MountTree) -> Vec<bool> {
+    // Of mounts on one mount point, the one attached last (latest in parent-first order) is
+    // on top.
+    let mut top: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        top.insert(m.mountpoint.as_str(), i);
+    }
+    let mut out = vec![false; tree.mounts.len()];
+    for (i, m) in tree.mounts.iter().enumerate() {
+        if top.get(m.mountpoint.as_str()) != Some(&i) {
+            continue;
+        }
+        let mut ancestors = std::collections::HashSet::new();
+        let mut p = m.parent;
+        while let Some(a) = p {
+            ancestors.insert(a.get());
+            p = tree.mounts.get(a.get()).and_then(|x| x.parent);
+        }
+        let mp = m.mountpoint.as_str();
+        // Walks start at the root mount's fd and do not enter mounts stacked on it.
+        let mut clear = top.get("") == Some(&0);
+        for (pos, _) in mp.match_indices('/') {
+            if let Some(t) = top.get(&mp[..pos]) {
+                clear &= ancestors.contains(t);
+            }
+        }
+        out[i] = clear;
+    }
+    out
+}
+
+/// The mounts a step works on through their fds.
+fn mounts_used(step: &Step) -> Vec<MountIdx> {
+    let handle = |h: &Handle| match h {
+        Handle::Mount(m) => Some(*m),
+        _ => None,
+    };
+    match step {
+        Step::Attach { mount, parent, .. } => vec![*mount, *parent],
+        Step::SetAttr { mount, .. } | Step::MakeUnbindable(mount) => vec![*mount],
+        Step::AttachRoot { mount } => vec![*mount],
+        Step::MakeShared(h) | Step::MakeSlave(h) => handle(h).into_iter().collect(),
+        Step::SetGroup { from, to } => handle(from).into_iter().chain(handle(to)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Apply `plan` (made from `image`) at `opts.target`.
@@ -140,16 +199,36 @@ pub fn apply(
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     probe_kernel()?;
-    let need = (plan.mount_count + plan.superblock_count + 2 * plan.group_count + 64) as u64;
+    let others = (plan.superblock_count + 2 * plan.group_count + 64) as u64;
     let limit = sys::raise_nofile_limit()
         .map_err(|e| ApplyError::Setup(format!("raising the open-file limit: {e}")))?;
-    if limit < need {
-        return Err(ApplyError::Setup(format!(
-            "restoring {} mounts keeps {need} fds open but the open-file limit is {limit}; \
-             raise it (ulimit -n)",
-            plan.mount_count
-        )));
+    let mut budget = limit.saturating_sub(others);
+    if let Some(b) = opts.fd_budget {
+        budget = budget.min(b);
     }
+    let spill = if budget < plan.mount_count as u64 {
+        // Keep only the fds of mounts a path cannot reach; reopen the others when used.
+        let reachable = reachable_by_path(&image.tree);
+        let pinned = reachable.iter().filter(|r| !**r).count() as u64;
+        // Two more for the step that reopens them.
+        if budget < pinned + 2 {
+            return Err(ApplyError::Setup(format!(
+                "restoring {} mounts keeps at least {} fds open but the open-file limit is \
+                 {limit}; raise it (ulimit -n)",
+                plan.mount_count,
+                pinned + 2 + others
+            )));
+        }
+        tracing::debug!(
+            limit,
+            budget,
+            pinned,
+            "short of fds: reopening mounts by path"
+        );
+        Some(reachable)
+    } else {
+        None
+    };
     let target_meta = std::fs::metadata(&opts.target)
         .map_err(|e| ApplyError::Setup(format!("target {}: {e}", opts.target.display())))?;
     if !target_meta.is_dir() && !image.tree.mounts[0].is_file {
@@ -173,6 +252,8 @@ pub fn apply(
         outside: HashMap::new(),
         placeholders: Vec::new(),
         attached: false,
+        spill,
+        released: vec![None; image.tree.mounts.len()],
     };
     let start = Instant::now();
     let mut report = ApplyReport {
@@ -183,7 +264,7 @@ pub fn apply(
         if matches!(step, Step::AttachRoot { .. }) {
             report.build = start.elapsed();
         }
-        if let Err(reason) = ex.run(step) {
+        if let Err(reason) = ex.run_spilling(step) {
             let err = ApplyError::Step {
                 index,
                 step: step.to_string(),
@@ -198,6 +279,60 @@ pub fn apply(
 }
 
 impl<'a> Executor<'a> {
+    /// Run a step; when short of fds, reopen the released mounts it needs first, release
+    /// them again after, and release a reachable mount once it is attached.
+    fn run_spilling(&mut self, step: &Step) -> Result<(), String> {
+        if self.spill.is_none() {
+            return self.run(step);
+        }
+        let used = mounts_used(step);
+        let mut reopened = Vec::new();
+        for m in &used {
+            if self.mounts[m.get()].is_none() && self.released[m.get()].is_some() {
+                self.reopen(*m)?;
+                reopened.push(*m);
+            }
+        }
+        let result = self.run(step);
+        for m in reopened {
+            self.mounts[m.get()] = None;
+        }
+        result?;
+        if let Step::Attach { mount, .. } = step {
+            let reachable = self
+                .spill
+                .as_ref()
+                .is_some_and(|r| r.get(mount.get()).copied().unwrap_or(false));
+            if reachable {
+                let id = sys::mount_id(self.mount(*mount)?)
+                    .map_err(|e| format!("mount id of mount[{}]: {e}", mount.0))?;
+                self.released[mount.get()] = Some(id);
+                self.mounts[mount.get()] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Open a released mount again by its path below the tree's root, and check it is the
+    /// same mount.
+    fn reopen(&mut self, m: MountIdx) -> Result<(), String> {
+        let rel = self.image.tree.mount(m).mountpoint.clone();
+        let fd = rustix::mount::open_tree(self.mount(MountIdx(0))?, rel.as_str(), {
+            OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_SYMLINK_NOFOLLOW
+        })
+        .map_err(|e| format!("reopening mount[{}] at {rel:?}: {e}", m.0))?;
+        let id =
+            sys::mount_id(fd.as_fd()).map_err(|e| format!("mount id of mount[{}]: {e}", m.0))?;
+        if Some(id) != self.released[m.get()] {
+            return Err(format!(
+                "reopening mount[{}] at {rel:?} found another mount there",
+                m.0
+            ));
+        }
+        self.mounts[m.get()] = Some(fd);
+        Ok(())
+    }
+
     fn sb_root(&self, sb: SuperblockIdx) -> Result<BorrowedFd<'_>, String> {
         self.sb_roots
             .get(sb.get())

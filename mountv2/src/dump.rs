@@ -103,6 +103,13 @@ fn match_rows<'t>(
         .iter()
         .find(|r| r.mountpoint == root && !covered(r))
         .ok_or_else(|| ScanError::NoMountAt(root.to_path_buf()))?;
+    // Looked up once per mount: a parent with thousands of children must not be searched
+    // linearly each time.
+    let child_at: HashMap<(u64, &Path), &RawMount> = table
+        .iter()
+        .filter(|r| r.parent_id != r.id)
+        .map(|r| ((r.parent_id, r.mountpoint.as_path()), r))
+        .collect();
     let mut rows: Vec<Option<&RawMount>> = vec![None; tree.mounts.len()];
     rows[0] = Some(top);
     for (i, m) in tree.mounts.iter().enumerate().skip(1) {
@@ -111,9 +118,9 @@ fn match_rows<'t>(
             .and_then(|p| rows.get(p.get()).copied().flatten())
             .ok_or_else(|| DumpError::Other(format!("mounts[{i}]: parent not matched")))?;
         let want = absolute(root, &m.mountpoint);
-        let row = by_parent
-            .get(&parent.id)
-            .and_then(|kids| kids.iter().find(|k| k.mountpoint == want))
+        let row = child_at
+            .get(&(parent.id, want.as_path()))
+            .copied()
             .ok_or_else(|| {
                 DumpError::Other(format!(
                     "mount at {} changed while it was being scanned",

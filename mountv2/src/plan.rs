@@ -197,10 +197,9 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
         }
     }
 
-    // 2. Clones (placeholders for deleted roots around them).
+    // 2. Placeholders for deleted roots, so they can be cloned.
     let mut placeholders = Vec::new();
     for (i, m) in tree.mounts.iter().enumerate() {
-        let idx = MountIdx(i as u32);
         if m.root_deleted {
             if !matches!(
                 tree.superblock(m.superblock).origin,
@@ -220,15 +219,21 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
                 placeholders.push((m.superblock, m.root.clone()));
             }
         }
-        steps.push(Step::Clone {
+    }
+
+    // 3. Clone and assemble parent-first, each mount cloned just before it is attached (so
+    // an executor short of fds can let go of attached ones). Among siblings, a mount whose
+    // mount point lies below another sibling's must go first: attaching it later would walk
+    // into that sibling.
+    let clone = |idx: MountIdx| {
+        let m = tree.mount(idx);
+        Step::Clone {
             mount: idx,
             sb: m.superblock,
             root: m.root.clone(),
-        });
-    }
-
-    // 3. Assemble parent-first. Among siblings, a mount whose mount point lies below another
-    // sibling's must go first: attaching it later would walk into that sibling.
+        }
+    };
+    steps.push(clone(MountIdx(0)));
     let children = tree.children();
     let mut stack = vec![MountIdx(0)];
     while let Some(parent) = stack.pop() {
@@ -236,6 +241,7 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
         kids.sort_by_key(|k| std::cmp::Reverse(depth(&tree.mount(*k).mountpoint)));
         for k in &kids {
             let child = tree.mount(*k);
+            steps.push(clone(*k));
             steps.push(Step::Attach {
                 mount: *k,
                 parent,

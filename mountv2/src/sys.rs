@@ -149,6 +149,36 @@ pub fn open_or_create_mountpoint(
     Ok(cur)
 }
 
+/// The id of the mount `fd` is on (the unique 64-bit id where the kernel has it).
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    const STATX_MNT_ID: u32 = 0x1000;
+    const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+    for mask in [STATX_MNT_ID_UNIQUE, STATX_MNT_ID] {
+        // SAFETY: zeroed statx is a valid output buffer; the empty path is NUL-terminated
+        // and AT_EMPTY_PATH makes statx describe `fd` itself.
+        let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::statx(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                mask,
+                &mut buf,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if buf.stx_mask & mask != 0 {
+            return Ok(buf.stx_mnt_id);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "statx reports no mount id",
+    ))
+}
+
 /// Raise the soft open-file limit to the hard one: restoring keeps one fd per mount open.
 /// Needs no privilege (unlike raising the hard limit).
 pub fn raise_nofile_limit() -> io::Result<u64> {
