@@ -5,7 +5,8 @@
 //! the volume sources, so nothing touches the machine's own mounts. The container's init
 //! counts in a file; after restore the count must go on. The mount tree the init sees is
 //! scanned before checkpoint and after restore and compared with `ferry mounts diff` (ids
-//! aside), leaving out mounts the host propagated into volumes, which are the host's.
+//! aside), leaving out mounts the host propagated into volumes, which are the host's. The
+//! host's own mounts must be exactly as they were before the restore.
 
 use ferry_integration::{ferry_bin, in_private_ns, require_root};
 use std::fmt::Write as _;
@@ -51,9 +52,11 @@ scan() {
         elif $sb[.superblock].fstype == "cgroup" and .root != "/" then .root = "/<own-cgroup>"
         else . end)' $W/scan.json > "$2"
 }
-CKPT=fail; REST=fail; TREE=-; ALIVE=no; EXTRA=-
+CKPT=fail; REST=fail; TREE=-; ALIVE=no; HOST=-; EXTRA=-
+# The host's mounts under $H (mount point and root): a restore must not change them.
+hostmounts() { awk -v h="$H" '$5 == h || index($5, h "/") == 1 { print $5, $4 }' /proc/self/mountinfo | sort; }
 finish() {
-  echo "RESULT checkpoint=$CKPT restore=$REST tree=$TREE alive=$ALIVE extra=$EXTRA"
+  echo "RESULT checkpoint=$CKPT restore=$REST tree=$TREE alive=$ALIVE host=$HOST extra=$EXTRA"
   for c in $("$RT" --root $ST list -q 2>/dev/null); do "$RT" --root $ST delete --force $c >/dev/null 2>&1; done
 }
 trap finish EXIT
@@ -76,9 +79,12 @@ checkpoint() {
   "$RT" --root $ST delete --force "$1" >/dev/null 2>&1 || true
 }
 restore() {
+  hostmounts > $W/host-before
   if "$RT" --root $ST --log $W/rs.err restore -d --image-path $W/img --bundle ${2:-$W/bundle} "$1" </dev/null >/dev/null 2>/dev/null; then REST=ok
   else REST="failed: $(why $W/rs.err $W/img/restore.log)"; sed -n '1,5p' $W/rs.err >&2; exit 0; fi
   sleep 0.3
+  hostmounts > $W/host-after
+  if cmp -s $W/host-before $W/host-after; then HOST=same; else HOST=changed; diff $W/host-before $W/host-after >&2; fi
 }
 compare() { # id-before id-after
   if "$F" mounts diff $W/before.json $W/after.json > $W/diff.txt 2>&1; then TREE=same
@@ -265,6 +271,7 @@ fn checkpoint_restore_scenarios_ferry_and_runc() {
             "restore=ok".to_string(),
             "tree=same".to_string(),
             "alive=yes".to_string(),
+            "host=same".to_string(),
         ];
         if let Some(e) = ferry_extra(s.name) {
             want.push(format!("extra={e}"));
