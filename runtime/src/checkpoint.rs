@@ -571,7 +571,13 @@ impl Runtime {
             "/{}",
             cgroup_path.display().to_string().trim_start_matches('/')
         );
-        for ctrl in v1_controller_mounts() {
+        for (mountpoint, ctrl) in v1_hierarchies() {
+            // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
+            // alone instead of bringing back the dumped ones, a frozen freezer among them
+            // (engines pause a container while they checkpoint it).
+            let dir = mountpoint.join(cg_path.trim_start_matches('/'));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
             let mut cg = Cgroup_root::new();
             cg.set_ctrl(ctrl);
             cg.set_path(cg_path.clone());
@@ -715,6 +721,14 @@ impl Runtime {
             .or(seen_pid)
             .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
         *restored_pid = Some(pid);
+        // A container is restored running (as runc does), also when its checkpoint was taken
+        // while paused.
+        manager
+            .freeze(libcgroups::common::FreezerState::Thawed)
+            .map_err(|e| RuntimeError::Cgroup {
+                what: format!("thawing restored container \"{id}\""),
+                detail: e.to_string(),
+            })?;
         let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&criu_root);
 
@@ -1015,21 +1029,21 @@ fn in_mount_namespace(
     result
 }
 
-/// The controller sets of this host's cgroup v1 hierarchies (`cpu`, `memory`,
-/// `cpu,cpuacct`, ...), named hierarchies left out.
-fn v1_controller_mounts() -> Vec<String> {
+/// This host's cgroup v1 hierarchies with controllers: where each is mounted and its
+/// controller set (`cpu,cpuacct`, `memory`, ...); named hierarchies left out.
+fn v1_hierarchies() -> Vec<(PathBuf, String)> {
     let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
     for line in std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
-        let Some((_, after)) = line.split_once(" - ") else {
+        let Some((before, after)) = line.split_once(" - ") else {
             continue;
         };
         let f: Vec<&str> = after.split(' ').collect();
@@ -1042,11 +1056,17 @@ fn v1_controller_mounts() -> Vec<String> {
             .split(',')
             .filter(|o| known.iter().any(|k| k == o))
             .collect();
-        if !ctrls.is_empty() {
-            let set = ctrls.join(",");
-            if !out.contains(&set) {
-                out.push(set);
-            }
+        let Some(mp) = before.split(' ').nth(4) else {
+            continue;
+        };
+        let set = ctrls.join(",");
+        if !ctrls.is_empty() && out.iter().all(|(_, s)| *s != set) {
+            out.push((
+                PathBuf::from(
+                    String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),
+                ),
+                set,
+            ));
         }
     }
     out
