@@ -58,3 +58,46 @@ pub fn check(out: &Output, what: &str) {
         );
     }
 }
+
+/// Prelude of scripts that drive a runtime by hand: `$RT` is the runtime, `$W` scratch, `$B` a
+/// busybox bundle (from `hack/setup`) whose init loops until SIGTERM, `r` runs the runtime
+/// with a private state root, `cfg FILTER` edits the bundle's config.json with jq. Containers
+/// left at exit are force-deleted.
+pub const BUNDLE_PRELUDE: &str = r#"set -eu
+ST=$W/state; B=$W/bundle
+mkdir -p $B
+cp -a /opt/ferry/images/busybox/rootfs $B/rootfs
+(cd $B && /usr/bin/runc spec)
+cfg() { jq "$1" $B/config.json > $W/c.json && mv $W/c.json $B/config.json; }
+cfg '.process.terminal=false | del(.process.rlimits)
+  | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
+r() { "$RT" --root $ST "$@"; }
+status() { r state "$1" | jq -r .status; }
+wait_status() { for _ in $(seq 50); do [ "$(status $1 2>/dev/null)" = "$2" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1 to be $2" >&2; return 1; }
+cleanup() { for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1 || true; done; }
+trap cleanup EXIT
+"#;
+
+/// The binary of a runtime by name: `ferry` (the build under test) or `runc`.
+pub fn runtime_bin(runtime: &str) -> String {
+    match runtime {
+        "ferry" => ferry_bin().display().to_string(),
+        _ => "/usr/bin/runc".to_string(),
+    }
+}
+
+/// Run `script` after [`BUNDLE_PRELUDE`] with `runtime` in a private mount namespace and a
+/// scratch directory of its own.
+pub fn run_with(runtime: &str, script: &str) -> Output {
+    let w = match tempfile::tempdir() {
+        Ok(w) => w,
+        Err(e) => panic!("creating a scratch directory: {e}"),
+    };
+    in_private_ns(
+        &format!("{BUNDLE_PRELUDE}\n{script}\n"),
+        &[
+            ("W", w.path().display().to_string()),
+            ("RT", runtime_bin(runtime)),
+        ],
+    )
+}

@@ -5,37 +5,7 @@
 //! Containers come from the busybox root filesystem of `hack/setup`; each script works in its
 //! own scratch directory and private mount namespace and force-deletes what it created on exit.
 
-use ferry_integration::{check, ferry_bin, in_private_ns, require_root};
-use std::process::Output;
-
-/// `$RT` is the runtime, `$B` a bundle whose init loops until SIGTERM, `r` runs the runtime
-/// with a private state root. `cfg FILTER` edits the bundle's config.json with jq.
-const PRELUDE: &str = r#"set -eu
-ST=$W/state; B=$W/bundle
-mkdir -p $B
-cp -a /opt/ferry/images/busybox/rootfs $B/rootfs
-(cd $B && /usr/bin/runc spec)
-cfg() { jq "$1" $B/config.json > $W/c.json && mv $W/c.json $B/config.json; }
-cfg '.process.terminal=false | del(.process.rlimits)
-  | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
-r() { "$RT" --root $ST "$@"; }
-status() { r state "$1" | jq -r .status; }
-wait_status() { for _ in $(seq 50); do [ "$(status $1 2>/dev/null)" = "$2" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1 to be $2" >&2; return 1; }
-cleanup() { for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1 || true; done; }
-trap cleanup EXIT
-"#;
-
-fn run_with(runtime: &str, script: &str) -> Output {
-    let w = tempfile::tempdir().expect("tempdir");
-    let rt = match runtime {
-        "ferry" => ferry_bin().display().to_string(),
-        _ => "/usr/bin/runc".to_string(),
-    };
-    in_private_ns(
-        &format!("{PRELUDE}\n{script}\n"),
-        &[("W", w.path().display().to_string()), ("RT", rt)],
-    )
-}
+use ferry_integration::{check, require_root, run_with};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -346,5 +316,55 @@ rc=0; "$RT" checkpoint --help >/dev/null || rc=$?; echo "checkpoint --help: rc=$
     assert_eq!(
         text(&f.stdout),
         "1.0.0\n1.\ntrue\ntrue\nferry version\ncheckpoint --help: rc=0\n"
+    );
+}
+
+#[test]
+fn exec_tty_preserved_fds_and_signal_numbers() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "exec-tty-fds-signals",
+        r#"cat > $W/recv.py <<'EOF'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+_, fds, _, _ = socket.recv_fds(c, 1024, 1)
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode().replace("\r", ""))
+EOF
+echo "passed in" > $W/fd3
+cfg '.root.readonly=false | .process.args=["sh","-c","cat <&3 > /tmp/got; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
+r run -d --preserve-fds 1 --bundle $B c1 3<$W/fd3 </dev/null >/dev/null 2>&1
+sleep 0.3
+r exec c1 cat /tmp/got
+python3 $W/recv.py $W/exec.sock > $W/exec.out &
+rp=$!
+for _ in $(seq 50); do [ -S $W/exec.sock ] && break; sleep 0.05; done
+r exec -t --console-socket $W/exec.sock -d c1 sh -c 'tty >/dev/null && echo exec-has-tty'
+wait $rp
+cat $W/exec.out
+r exec --preserve-fds 1 c1 sh -c 'cat <&3' 3<$W/fd3
+r kill c1 15; wait_status c1 stopped && echo "signal 15: stopped"
+r delete c1
+cfg '.process.args=["sleep","1000"]'
+r run -d --bundle $B c2 </dev/null >/dev/null 2>&1
+r exec -d c2 sleep 1000
+r kill --all c2 KILL; wait_status c2 stopped && echo "kill --all: stopped"
+r delete c2"#,
+    );
+    assert_eq!(
+        out,
+        "passed in\nexec-has-tty\npassed in\nsignal 15: stopped\nkill --all: stopped\n"
     );
 }

@@ -441,8 +441,13 @@ impl Runtime {
                 );
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             }
+            let extra = std::fs::read_to_string(dir.join(crate::lifecycle::EXTRA_CGROUPS))
+                .unwrap_or_default();
             if let Ok(mut c) = Container::load(dir.clone()) {
                 let _ = c.delete(true);
+            }
+            for cg in extra.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
+                let _ = std::fs::remove_dir(cg);
             }
             // CRIU's root bind lives in ferry's own namespace; it must go before the
             // directory can.
@@ -571,7 +576,18 @@ impl Runtime {
             "/{}",
             cgroup_path.display().to_string().trim_start_matches('/')
         );
-        for (mountpoint, ctrl) in v1_hierarchies() {
+        let hierarchies = v1_hierarchies();
+        for (mountpoint, ctrl) in &hierarchies {
+            if ctrl.starts_with("name=") {
+                // Named hierarchies (name=systemd): ferry's containers stay in the root
+                // cgroup there, and so do restored ones (a runc container's own cgroup in
+                // them would be left behind at delete).
+                let mut cg = Cgroup_root::new();
+                cg.set_ctrl(ctrl.clone());
+                cg.set_path("/".into());
+                o.cg_root.push(cg);
+                continue;
+            }
             // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
             // alone instead of bringing back the dumped ones, a frozen freezer among them
             // (engines pause a container while they checkpoint it).
@@ -579,7 +595,7 @@ impl Runtime {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
             let mut cg = Cgroup_root::new();
-            cg.set_ctrl(ctrl);
+            cg.set_ctrl(ctrl.clone());
             cg.set_path(cg_path.clone());
             o.cg_root.push(cg);
         }
@@ -629,6 +645,28 @@ impl Runtime {
                 image.tree.mounts[idx].root = new_root;
                 let mut m = Ext_mount_map::new();
                 m.set_key(mp);
+                m.set_val(host.display().to_string());
+                o.ext_mnt.push(m);
+            }
+        }
+        if expected.is_none() {
+            // A checkpoint without ferry's mount image comes from runc, which dumps the masked
+            // files (binds of the container's /dev/null) as external under the key
+            // "/dev/null" and restores them from the host's /dev/null; CRIU needs the same
+            // mapping to restore them. Its cgroup v1 mounts are external under their mount
+            // points: bound here from this container's cgroups (named hierarchies whole).
+            let mut m = Ext_mount_map::new();
+            m.set_key("/dev/null".into());
+            m.set_val("/dev/null".into());
+            o.ext_mnt.push(m);
+            for (mountpoint, ctrl) in &hierarchies {
+                let host = if ctrl.starts_with("name=") {
+                    mountpoint.clone()
+                } else {
+                    mountpoint.join(cg_path.trim_start_matches('/'))
+                };
+                let mut m = Ext_mount_map::new();
+                m.set_key(mountpoint.display().to_string());
                 m.set_val(host.display().to_string());
                 o.ext_mnt.push(m);
             }
@@ -729,6 +767,7 @@ impl Runtime {
                 what: format!("thawing restored container \"{id}\""),
                 detail: e.to_string(),
             })?;
+        record_extra_cgroups(pid, dir);
         let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&criu_root);
 
@@ -1029,8 +1068,24 @@ fn in_mount_namespace(
     result
 }
 
-/// This host's cgroup v1 hierarchies with controllers: where each is mounted and its
-/// controller set (`cpu,cpuacct`, `memory`, ...); named hierarchies left out.
+/// Note the restored init's cgroup in the unified hierarchy of a hybrid host when it is not
+/// the root (a runc checkpoint has its own there; CRIU made it), so delete removes it.
+fn record_extra_cgroups(pid: i32, dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
+    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return;
+    };
+    if path == "/" || !Path::new("/sys/fs/cgroup/unified").is_dir() {
+        return;
+    }
+    let cg = format!("/sys/fs/cgroup/unified{path}");
+    let _ = std::fs::write(dir.join(crate::lifecycle::EXTRA_CGROUPS), cg);
+}
+
+/// This host's cgroup v1 hierarchies: where each is mounted and its controller set
+/// (`cpu,cpuacct`, `memory`, ...) or, for a named hierarchy, its name (`name=systemd`).
 fn v1_hierarchies() -> Vec<(PathBuf, String)> {
     let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
         .unwrap_or_default()
@@ -1050,17 +1105,23 @@ fn v1_hierarchies() -> Vec<(PathBuf, String)> {
         if f.first() != Some(&"cgroup") {
             continue;
         }
-        let ctrls: Vec<&str> = f
-            .get(2)
-            .unwrap_or(&"")
+        let options = f.get(2).unwrap_or(&"");
+        let ctrls: Vec<&str> = options
             .split(',')
             .filter(|o| known.iter().any(|k| k == o))
             .collect();
         let Some(mp) = before.split(' ').nth(4) else {
             continue;
         };
-        let set = ctrls.join(",");
-        if !ctrls.is_empty() && out.iter().all(|(_, s)| *s != set) {
+        let set = if ctrls.is_empty() {
+            match options.split(',').find(|o| o.starts_with("name=")) {
+                Some(name) => name.to_string(),
+                None => continue,
+            }
+        } else {
+            ctrls.join(",")
+        };
+        if out.iter().all(|(_, s)| *s != set) {
             out.push((
                 PathBuf::from(
                     String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),

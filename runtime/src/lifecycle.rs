@@ -18,6 +18,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// In a container's state directory: cgroup directories outside the hierarchies libcontainer
+/// manages (a checkpoint from runc brings its own unified cgroup), removed at delete.
+pub const EXTRA_CGROUPS: &str = "ferry-extra-cgroups";
+
 /// Where container state lives and how cgroups are driven.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -450,8 +454,17 @@ impl Runtime {
                 hint: "stop it first with `ferry kill`, or use `ferry delete --force`",
             });
         }
+        let extra_cgroups =
+            std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS)).unwrap_or_default();
         c.delete(force)
             .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
+        // Cgroups outside libcontainer's care that a restore put the container in.
+        for cg in extra_cgroups
+            .lines()
+            .filter(|l| l.starts_with("/sys/fs/cgroup/"))
+        {
+            let _ = std::fs::remove_dir(cg);
+        }
         let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         let dir = self.container_dir(id);
         if dir.exists() {

@@ -1,0 +1,133 @@
+//! checkpoint and restore as engines call them: the argv shapes podman and containerd send,
+//! checkpoints moving between ferry and runc, paused containers, and failures that must leave
+//! the container as it was (or, for restore, nothing behind).
+
+use ferry_integration::{check, require_root, run_with};
+
+/// The init counts in /tmp/count (renamed into place, never half-written); `count ID` reads
+/// it through `$1`'s runtime, `grows RT ID` says whether it goes on.
+const COUNTER: &str = r#"cfg '.root.readonly=false | .process.args=["sh","-c","i=0; while :; do i=$((i+1)); echo $i > /tmp/n; mv /tmp/n /tmp/count; sleep 0.1; done"]'
+count() { root=$ST; [ "$1" = "$RUNC" ] && root=$RS; cat /proc/$("$1" --root $root state "$2" | jq -r .pid)/root/tmp/count; }
+grows() { a=$(count "$1" "$2"); sleep 0.4; b=$(count "$1" "$2"); [ "$b" -gt "$a" ] && echo "$2 counts" || echo "$2 is stuck"; }
+# runc keeps its containers under a root of its own, cleaned on exit too.
+RUNC=/usr/bin/runc; RS=$W/runc-state
+trap 'cleanup; for c in $($RUNC --root $RS list -q 2>/dev/null); do $RUNC --root $RS delete --force $c; done' EXIT
+"#;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn checkpoints_move_between_ferry_and_runc() {
+    if !require_root() {
+        return;
+    }
+    let out = run_with(
+        "ferry",
+        &format!(
+            r#"{COUNTER}
+$RUNC --root $RS run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+sleep 0.4; c0=$(count $RUNC c1)
+$RUNC --root $RS checkpoint --image-path $W/img1 c1
+"$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B c1 </dev/null >/dev/null 2>$W/err1 || {{ cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }}
+[ "$(count "$FERRY" c1)" -ge "$c0" ] && echo "runc -> ferry: continues"
+grows "$FERRY" c1
+"$FERRY" --root $ST delete --force c1
+"$FERRY" --root $ST run -d --bundle $B c2 </dev/null >/dev/null 2>&1
+sleep 0.4; c0=$(count "$FERRY" c2)
+"$FERRY" --root $ST checkpoint --image-path $W/img2 c2
+$RUNC --root $RS restore -d --image-path $W/img2 --bundle $B c2 </dev/null >/dev/null 2>$W/err2 || {{ cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }}
+[ "$(count $RUNC c2)" -ge "$c0" ] && echo "ferry -> runc: continues"
+grows $RUNC c2
+$RUNC --root $RS delete --force c2"#
+        ),
+    );
+    check(&out, "checkpoints between runtimes");
+    assert_eq!(
+        stdout(&out),
+        "runc -> ferry: continues\nc1 counts\nferry -> runc: continues\nc2 counts\n"
+    );
+}
+
+#[test]
+fn engine_argv_shapes_and_paused_containers() {
+    if !require_root() {
+        return;
+    }
+    let out = run_with(
+        "ferry",
+        &format!(
+            r#"{COUNTER}
+# Without the /sys/fs/cgroup mount (as containerd's default spec) the cgroups are ferry's to make.
+cfg 'del(.mounts[] | select(.destination == "/sys/fs/cgroup"))'
+r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+sleep 0.3
+# podman sends --leave-running twice; --flag=value as urfave/cli accepts it.
+r checkpoint --leave-running --leave-running --image-path=$W/img0 c1
+echo "after --leave-running: $(status c1)"
+# containerd pauses around every checkpoint; the restored container must run.
+r pause c1
+r checkpoint --image-path $W/img c1
+rc=0; r state c1 >/dev/null 2>&1 || rc=$?; echo "checkpointed container gone: rc=$rc"
+# containerd sends -no-subreaper on every restore.
+r restore -d -no-subreaper --pid-file $W/pid --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>&1
+grep -qx '[0-9][0-9]*' $W/pid && echo "pid file: digits only"
+echo "restored: $(status c1)"
+grows "$RT" c1
+r checkpoint --help >/dev/null && echo "checkpoint --help: ok"
+rc=0; r restore --lsm-mount-context 2>$W/err || rc=$?
+echo "lsm probe: rc=$rc $(grep -o 'flag needs an argument' $W/err)""#
+        ),
+    );
+    check(&out, "engine argv shapes");
+    assert_eq!(
+        stdout(&out),
+        "after --leave-running: running\ncheckpointed container gone: rc=1\npid file: digits only\n\
+         restored: running\nc1 counts\ncheckpoint --help: ok\nlsm probe: rc=1 flag needs an argument\n"
+    );
+}
+
+#[test]
+fn failures_leave_the_container_or_nothing() {
+    if !require_root() {
+        return;
+    }
+    let out = run_with(
+        "ferry",
+        &format!(
+            r#"{COUNTER}
+mkdir -p $W/vol; echo v > $W/vol/f
+cfg '.mounts += [{{"destination":"/vol","type":"bind","source":"'$W/vol'","options":["rbind"]}}]'
+mkdir -p $B/rootfs/vol
+r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+sleep 0.3
+# No soft-dirty tracking on this kernel: pre-dump fails with CRIU's reason.
+rc=0; r checkpoint --pre-dump --image-path $W/pre c1 2>$W/err || rc=$?
+echo "pre-dump: rc=$rc"; grep -qi 'dirty\|pre-dump\|criu' $W/err && echo "pre-dump says why"
+echo "after failed pre-dump: $(status c1)"; grows "$RT" c1
+rc=0; r checkpoint --lazy-pages --image-path $W/lazy c1 2>$W/err || rc=$?
+echo "lazy-pages: rc=$rc $(grep -o 'lazy-pages' $W/err | head -n1)"
+r pause c1
+rc=0; r checkpoint --pre-dump --image-path $W/pre2 c1 2>/dev/null || rc=$?
+echo "paused, failed checkpoint: rc=$rc $(status c1)"
+r resume c1
+r checkpoint --image-path $W/img c1
+# The volume's source is gone at restore: the error names the mount and the fix, and
+# nothing (state, mounts, processes) stays behind.
+rm -rf $W/vol
+rc=0; r restore -d --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>$W/err || rc=$?
+echo "restore without the source: rc=$rc"
+grep -q '/vol' $W/err && grep -q 'does not exist' $W/err && echo "names the mount"
+echo "containers left: $(r list -q | wc -l)"
+echo "mounts left: $(grep -c " $W/" /proc/self/mountinfo || true)""#
+        ),
+    );
+    check(&out, "checkpoint and restore failures");
+    assert_eq!(
+        stdout(&out),
+        "pre-dump: rc=1\npre-dump says why\nafter failed pre-dump: running\nc1 counts\n\
+         lazy-pages: rc=1 lazy-pages\npaused, failed checkpoint: rc=1 paused\n\
+         restore without the source: rc=1\nnames the mount\ncontainers left: 0\nmounts left: 0\n"
+    );
+}
