@@ -14,8 +14,11 @@ RUNC=/usr/bin/runc; RS=$W/runc-state
 trap 'cleanup; for c in $($RUNC --root $RS list -q 2>/dev/null); do $RUNC --root $RS delete --force $c; done' EXIT
 "#;
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// Run `body` after [`COUNTER`] with ferry as `$RT`; its output, which must succeed.
+fn ferry_script(what: &str, body: &str) -> String {
+    let out = run_with("ferry", &format!("{COUNTER}\n{body}"));
+    check(&out, what);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -23,29 +26,25 @@ fn checkpoints_move_between_ferry_and_runc() {
     if !require_root() {
         return;
     }
-    let out = run_with(
-        "ferry",
-        &format!(
-            r#"{COUNTER}
-$RUNC --root $RS run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+    let out = ferry_script(
+        "checkpoints between runtimes",
+        r#"$RUNC --root $RS run -d --bundle $B c1 </dev/null >/dev/null 2>&1
 sleep 0.4; c0=$(count $RUNC c1)
 $RUNC --root $RS checkpoint --image-path $W/img1 c1
-"$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B c1 </dev/null >/dev/null 2>$W/err1 || {{ cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }}
+"$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B c1 </dev/null >/dev/null 2>$W/err1 || { cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }
 [ "$(count "$FERRY" c1)" -ge "$c0" ] && echo "runc -> ferry: continues"
 grows "$FERRY" c1
 "$FERRY" --root $ST delete --force c1
 "$FERRY" --root $ST run -d --bundle $B c2 </dev/null >/dev/null 2>&1
 sleep 0.4; c0=$(count "$FERRY" c2)
 "$FERRY" --root $ST checkpoint --image-path $W/img2 c2
-$RUNC --root $RS restore -d --image-path $W/img2 --bundle $B c2 </dev/null >/dev/null 2>$W/err2 || {{ cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }}
+$RUNC --root $RS restore -d --image-path $W/img2 --bundle $B c2 </dev/null >/dev/null 2>$W/err2 || { cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }
 [ "$(count $RUNC c2)" -ge "$c0" ] && echo "ferry -> runc: continues"
 grows $RUNC c2
-$RUNC --root $RS delete --force c2"#
-        ),
+$RUNC --root $RS delete --force c2"#,
     );
-    check(&out, "checkpoints between runtimes");
     assert_eq!(
-        stdout(&out),
+        out,
         "runc -> ferry: continues\nc1 counts\nferry -> runc: continues\nc2 counts\n"
     );
 }
@@ -55,11 +54,9 @@ fn engine_argv_shapes_and_paused_containers() {
     if !require_root() {
         return;
     }
-    let out = run_with(
-        "ferry",
-        &format!(
-            r#"{COUNTER}
-# Without the /sys/fs/cgroup mount (as containerd's default spec) the cgroups are ferry's to make.
+    let out = ferry_script(
+        "engine argv shapes",
+        r#"# Without the /sys/fs/cgroup mount (as containerd's default spec) the cgroups are ferry's to make.
 cfg 'del(.mounts[] | select(.destination == "/sys/fs/cgroup"))'
 r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
 sleep 0.3
@@ -77,12 +74,10 @@ echo "restored: $(status c1)"
 grows "$RT" c1
 r checkpoint --help >/dev/null && echo "checkpoint --help: ok"
 rc=0; r restore --lsm-mount-context 2>$W/err || rc=$?
-echo "lsm probe: rc=$rc $(grep -o 'flag needs an argument' $W/err)""#
-        ),
+echo "lsm probe: rc=$rc $(grep -o 'flag needs an argument' $W/err)""#,
     );
-    check(&out, "engine argv shapes");
     assert_eq!(
-        stdout(&out),
+        out,
         "after --leave-running: running\ncheckpointed container gone: rc=1\npid file: digits only\n\
          restored: running\nc1 counts\ncheckpoint --help: ok\nlsm probe: rc=1 flag needs an argument\n"
     );
@@ -93,12 +88,10 @@ fn failures_leave_the_container_or_nothing() {
     if !require_root() {
         return;
     }
-    let out = run_with(
-        "ferry",
-        &format!(
-            r#"{COUNTER}
-mkdir -p $W/vol; echo v > $W/vol/f
-cfg '.mounts += [{{"destination":"/vol","type":"bind","source":"'$W/vol'","options":["rbind"]}}]'
+    let out = ferry_script(
+        "checkpoint and restore failures",
+        r#"mkdir -p $W/vol; echo v > $W/vol/f
+cfg '.mounts += [{"destination":"/vol","type":"bind","source":"'$W/vol'","options":["rbind"]}]'
 mkdir -p $B/rootfs/vol
 r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
 sleep 0.3
@@ -120,12 +113,10 @@ rc=0; r restore -d --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>$W
 echo "restore without the source: rc=$rc"
 grep -q '/vol' $W/err && grep -q 'does not exist' $W/err && echo "names the mount"
 echo "containers left: $(r list -q | wc -l)"
-echo "mounts left: $(grep -c " $W/" /proc/self/mountinfo || true)""#
-        ),
+echo "mounts left: $(grep -c " $W/" /proc/self/mountinfo || true)""#,
     );
-    check(&out, "checkpoint and restore failures");
     assert_eq!(
-        stdout(&out),
+        out,
         "pre-dump: rc=1\npre-dump says why\nafter failed pre-dump: running\nc1 counts\n\
          lazy-pages: rc=1 lazy-pages\npaused, failed checkpoint: rc=1 paused\n\
          restore without the source: rc=1\nnames the mount\ncontainers left: 0\nmounts left: 0\n"

@@ -7,6 +7,32 @@
 
 use ferry_integration::{check, require_root, run_with};
 
+/// Defines `receive SOCKET OUT`: listen on SOCKET, take the pty master a runtime sends over
+/// SCM_RIGHTS (as conmon and containerd's shim do) and copy what the terminal shows to OUT
+/// until the last slave closes. Waits until the socket exists.
+const CONSOLE_RECEIVER: &str = r#"cat > $W/recv.py <<'EOF'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+_, fds, _, _ = socket.recv_fds(c, 1024, 1)
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode().replace("\r", ""))
+EOF
+receive() {
+  python3 $W/recv.py "$1" > "$2" &
+  rp=$!
+  for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.05; done
+}"#;
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -156,33 +182,16 @@ fn console_socket_receives_the_terminal() {
     // The receiver takes the pty master over SCM_RIGHTS, as conmon and containerd's shim do.
     let out = same_on_both(
         "console",
-        r#"cat > $W/recv.py <<'EOF'
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
-print("ready", flush=True)
-c, _ = s.accept()
-_, fds, _, _ = socket.recv_fds(c, 1024, 1)
-out = b""
-while True:
-    try:
-        d = os.read(fds[0], 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    out += d
-sys.stdout.write(out.decode().replace("\r", ""))
-EOF
+        &format!(
+            r#"{CONSOLE_RECEIVER}
 cfg '.process.terminal=true | .process.args=["sh","-c","tty; test -t 0 && echo stdin-is-tty"]'
-python3 $W/recv.py $W/console.sock > $W/console.out &
-rp=$!
-for _ in $(seq 50); do [ -S $W/console.sock ] && break; sleep 0.05; done
+receive $W/console.sock $W/console.out
 r create --bundle $B --console-socket $W/console.sock c1
 r start c1
 wait $rp
-cat $W/console.out | grep -v ready
-wait_status c1 stopped && r delete c1"#,
+cat $W/console.out
+wait_status c1 stopped && r delete c1"#
+        ),
     );
     assert_eq!(out, "/dev/pts/0\nstdin-is-tty\n");
 }
@@ -326,31 +335,14 @@ fn exec_tty_preserved_fds_and_signal_numbers() {
     }
     let out = same_on_both(
         "exec-tty-fds-signals",
-        r#"cat > $W/recv.py <<'EOF'
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
-c, _ = s.accept()
-_, fds, _, _ = socket.recv_fds(c, 1024, 1)
-out = b""
-while True:
-    try:
-        d = os.read(fds[0], 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    out += d
-sys.stdout.write(out.decode().replace("\r", ""))
-EOF
+        &format!(
+            r#"{CONSOLE_RECEIVER}
 echo "passed in" > $W/fd3
 cfg '.root.readonly=false | .process.args=["sh","-c","cat <&3 > /tmp/got; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
 r run -d --preserve-fds 1 --bundle $B c1 3<$W/fd3 </dev/null >/dev/null 2>&1
 sleep 0.3
 r exec c1 cat /tmp/got
-python3 $W/recv.py $W/exec.sock > $W/exec.out &
-rp=$!
-for _ in $(seq 50); do [ -S $W/exec.sock ] && break; sleep 0.05; done
+receive $W/exec.sock $W/exec.out
 r exec -t --console-socket $W/exec.sock -d c1 sh -c 'tty >/dev/null && echo exec-has-tty'
 wait $rp
 cat $W/exec.out
@@ -361,7 +353,8 @@ cfg '.process.args=["sleep","1000"]'
 r run -d --bundle $B c2 </dev/null >/dev/null 2>&1
 r exec -d c2 sleep 1000
 r kill --all c2 KILL; wait_status c2 stopped && echo "kill --all: stopped"
-r delete c2"#,
+r delete c2"#
+        ),
     );
     assert_eq!(
         out,
