@@ -284,5 +284,10 @@ fn checkpoint_restore_scenarios_ferry_and_runc() {
     }
     println!("{table}");
     eprintln!("{table}");
+    // hack/test prints it after the run, where captured test output would hide it.
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("checkpoint-table.txt"),
+        &table,
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
