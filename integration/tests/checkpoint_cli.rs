@@ -7,7 +7,7 @@ use ferry_integration::{check, require_root, run_with};
 /// The init counts in /tmp/count (renamed into place, never half-written); `count ID` reads
 /// it through `$1`'s runtime, `grows RT ID` says whether it goes on.
 const COUNTER: &str = r#"cfg '.root.readonly=false | .process.args=["sh","-c","i=0; while :; do i=$((i+1)); echo $i > /tmp/n; mv /tmp/n /tmp/count; sleep 0.1; done"]'
-count() { root=$ST; [ "$1" = "$RUNC" ] && root=$RS; cat /proc/$("$1" --root $root state "$2" | jq -r .pid)/root/tmp/count; }
+count() { root=$ST; [ "$1" = "$RUNC" ] && [ "$RT" != "$RUNC" ] && root=$RS; cat /proc/$("$1" --root $root state "$2" | jq -r .pid)/root/tmp/count; }
 grows() { a=$(count "$1" "$2"); sleep 0.4; b=$(count "$1" "$2"); [ "$b" -gt "$a" ] && echo "$2 counts" || echo "$2 is stuck"; }
 # runc keeps its containers under a root of its own, cleaned on exit too.
 RUNC=/usr/bin/runc; RS=$W/runc-state
@@ -120,5 +120,50 @@ echo "mounts left: $(grep -c " $W/" /proc/self/mountinfo || true)""#,
         "pre-dump: rc=1\npre-dump says why\nafter failed pre-dump: running\nc1 counts\n\
          lazy-pages: rc=1 lazy-pages\npaused, failed checkpoint: rc=1 paused\n\
          restore without the source: rc=1\nnames the mount\ncontainers left: 0\nmounts left: 0\n"
+    );
+}
+
+#[test]
+fn named_namespaces_and_criu_config() {
+    if !require_root() {
+        return;
+    }
+    let script = format!(
+        r#"{COUNTER}
+# A network namespace kept by a file, as engines and CNI make them.
+touch $W/netns; unshare --net=$W/netns true
+: > $W/criu.conf
+cfg '.linux.namespaces |= map(if .type == "network" then .path = "'$W/netns'" else . end)
+  | .annotations["org.criu.config"] = "'$W/criu.conf'"'
+ns() {{ readlink /proc/$(r state c1 | jq -r .pid)/ns/net | tr -dc 0-9; }}
+want=$(stat -L -c %i $W/netns)
+r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+sleep 0.3
+[ "$(ns)" = "$want" ] && echo "runs in the named netns"
+r checkpoint --image-path $W/img c1
+r restore -d --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>&1
+[ "$(ns)" = "$want" ] && echo "restored into the named netns"
+grows "$RT" c1
+# The CRIU config named by org.criu.config is read: an option CRIU does not know makes it
+# refuse, and the container runs on.
+echo "no-such-option" > $W/criu.conf
+rc=0; r checkpoint --image-path $W/img2 c1 2>/dev/null || rc=$?
+echo "bad CRIU config: rc=$rc, $(status c1)"
+grows "$RT" c1
+umount $W/netns"#
+    );
+    let f = run_with("ferry", &script);
+    check(&f, "named namespaces with ferry");
+    let r = run_with("runc", &script);
+    check(&r, "named namespaces with runc");
+    let (fo, ro) = (
+        String::from_utf8_lossy(&f.stdout),
+        String::from_utf8_lossy(&r.stdout),
+    );
+    assert_eq!(fo, ro, "ferry (left) and runc (right) differ");
+    assert_eq!(
+        fo,
+        "runs in the named netns\nrestored into the named netns\nc1 counts\n\
+         bad CRIU config: rc=1, running\nc1 counts\n"
     );
 }

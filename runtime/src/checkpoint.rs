@@ -17,11 +17,13 @@ use crate::lock::StateLock;
 use libcgroups::common::{CgroupManager, ControllerOpt};
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
+use oci_spec::runtime::LinuxNamespaceType;
 use rust_criu::rust_criu_protobuf::rpc::{
     Cgroup_root, Criu_cg_mode, Criu_opts, Criu_req, Criu_req_type, Ext_mount_map, Inherit_fd,
 };
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The mount image ferry writes beside CRIU's.
@@ -244,6 +246,15 @@ impl Runtime {
         o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
         o.set_notify_scripts(true);
         o.set_leave_running(opts.leave_running || opts.pre_dump);
+        criu_config(&spec, &mut o);
+        for (kind, key, path) in external_namespaces(&spec) {
+            // CRIU dumps a namespace the container joined by path as external, by inode;
+            // restore hands it back as an inherited fd under the same key (runc's keys).
+            let inode = std::fs::metadata(&path)
+                .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?
+                .ino();
+            o.external.push(format!("{kind}[{inode}]:{key}"));
+        }
         o.set_shell_job(opts.shell_job);
         o.set_ext_unix_sk(opts.ext_unix_sk);
         o.set_tcp_established(opts.tcp_established);
@@ -541,6 +552,31 @@ impl Runtime {
         o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
         o.set_notify_scripts(true);
         o.set_rst_sibling(true);
+        criu_config(spec, &mut o);
+        // Namespaces the bundle names by path: net and pid were dumped as external and come
+        // back as inherited fds (kept open, without close-on-exec, until CRIU is done); the
+        // others are joined.
+        let mut ns_files = Vec::new();
+        for (kind, key, path) in external_namespaces(spec) {
+            let f = File::open(&path)
+                .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?;
+            nix::fcntl::fcntl(
+                f.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e.into()))?;
+            let mut i = Inherit_fd::new();
+            i.set_key(key.to_string());
+            i.set_fd(f.as_raw_fd());
+            o.inherit_fd.push(i);
+            ns_files.push(f);
+        }
+        for (kind, path) in joined_namespaces(spec) {
+            let mut j = rust_criu::rust_criu_protobuf::rpc::Join_namespace::new();
+            j.set_ns(kind.to_string());
+            j.set_ns_file(path);
+            o.join_ns.push(j);
+        }
         o.set_shell_job(opts.shell_job);
         o.set_ext_unix_sk(opts.ext_unix_sk);
         o.set_tcp_established(opts.tcp_established);
@@ -1066,6 +1102,63 @@ fn in_mount_namespace(
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
     result
+}
+
+/// CRIU's configuration file, as runc picks it: the `org.criu.config` annotation (empty:
+/// none), else /etc/criu/runc.conf when it exists.
+fn criu_config(spec: &oci_spec::runtime::Spec, o: &mut Criu_opts) {
+    let annotated = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.criu.config").cloned());
+    match annotated {
+        Some(p) if p.is_empty() => {}
+        Some(p) => o.set_config_file(p),
+        None if Path::new("/etc/criu/runc.conf").exists() => {
+            o.set_config_file("/etc/criu/runc.conf".into())
+        }
+        None => {}
+    }
+}
+
+fn namespace_paths(spec: &oci_spec::runtime::Spec) -> Vec<(LinuxNamespaceType, String)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| {
+            n.path()
+                .as_ref()
+                .map(|p| (n.typ(), p.display().to_string()))
+        })
+        .collect()
+}
+
+/// Network and pid namespaces the bundle names by path: (CRIU's name, runc's key, path).
+fn external_namespaces(
+    spec: &oci_spec::runtime::Spec,
+) -> Vec<(&'static str, &'static str, String)> {
+    namespace_paths(spec)
+        .into_iter()
+        .filter_map(|(t, p)| match t {
+            LinuxNamespaceType::Network => Some(("net", "extRootNetNS", p)),
+            LinuxNamespaceType::Pid => Some(("pid", "extRootPidNS", p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The other namespaces the bundle names by path, which CRIU joins on restore.
+fn joined_namespaces(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, String)> {
+    namespace_paths(spec)
+        .into_iter()
+        .filter_map(|(t, p)| match t {
+            LinuxNamespaceType::Ipc => Some(("ipc", p)),
+            LinuxNamespaceType::Uts => Some(("uts", p)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Note the restored init's cgroup in the unified hierarchy of a hybrid host when it is not
