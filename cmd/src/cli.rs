@@ -46,82 +46,32 @@ pub struct GlobalOpts {
     pub rootless: Option<String>,
 }
 
-/// Long flags that may arrive with a single dash.
-const LONG_FLAGS: &[&str] = &[
-    "root",
-    "log",
-    "log-format",
+/// Long flags without a value. With [`VALUE_FLAGS`], the long flags that may arrive with a
+/// single dash.
+const SWITCH_FLAGS: &[&str] = &[
     "debug",
     "systemd-cgroup",
-    "criu",
     "rootless",
-    "bundle",
-    "console-socket",
-    "pid-file",
     "no-pivot",
     "no-new-keyring",
-    "preserve-fds",
     "detach",
     "keep",
-    "format",
     "all",
     "force",
-    "process",
     "tty",
-    "cwd",
-    "env",
-    "user",
-    "cap",
     "no-new-privs",
     "stats",
-    "interval",
-    "image-path",
-    "work-path",
-    "parent-path",
     "leave-running",
     "tcp-established",
     "ext-unix-sk",
     "shell-job",
     "file-locks",
     "pre-dump",
-    "manage-cgroups-mode",
-    "empty-ns",
     "auto-dedup",
     "lazy-pages",
-    "status-fd",
-    "page-server",
     "no-subreaper",
-    "lsm-profile",
-    "lsm-mount-context",
-    "resources",
-    "mount-mismatch",
-    "output",
-    "pid",
-    "target",
-    "external",
-    "source",
     "no-content",
-    "additional-gids",
-    "process-label",
-    "apparmor",
     "ignore-paused",
-    "pidfd-socket",
-    "blkio-weight",
-    "cpu-period",
-    "cpu-quota",
-    "cpu-share",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "cpuset-cpus",
-    "cpuset-mems",
-    "memory",
-    "memory-reservation",
-    "memory-swap",
-    "pids-limit",
-    "l3-cache-schema",
-    "mem-bw-schema",
-    "kernel-memory",
-    "kernel-memory-tcp",
     "help",
     "version",
 ];
@@ -229,8 +179,9 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
                     Some((n, _)) => (n, true),
                     None => (rest, false),
                 };
-                if LONG_FLAGS.contains(&name) {
-                    expect_value = !has_value && VALUE_FLAGS.contains(&name);
+                let takes_value = VALUE_FLAGS.contains(&name);
+                if takes_value || SWITCH_FLAGS.contains(&name) {
+                    expect_value = !has_value && takes_value;
                     out.push(if a.starts_with("--") {
                         a.clone()
                     } else {

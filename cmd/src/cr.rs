@@ -4,13 +4,13 @@ use crate::cli::GlobalOpts;
 use crate::lifecycle::runtime;
 use anyhow::Result;
 use clap::Args;
-use ferry_runtime::checkpoint::{CheckpointOptions, MountMismatch, RestoreOptions};
+use ferry_runtime::checkpoint::{CheckpointOptions, CriuOptions, MountMismatch, RestoreOptions};
 use ferry_runtime::lifecycle::wait_foreground;
 use std::path::PathBuf;
 
+/// The flags checkpoint and restore share.
 #[derive(Args, Debug)]
-pub struct CheckpointArgs {
-    pub id: String,
+pub struct CriuArgs {
     /// Directory for CRIU's images (default: ./checkpoint).
     #[arg(long = "image-path")]
     pub image_path: Option<PathBuf>,
@@ -20,8 +20,6 @@ pub struct CheckpointArgs {
     /// A previous pre-dump's images, relative to the image path.
     #[arg(long = "parent-path")]
     pub parent_path: Option<PathBuf>,
-    #[arg(long = "leave-running")]
-    pub leave_running: bool,
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
     #[arg(long = "ext-unix-sk")]
@@ -30,8 +28,6 @@ pub struct CheckpointArgs {
     pub shell_job: bool,
     #[arg(long = "file-locks")]
     pub file_locks: bool,
-    #[arg(long = "pre-dump")]
-    pub pre_dump: bool,
     /// soft, full, strict or ignore.
     #[arg(long = "manage-cgroups-mode")]
     pub manage_cgroups_mode: Option<String>,
@@ -42,6 +38,38 @@ pub struct CheckpointArgs {
     pub auto_dedup: bool,
     #[arg(long = "lazy-pages")]
     pub lazy_pages: bool,
+}
+
+impl CriuArgs {
+    fn options(self, g: &GlobalOpts) -> CriuOptions {
+        CriuOptions {
+            image_path: self
+                .image_path
+                .unwrap_or_else(|| PathBuf::from("checkpoint")),
+            work_path: self.work_path,
+            parent_path: self.parent_path,
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            manage_cgroups_mode: self.manage_cgroups_mode,
+            empty_ns: self.empty_ns,
+            auto_dedup: self.auto_dedup,
+            lazy_pages: self.lazy_pages,
+            criu: g.criu.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub common: CriuArgs,
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
     #[arg(long = "status-fd")]
     pub status_fd: Option<i32>,
     /// ADDRESS:PORT of a CRIU page server.
@@ -52,12 +80,8 @@ pub struct CheckpointArgs {
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     pub id: String,
-    #[arg(long = "image-path")]
-    pub image_path: Option<PathBuf>,
-    #[arg(long = "work-path")]
-    pub work_path: Option<PathBuf>,
-    #[arg(long = "parent-path")]
-    pub parent_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CriuArgs,
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
     #[arg(short = 'd', long)]
@@ -70,26 +94,10 @@ pub struct RestoreArgs {
     pub no_pivot: bool,
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    #[arg(long = "manage-cgroups-mode")]
-    pub manage_cgroups_mode: Option<String>,
     #[arg(long = "lsm-profile")]
     pub lsm_profile: Option<String>,
     #[arg(long = "lsm-mount-context")]
     pub lsm_mount_context: Option<String>,
-    #[arg(long = "auto-dedup")]
-    pub auto_dedup: bool,
-    #[arg(long = "lazy-pages")]
-    pub lazy_pages: bool,
-    #[arg(long = "empty-ns")]
-    pub empty_ns: Vec<String>,
     /// fail (default): a restored mount tree that differs from the checkpoint aborts the
     /// restore; warn: report it and keep the container.
     #[arg(long = "mount-mismatch", default_value = "fail")]
@@ -98,22 +106,11 @@ pub struct RestoreArgs {
 
 pub fn checkpoint(g: &GlobalOpts, a: CheckpointArgs) -> Result<i32> {
     let opts = CheckpointOptions {
-        image_path: a.image_path.unwrap_or_else(|| PathBuf::from("checkpoint")),
-        work_path: a.work_path,
-        parent_path: a.parent_path,
+        common: a.common.options(g),
         leave_running: a.leave_running,
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
         pre_dump: a.pre_dump,
-        manage_cgroups_mode: a.manage_cgroups_mode,
-        empty_ns: a.empty_ns,
-        auto_dedup: a.auto_dedup,
-        lazy_pages: a.lazy_pages,
         status_fd: a.status_fd,
         page_server: a.page_server,
-        criu: g.criu.clone(),
     };
     runtime(g).checkpoint(&a.id, &opts)?;
     Ok(0)
@@ -126,26 +123,15 @@ pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
         other => anyhow::bail!("--mount-mismatch {other:?}: use fail or warn"),
     };
     let opts = RestoreOptions {
-        image_path: a.image_path.unwrap_or_else(|| PathBuf::from("checkpoint")),
-        work_path: a.work_path,
-        parent_path: a.parent_path,
+        common: a.common.options(g),
         bundle: a.bundle,
         detach: a.detach,
         pid_file: a.pid_file,
         console_socket: a.console_socket,
         no_pivot: a.no_pivot,
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
-        manage_cgroups_mode: a.manage_cgroups_mode,
         lsm_profile: a.lsm_profile,
         lsm_mount_context: a.lsm_mount_context,
-        auto_dedup: a.auto_dedup,
-        lazy_pages: a.lazy_pages,
-        empty_ns: a.empty_ns,
         mount_mismatch,
-        criu: g.criu.clone(),
     };
     let rt = runtime(g);
     let pid = rt.restore(&a.id, &opts)?;

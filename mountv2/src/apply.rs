@@ -74,7 +74,8 @@ pub fn probe_kernel() -> Result<(), ApplyError> {
         clone_of(root.as_fd(), "").map_err(|e| fail("open_tree(clone) of a detached mount", e))?;
     sys::set_propagation(a.as_fd(), PropagationType::Shared)
         .map_err(|e| fail("mount_setattr(shared)", e))?;
-    set_group(a.as_fd(), b.as_fd()).map_err(|e| fail("move_mount(MOVE_MOUNT_SET_GROUP)", e))?;
+    sys::set_group(a.as_fd(), b.as_fd())
+        .map_err(|e| fail("move_mount(MOVE_MOUNT_SET_GROUP)", e))?;
     Ok(())
 }
 
@@ -86,18 +87,6 @@ fn clone_of(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
         OpenTreeFlags::OPEN_TREE_CLONE
             | OpenTreeFlags::OPEN_TREE_CLOEXEC
             | OpenTreeFlags::AT_EMPTY_PATH,
-    )?)
-}
-
-fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rustix::mount::move_mount(
-        from,
-        "",
-        to,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-            | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
-            | MoveMountFlags::MOVE_MOUNT_SET_GROUP,
     )?)
 }
 
@@ -570,7 +559,7 @@ impl<'a> Executor<'a> {
             Step::MakeSlave(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Slave)
                 .map_err(|e| format!("make-slave {h}: {e}"))?,
             Step::SetGroup { from, to } => {
-                set_group(self.handle(*from)?, self.handle(*to)?).map_err(|e| {
+                sys::set_group(self.handle(*from)?, self.handle(*to)?).map_err(|e| {
                     let why = if e.raw_os_error() == Some(libc::EINVAL) {
                         match from {
                             Handle::Outside(g) => format!(

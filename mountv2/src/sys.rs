@@ -149,6 +149,20 @@ pub fn open_or_create_mountpoint(
     Ok(cur)
 }
 
+/// Make `to` a peer of `from`'s group (MOVE_MOUNT_SET_GROUP, Linux 5.15); both are mount fds,
+/// attached or not, in any namespaces.
+pub fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::mount::move_mount(
+        from,
+        "",
+        to,
+        "",
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+            | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
+            | rustix::mount::MoveMountFlags::MOVE_MOUNT_SET_GROUP,
+    )?)
+}
+
 /// The id of the mount `fd` is on (the unique 64-bit id where the kernel has it).
 pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     const STATX_MNT_ID: u32 = 0x1000;

@@ -224,21 +224,8 @@ pub fn retie_volume(
 
 /// Join `to` to the peer group of `from` (both attached; namespaces may differ).
 fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
-    move_mount(
-        from,
-        "",
-        to,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-            | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH
-            | MoveMountFlags::MOVE_MOUNT_SET_GROUP,
-    )
-    .map_err(|e| {
-        RuntimeError::io(
-            "joining the host's peer group (MOVE_MOUNT_SET_GROUP)",
-            e.into(),
-        )
-    })
+    mountv2::sys::set_group(from, to)
+        .map_err(|e| RuntimeError::io("joining the host's peer group (MOVE_MOUNT_SET_GROUP)", e))
 }
 
 /// A detached copy of the host mount at `path` (opened in the host's namespace). A copy of a

@@ -30,24 +30,73 @@ use std::path::{Path, PathBuf};
 pub const MOUNT_IMAGE: &str = "ferry-mounts.json";
 const DESCRIPTORS: &str = "descriptors.json";
 
+/// What checkpoint and restore share: where the images are, and the CRIU options both
+/// take from runc's flags.
 #[derive(Debug, Clone, Default)]
-pub struct CheckpointOptions {
+pub struct CriuOptions {
     pub image_path: PathBuf,
     pub work_path: Option<PathBuf>,
     pub parent_path: Option<PathBuf>,
-    pub leave_running: bool,
     pub tcp_established: bool,
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
-    pub pre_dump: bool,
     pub manage_cgroups_mode: Option<String>,
     pub empty_ns: Vec<String>,
     pub auto_dedup: bool,
     pub lazy_pages: bool,
+    /// The CRIU binary (`--criu`), else the one on PATH.
+    pub criu: Option<PathBuf>,
+}
+
+impl CriuOptions {
+    /// CRIU's work directory: `--work-path`, else the image directory.
+    fn work_path(&self) -> PathBuf {
+        self.work_path
+            .clone()
+            .unwrap_or_else(|| self.image_path.clone())
+    }
+
+    /// The options of a dump or restore request that come from these flags and the bundle.
+    fn apply(&self, spec: &oci_spec::runtime::Spec, o: &mut Criu_opts) -> Result<()> {
+        o.set_manage_cgroups(true);
+        o.set_manage_cgroups_mode(cg_mode(self.manage_cgroups_mode.as_deref())?);
+        o.set_notify_scripts(true);
+        criu_config(spec, o);
+        o.set_shell_job(self.shell_job);
+        o.set_ext_unix_sk(self.ext_unix_sk);
+        o.set_tcp_established(self.tcp_established);
+        o.set_file_locks(self.file_locks);
+        o.set_auto_dedup(self.auto_dedup);
+        if let Some(parent) = &self.parent_path {
+            o.set_parent_img(parent.display().to_string());
+        }
+        if self
+            .empty_ns
+            .iter()
+            .any(|ns| ns == "network" || ns == "net")
+        {
+            o.set_empty_ns(libc::CLONE_NEWNET as u32);
+        }
+        if spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+        {
+            o.set_orphan_pts_master(true);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointOptions {
+    pub common: CriuOptions,
+    pub leave_running: bool,
+    pub pre_dump: bool,
     pub status_fd: Option<i32>,
     pub page_server: Option<String>,
-    pub criu: Option<PathBuf>,
 }
 
 /// What to do when the restored mount tree differs from the checkpointed one.
@@ -62,26 +111,15 @@ pub enum MountMismatch {
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    pub image_path: PathBuf,
-    pub work_path: Option<PathBuf>,
-    pub parent_path: Option<PathBuf>,
+    pub common: CriuOptions,
     pub bundle: PathBuf,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
-    pub tcp_established: bool,
-    pub ext_unix_sk: bool,
-    pub shell_job: bool,
-    pub file_locks: bool,
-    pub manage_cgroups_mode: Option<String>,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
-    pub auto_dedup: bool,
-    pub lazy_pages: bool,
-    pub empty_ns: Vec<String>,
     pub mount_mismatch: MountMismatch,
-    pub criu: Option<PathBuf>,
 }
 
 fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
@@ -180,20 +218,17 @@ impl Runtime {
             .pid()
             .ok_or_else(|| RuntimeError::Invalid(format!("container \"{id}\" has no init pid")))?
             .as_raw();
-        let criu =
-            Criu::find(opts.criu.as_deref()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let criu = Criu::find(opts.common.criu.as_deref())
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         criu.check_version()
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        if opts.lazy_pages {
+        if opts.common.lazy_pages {
             return Err(RuntimeError::Invalid(
                 "--lazy-pages needs userfaultfd page serving, which ferry does not drive yet: checkpoint without it".into(),
             ));
         }
-        let images = open_dir(&opts.image_path, "image directory")?;
-        let work_path = opts
-            .work_path
-            .clone()
-            .unwrap_or_else(|| opts.image_path.clone());
+        let images = open_dir(&opts.common.image_path, "image directory")?;
+        let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
         let spec = load_bundle_spec(c.bundle())?;
 
@@ -203,7 +238,7 @@ impl Runtime {
             let text = image
                 .to_json()
                 .map_err(|e| RuntimeError::Invalid(format!("encoding the mount image: {e}")))?;
-            std::fs::write(opts.image_path.join(MOUNT_IMAGE), text)
+            std::fs::write(opts.common.image_path.join(MOUNT_IMAGE), text)
                 .map_err(|e| RuntimeError::io(format!("writing {MOUNT_IMAGE}"), e))?;
             let descriptors: Vec<String> = (0..3)
                 .map(|fd| {
@@ -214,7 +249,7 @@ impl Runtime {
                 .collect();
             let text = serde_json::to_vec(&descriptors)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding descriptors: {e}")))?;
-            std::fs::write(opts.image_path.join(DESCRIPTORS), text)
+            std::fs::write(opts.common.image_path.join(DESCRIPTORS), text)
                 .map_err(|e| RuntimeError::io("writing descriptors.json", e))?;
         }
 
@@ -242,11 +277,8 @@ impl Runtime {
                 .display()
                 .to_string(),
         );
-        o.set_manage_cgroups(true);
-        o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
-        o.set_notify_scripts(true);
+        opts.common.apply(&spec, &mut o)?;
         o.set_leave_running(opts.leave_running || opts.pre_dump);
-        criu_config(&spec, &mut o);
         for (kind, key, path) in external_namespaces(&spec) {
             // CRIU dumps a namespace the container joined by path as external, by inode;
             // restore hands it back as an inherited fd under the same key (runc's keys).
@@ -254,22 +286,6 @@ impl Runtime {
                 .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?
                 .ino();
             o.external.push(format!("{kind}[{inode}]:{key}"));
-        }
-        o.set_shell_job(opts.shell_job);
-        o.set_ext_unix_sk(opts.ext_unix_sk);
-        o.set_tcp_established(opts.tcp_established);
-        o.set_file_locks(opts.file_locks);
-        o.set_auto_dedup(opts.auto_dedup);
-        if spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false)
-        {
-            o.set_orphan_pts_master(true);
-        }
-        if let Some(parent) = &opts.parent_path {
-            o.set_parent_img(parent.display().to_string());
         }
         if let Some(fd) = opts.status_fd {
             o.set_status_fd(fd);
@@ -293,7 +309,7 @@ impl Runtime {
         if !opts.pre_dump {
             // cgroup v1 hierarchies are bound from the host's, rooted at the container's
             // cgroup: external, re-bound on restore from the new container's cgroup.
-            let image = load_mount_image(&opts.image_path.join(MOUNT_IMAGE))?;
+            let image = load_mount_image(&opts.common.image_path.join(MOUNT_IMAGE))?;
             external.extend(cgroup_mounts(&image).into_iter().map(|(mp, _, _)| mp));
             // What the host propagated into volumes is the host's: CRIU skips it, restore
             // brings in what the restoring host has there. Volumes' ties to host groups are
@@ -312,7 +328,7 @@ impl Runtime {
             o.set_ext_sharing(true);
             let text = serde_json::to_vec_pretty(&boundary)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding {BOUNDARY_FILE}: {e}")))?;
-            std::fs::write(opts.image_path.join(BOUNDARY_FILE), text)
+            std::fs::write(opts.common.image_path.join(BOUNDARY_FILE), text)
                 .map_err(|e| RuntimeError::io(format!("writing {BOUNDARY_FILE}"), e))?;
         }
         for key in external {
@@ -320,11 +336,6 @@ impl Runtime {
             m.set_key(key.clone());
             m.set_val(key);
             o.ext_mnt.push(m);
-        }
-        for ns in &opts.empty_ns {
-            if ns == "network" || ns == "net" {
-                o.set_empty_ns(libc::CLONE_NEWNET as u32);
-            }
         }
         if status == ContainerStatus::Paused {
             // CRIU must not try to freeze an already frozen cgroup with its own freezer.
@@ -387,19 +398,19 @@ impl Runtime {
         let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| {
             RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e)
         })?;
-        let criu =
-            Criu::find(opts.criu.as_deref()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let criu = Criu::find(opts.common.criu.as_deref())
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         criu.check_version()
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        if opts.lazy_pages {
+        if opts.common.lazy_pages {
             return Err(RuntimeError::Invalid(
                 "--lazy-pages needs a page server, which ferry does not drive yet: restore without it".into(),
             ));
         }
-        if !opts.image_path.join("inventory.img").exists() {
+        if !opts.common.image_path.join("inventory.img").exists() {
             return Err(RuntimeError::Invalid(format!(
                 "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
-                opts.image_path.display()
+                opts.common.image_path.display()
             )));
         }
         // Every bind source must exist on this host before anything is made.
@@ -535,11 +546,8 @@ impl Runtime {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
         create_mountpoints(&rootfs, spec, bundle);
-        let images = open_dir(&opts.image_path, "image directory")?;
-        let work_path = opts
-            .work_path
-            .clone()
-            .unwrap_or_else(|| opts.image_path.clone());
+        let images = open_dir(&opts.common.image_path, "image directory")?;
+        let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
 
         let mut o = Criu_opts::new();
@@ -548,11 +556,8 @@ impl Runtime {
         o.set_log_file("restore.log".into());
         o.set_log_level(4);
         o.set_root(criu_root.display().to_string());
-        o.set_manage_cgroups(true);
-        o.set_manage_cgroups_mode(cg_mode(opts.manage_cgroups_mode.as_deref())?);
-        o.set_notify_scripts(true);
+        opts.common.apply(spec, &mut o)?;
         o.set_rst_sibling(true);
-        criu_config(spec, &mut o);
         // Namespaces the bundle names by path: net and pid were dumped as external and come
         // back as inherited fds (kept open, without close-on-exec, until CRIU is done); the
         // others are joined.
@@ -577,32 +582,11 @@ impl Runtime {
             j.set_ns_file(path);
             o.join_ns.push(j);
         }
-        o.set_shell_job(opts.shell_job);
-        o.set_ext_unix_sk(opts.ext_unix_sk);
-        o.set_tcp_established(opts.tcp_established);
-        o.set_file_locks(opts.file_locks);
-        o.set_auto_dedup(opts.auto_dedup);
         if let Some(p) = &opts.lsm_profile {
             o.set_lsm_profile(p.clone());
         }
         if let Some(p) = &opts.lsm_mount_context {
             o.set_lsm_mount_context(p.clone());
-        }
-        if let Some(parent) = &opts.parent_path {
-            o.set_parent_img(parent.display().to_string());
-        }
-        for ns in &opts.empty_ns {
-            if ns == "network" || ns == "net" {
-                o.set_empty_ns(libc::CLONE_NEWNET as u32);
-            }
-        }
-        let terminal = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
-        if terminal {
-            o.set_orphan_pts_master(true);
         }
         // Tasks go to this bundle's cgroup, also under a new id.
         // Only the v1 controllers ferry manages are re-rooted; the unified hierarchy of a
@@ -637,15 +621,16 @@ impl Runtime {
         }
         // cgroup v1 mounts come from this host's hierarchies, rooted at the new container's
         // cgroup; the image is adjusted the same way before it is compared.
-        let image_path = opts.image_path.join(MOUNT_IMAGE);
-        let boundary: Option<Boundary> = match std::fs::read(opts.image_path.join(BOUNDARY_FILE)) {
-            Ok(text) => Some(serde_json::from_slice(&text).map_err(|e| {
-                RuntimeError::Invalid(format!(
-                    "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
-                ))
-            })?),
-            Err(_) => None,
-        };
+        let image_path = opts.common.image_path.join(MOUNT_IMAGE);
+        let boundary: Option<Boundary> =
+            match std::fs::read(opts.common.image_path.join(BOUNDARY_FILE)) {
+                Ok(text) => Some(serde_json::from_slice(&text).map_err(|e| {
+                    RuntimeError::Invalid(format!(
+                        "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
+                    ))
+                })?),
+                Err(_) => None,
+            };
         let mut expected = if image_path.exists() {
             let image = load_mount_image(&image_path)?;
             Some(match &boundary {
@@ -714,7 +699,7 @@ impl Runtime {
             o.ext_mnt.push(m);
         }
         // The init's stdio pipes and sockets are replaced by ours (runc's contract).
-        if let Ok(text) = std::fs::read(opts.image_path.join(DESCRIPTORS)) {
+        if let Ok(text) = std::fs::read(opts.common.image_path.join(DESCRIPTORS)) {
             let descriptors: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
                 RuntimeError::Invalid(format!(
                     "descriptors.json in the checkpoint is malformed: {e}"

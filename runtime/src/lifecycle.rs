@@ -232,16 +232,13 @@ impl Runtime {
         })?;
         let what = format!("creating container \"{id}\"");
         let config_bundle = self.compatible_bundle(id, &bundle)?;
-        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
-            .with_executor(DefaultExecutor {})
-            .with_root_path(&self.root)
-            .map_err(|e| RuntimeError::container(&what, e))?
-            .with_pid_file(opts.pid_file.as_ref())
-            .map_err(|e| RuntimeError::container(&what, e))?
-            .with_console_socket(opts.console_socket.as_ref())
-            .with_preserved_fds(opts.preserve_fds)
-            .validate_id()
-            .map_err(|e| RuntimeError::container(&what, e))?;
+        let builder = self.builder(
+            id,
+            &what,
+            opts.pid_file.as_ref(),
+            opts.console_socket.as_ref(),
+            opts.preserve_fds,
+        )?;
         let container = builder
             .as_init(config_bundle.as_ref().unwrap_or(&bundle))
             .with_systemd(self.systemd_cgroup)
@@ -579,6 +576,28 @@ impl Runtime {
         Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
     }
 
+    /// libcontainer's builder for container `id` under this state root, as create and exec
+    /// both start it.
+    fn builder(
+        &self,
+        id: &str,
+        what: &str,
+        pid_file: Option<&PathBuf>,
+        console_socket: Option<&PathBuf>,
+        preserve_fds: i32,
+    ) -> Result<ContainerBuilder> {
+        ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_executor(DefaultExecutor {})
+            .with_root_path(&self.root)
+            .map_err(|e| RuntimeError::container(what, e))?
+            .with_pid_file(pid_file)
+            .map_err(|e| RuntimeError::container(what, e))?
+            .with_console_socket(console_socket)
+            .with_preserved_fds(preserve_fds)
+            .validate_id()
+            .map_err(|e| RuntimeError::container(what, e))
+    }
+
     /// `exec`: start a process in a running container; returns its pid. Not detached, the
     /// caller waits for it ([`wait_foreground`]).
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
@@ -596,16 +615,13 @@ impl Runtime {
             }
             process_file = self.exec_process_file(&c, opts)?;
         }
-        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
-            .with_executor(DefaultExecutor {})
-            .with_root_path(&self.root)
-            .map_err(|e| RuntimeError::container(&what, e))?
-            .with_pid_file(opts.pid_file.as_ref())
-            .map_err(|e| RuntimeError::container(&what, e))?
-            .with_console_socket(opts.console_socket.as_ref())
-            .with_preserved_fds(opts.preserve_fds)
-            .validate_id()
-            .map_err(|e| RuntimeError::container(&what, e))?;
+        let builder = self.builder(
+            id,
+            &what,
+            opts.pid_file.as_ref(),
+            opts.console_socket.as_ref(),
+            opts.preserve_fds,
+        )?;
         let pid = builder
             .as_tenant()
             // libcontainer only uses `detach` to insist on a console socket for a terminal;
