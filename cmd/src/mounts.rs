@@ -7,6 +7,7 @@ use mountv2::apply::{ApplyOptions, RestoreError};
 use mountv2::dump::{dump, DumpOptions};
 use mountv2::image::MountImage;
 use mountv2::model::MountTree;
+use mountv2::policy::RestorePolicy;
 use mountv2::scan::ScanSource;
 use std::collections::HashMap;
 use std::fs::File;
@@ -50,9 +51,8 @@ pub enum MountsCommand {
         image: PathBuf,
         #[arg(long)]
         target: PathBuf,
-        /// Where an external filesystem is on this host: KEY=PATH (repeatable).
-        #[arg(long = "external", value_name = "KEY=PATH")]
-        externals: Vec<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Keep at most this many mounts' fds open (default: what the open-file limit
         /// allows); below one per mount, attached mounts are reopened by path when needed.
         #[arg(long)]
@@ -63,9 +63,63 @@ pub enum MountsCommand {
         image: PathBuf,
         #[arg(long)]
         target: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Compare two trees (image files or live trees written pid:PID:PATH) up to ids.
     Diff { a: String, b: String },
+}
+
+/// What a restore may take from this host on the image's word. By default an image gets
+/// nothing outside the target: each flag names one kind of reach it allows.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// Where an external filesystem is on this host: KEY=PATH (repeatable).
+    #[arg(long = "external", value_name = "KEY=PATH")]
+    pub externals: Vec<String>,
+    /// Bind external filesystems not given with --external from the host paths the image
+    /// suggests.
+    #[arg(long)]
+    pub allow_image_hints: bool,
+    /// Join peer groups outside the tree at the host paths the image names (mounts then
+    /// propagate between the host and the restored tree).
+    #[arg(long)]
+    pub allow_outside_groups: bool,
+    /// Create new superblocks of this filesystem type too (repeatable); without it only
+    /// tmpfs, ramfs, proc, sysfs, devpts, mqueue, cgroup and cgroup2.
+    #[arg(long = "allow-fstype", value_name = "TYPE")]
+    pub allow_fstypes: Vec<String>,
+    /// Create the device nodes the image's content holds.
+    #[arg(long)]
+    pub allow_devices: bool,
+    /// Create the setuid and setgid files the image's content holds.
+    #[arg(long)]
+    pub allow_setid: bool,
+}
+
+impl TrustArgs {
+    /// The `--external` map and the engine's policy.
+    fn parse(&self) -> Result<(HashMap<String, PathBuf>, RestorePolicy)> {
+        let mut map = HashMap::new();
+        for e in &self.externals {
+            let (k, v) = e
+                .split_once('=')
+                .with_context(|| format!("--external {e:?}: expected KEY=PATH"))?;
+            if k.is_empty() || v.is_empty() {
+                bail!("--external {e:?}: expected KEY=PATH with both parts non-empty");
+            }
+            map.insert(k.to_string(), PathBuf::from(v));
+        }
+        let policy = RestorePolicy {
+            externals: map.keys().cloned().collect(),
+            image_hints: self.allow_image_hints,
+            outside_groups: self.allow_outside_groups,
+            fstypes: self.allow_fstypes.iter().cloned().collect(),
+            devices: self.allow_devices,
+            setid: self.allow_setid,
+        };
+        Ok((map, policy))
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,23 +187,17 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
         MountsCommand::Restore {
             image,
             target,
-            externals,
+            trust,
             fd_budget,
         } => {
+            let (map, policy) = trust.parse()?;
             let img = load(&image)?;
-            let mut map = HashMap::new();
-            for e in &externals {
-                let (k, v) = e
-                    .split_once('=')
-                    .with_context(|| format!("--external {e:?}: expected KEY=PATH"))?;
-                map.insert(k.to_string(), PathBuf::from(v));
-            }
             let opts = ApplyOptions {
                 target: target.clone(),
                 externals: map,
                 fd_budget,
             };
-            let report = mountv2::apply::restore(&img, &opts).map_err(|e| match e {
+            let report = mountv2::apply::restore(&img, &opts, &policy).map_err(|e| match e {
                 RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),
                 RestoreError::Apply(a) => {
                     anyhow::anyhow!("restoring {} at {}: {a}", image.display(), target.display())
@@ -177,9 +225,14 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             }
             Ok(0)
         }
-        MountsCommand::Plan { image, target } => {
+        MountsCommand::Plan {
+            image,
+            target,
+            trust,
+        } => {
+            let (_, policy) = trust.parse()?;
             let img = load(&image)?;
-            let plan = mountv2::plan::plan(&img)
+            let plan = mountv2::plan::plan(&img, &policy)
                 .with_context(|| format!("planning {}", image.display()))?;
             let mut out = std::io::stdout().lock();
             if let Some(t) = &target {

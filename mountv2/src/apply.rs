@@ -425,7 +425,42 @@ impl<'a> Executor<'a> {
                     .get(sb)
                     .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
                 let root = self.sb_root(*sb)?;
+                // Overlapping contents agree entry for entry (validation checks it): a file
+                // an earlier one made is left alone, never made twice.
+                let mut made: std::collections::HashSet<String> = Default::default();
                 for content in contents {
+                    let base = content.base.trim_start_matches('/');
+                    let abs = |path: &str| {
+                        if base.is_empty() {
+                            path.to_string()
+                        } else {
+                            format!("{base}/{path}")
+                        }
+                    };
+                    let fresh_entries;
+                    let content: &Content =
+                        if content.entries.iter().any(|e| made.contains(&abs(&e.path))) {
+                            fresh_entries = Content {
+                                entries: content
+                                    .entries
+                                    .iter()
+                                    .filter(|e| !made.contains(&abs(&e.path)))
+                                    .cloned()
+                                    .collect(),
+                                base: content.base.clone(),
+                                base_meta: content.base_meta,
+                            };
+                            &fresh_entries
+                        } else {
+                            content
+                        };
+                    made.extend(
+                        content
+                            .entries
+                            .iter()
+                            .filter(|e| e.kind != crate::content::EntryKind::Dir)
+                            .map(|e| abs(&e.path)),
+                    );
                     let base = content.base.trim_start_matches('/');
                     let base_fd = if base.is_empty() {
                         sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
@@ -629,9 +664,13 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Plan and apply in one go.
-pub fn restore(image: &MountImage, opts: &ApplyOptions) -> Result<ApplyReport, RestoreError> {
-    let plan = crate::plan::plan(image)?;
+/// Plan and apply in one go, refusing what `policy` does not allow before anything is mounted.
+pub fn restore(
+    image: &MountImage,
+    opts: &ApplyOptions,
+    policy: &crate::policy::RestorePolicy,
+) -> Result<ApplyReport, RestoreError> {
+    let plan = crate::plan::plan(image, policy)?;
     Ok(apply(image, &plan, opts)?)
 }
 

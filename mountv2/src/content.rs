@@ -233,65 +233,121 @@ fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, ContentEr
         .map_err(|e| io_err(rel, e))
 }
 
+/// Split an entry's path into its parent directory and name, refusing anything but a
+/// normalised relative path (validation has checked this; populate does not rely on it).
+fn split_entry(e: &Entry) -> Result<(&str, &str), ContentError> {
+    let (parent, name) = match e.path.rsplit_once('/') {
+        Some((p, n)) => (p, n),
+        None => ("", e.path.as_str()),
+    };
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || e.path.starts_with('/')
+        || parent.split('/').any(|c| c == "." || c == "..")
+    {
+        return Err(ContentError::Invalid {
+            path: e.path.clone(),
+            reason: "not a normalised relative path".into(),
+        });
+    }
+    Ok((parent, name))
+}
+
+/// The file type an entry is recreated as (a socket becomes an empty file).
+fn created_type(kind: &EntryKind) -> FileType {
+    match kind {
+        EntryKind::Dir => FileType::Directory,
+        EntryKind::File { .. } | EntryKind::Socket => FileType::RegularFile,
+        EntryKind::Symlink { .. } => FileType::Symlink,
+        EntryKind::Fifo => FileType::Fifo,
+        EntryKind::Device { block: true, .. } => FileType::BlockDevice,
+        EntryKind::Device { block: false, .. } => FileType::CharacterDevice,
+    }
+}
+
+fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Directory => "directory",
+        FileType::RegularFile => "regular file",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "file of unknown type",
+    }
+}
+
 /// Recreate `content` under `dir`: entries first, then owners, then modes (directories last and
 /// deepest first, so read-only directories can still be filled).
+///
+/// Nothing here follows a symlink: parents are opened beneath `dir` with symlink resolution
+/// off, every entry is created exclusively (an existing one is an error, except a real
+/// directory where a directory is wanted), and owners and modes are set through an `O_PATH`
+/// descriptor of the entry itself after checking it is what was created. A symlink the content
+/// made earlier therefore cannot steer a later entry, or its mode, to a file elsewhere.
 pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentError> {
     let engine = base64::engine::general_purpose::STANDARD;
     for e in &content.entries {
-        let (parent, name) = match e.path.rsplit_once('/') {
-            Some((p, n)) => (p, n),
-            None => ("", e.path.as_str()),
-        };
-        if name.is_empty() || name == "." || name == ".." || e.path.starts_with('/') {
-            return Err(ContentError::Invalid {
-                path: e.path.clone(),
-                reason: "not a normalised relative path".into(),
-            });
-        }
+        let (parent, name) = split_entry(e)?;
         let pfd = open_dir_beneath(dir, parent)?;
-        let r = match &e.kind {
+        let created = |r| exclusive(&e.path, r);
+        let create_file = || {
+            rustix::fs::openat(
+                &pfd,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        match &e.kind {
             EntryKind::Dir => match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
-                Err(rustix::io::Errno::EXIST) => Ok(()),
-                other => other,
+                // A directory made on the way to a mount root or content base may be there
+                // already; anything else in its place (a symlink above all) is refused.
+                Err(rustix::io::Errno::EXIST) => {
+                    let st = rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|err| io_err(&e.path, err))?;
+                    let found = FileType::from_raw_mode(st.st_mode);
+                    if found != FileType::Directory {
+                        return Err(ContentError::Invalid {
+                            path: e.path.clone(),
+                            reason: format!(
+                                "a {} is already there where a directory is wanted",
+                                type_name(found)
+                            ),
+                        });
+                    }
+                }
+                other => other.map_err(|err| io_err(&e.path, err))?,
             },
             EntryKind::File { data } => {
                 let bytes = engine.decode(data).map_err(|err| ContentError::Invalid {
                     path: e.path.clone(),
                     reason: format!("file data is not base64: {err}"),
                 })?;
-                let fd = rustix::fs::openat(
-                    &pfd,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::TRUNC
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|err| io_err(&e.path, err))?;
+                let fd = exclusive(&e.path, create_file())?;
                 std::fs::File::from(fd)
                     .write_all(&bytes)
                     .map_err(|err| io_err(&e.path, err))?;
-                Ok(())
             }
-            EntryKind::Symlink { target } => rustix::fs::symlinkat(target.as_str(), &pfd, name),
-            EntryKind::Fifo => {
-                rustix::fs::mknodat(&pfd, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            EntryKind::Symlink { target } => {
+                created(rustix::fs::symlinkat(target.as_str(), &pfd, name))?
             }
-            // A socket cannot be recreated as such; an empty file keeps the name.
-            EntryKind::Socket => rustix::fs::openat(
+            EntryKind::Fifo => created(rustix::fs::mknodat(
                 &pfd,
                 name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                FileType::Fifo,
                 Mode::from_raw_mode(0o600),
-            )
-            .map(drop),
+                0,
+            ))?,
+            // A socket cannot be recreated as such; an empty file keeps the name.
+            EntryKind::Socket => created(create_file().map(drop))?,
             EntryKind::Device {
                 block,
                 major,
                 minor,
-            } => rustix::fs::mknodat(
+            } => created(rustix::fs::mknodat(
                 &pfd,
                 name,
                 if *block {
@@ -301,51 +357,61 @@ pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentErr
                 },
                 Mode::from_raw_mode(0o600),
                 rustix::fs::makedev(*major, *minor),
-            ),
-        };
-        r.map_err(|err| io_err(&e.path, err))?;
-    }
-    // Owners and modes; symlinks get owners only.
-    let set_meta = |parent: &str, name: &str, meta: &Meta, path: &str, symlink: bool| {
-        let pfd = open_dir_beneath(dir, parent)?;
-        rustix::fs::chownat(
-            &pfd,
-            name,
-            Some(rustix::fs::Uid::from_raw(meta.uid)),
-            Some(rustix::fs::Gid::from_raw(meta.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|err| io_err(path, err))?;
-        if !symlink {
-            rustix::fs::chmodat(&pfd, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                .map_err(|err| io_err(path, err))?;
+            ))?,
         }
-        Ok::<(), ContentError>(())
-    };
+    }
+    // Owners and modes (symlinks get owners only), deepest first.
     for e in content.entries.iter().rev() {
-        let (parent, name) = match e.path.rsplit_once('/') {
-            Some((p, n)) => (p, n),
-            None => ("", e.path.as_str()),
-        };
-        set_meta(
-            parent,
-            name,
-            &e.meta,
-            &e.path,
-            matches!(e.kind, EntryKind::Symlink { .. }),
-        )?;
+        split_entry(e)?;
+        let fd = crate::sys::open_beneath(dir, &e.path, OFlags::PATH)
+            .map_err(|err| io_err(&e.path, err))?;
+        let st = rustix::fs::fstat(&fd).map_err(|err| io_err(&e.path, err))?;
+        let found = FileType::from_raw_mode(st.st_mode);
+        let wanted = created_type(&e.kind);
+        if found != wanted {
+            return Err(ContentError::Invalid {
+                path: e.path.clone(),
+                reason: format!(
+                    "is a {} where a {} was created",
+                    type_name(found),
+                    type_name(wanted)
+                ),
+            });
+        }
+        set_owner(fd.as_fd(), &e.meta).map_err(|err| io_err(&e.path, err))?;
+        if wanted != FileType::Symlink {
+            crate::sys::chmod_fd(fd.as_fd(), e.meta.mode).map_err(|err| io_err(&e.path, err))?;
+        }
     }
     if let Some(meta) = &content.base_meta {
-        rustix::fs::fchown(
-            dir.as_fd(),
-            Some(rustix::fs::Uid::from_raw(meta.uid)),
-            Some(rustix::fs::Gid::from_raw(meta.gid)),
-        )
-        .map_err(|err| io_err(".", err))?;
-        rustix::fs::fchmod(dir.as_fd(), Mode::from_raw_mode(meta.mode))
-            .map_err(|err| io_err(".", err))?;
+        set_owner(dir, meta).map_err(|err| io_err(".", err))?;
+        crate::sys::chmod_fd(dir, meta.mode).map_err(|err| io_err(".", err))?;
     }
     Ok(())
+}
+
+/// The result of creating `path`, where finding something already there is an error.
+fn exclusive<T>(path: &str, r: rustix::io::Result<T>) -> Result<T, ContentError> {
+    match r {
+        Err(rustix::io::Errno::EXIST) => Err(ContentError::Invalid {
+            path: path.to_string(),
+            reason: "already exists; content entries are created once, never over something \
+                     else"
+                .into(),
+        }),
+        other => other.map_err(|err| io_err(path, err)),
+    }
+}
+
+/// chown the file `fd` stands for (an O_PATH descriptor will do), never what it links to.
+fn set_owner(fd: BorrowedFd<'_>, meta: &Meta) -> rustix::io::Result<()> {
+    rustix::fs::chownat(
+        fd,
+        "",
+        Some(rustix::fs::Uid::from_raw(meta.uid)),
+        Some(rustix::fs::Gid::from_raw(meta.gid)),
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+    )
 }
 
 #[cfg(test)]
@@ -419,5 +485,64 @@ mod tests {
         };
         assert!(populate(fd_of(dst.path()).as_fd(), &c).is_err());
         assert!(!dst.path().join("../escape").exists());
+    }
+
+    /// A symlink one content made cannot steer another content's entry (or its mode) to a
+    /// file outside, whatever validation let through.
+    #[test]
+    fn populate_never_follows_a_symlink_it_meets() {
+        let host = tempfile::tempdir().expect("tmp");
+        let host_file = host.path().join("host-file");
+        std::fs::write(&host_file, b"host").expect("write");
+        rustix::fs::chmod(&host_file, Mode::from_raw_mode(0o644)).expect("chmod");
+        let meta = |mode| Meta {
+            mode,
+            uid: 0,
+            gid: 0,
+        };
+        let dst = tempfile::tempdir().expect("tmp");
+        let first = Content {
+            base: "/".into(),
+            base_meta: None,
+            entries: vec![
+                Entry {
+                    path: "d".into(),
+                    meta: meta(0o755),
+                    kind: EntryKind::Dir,
+                },
+                Entry {
+                    path: "d/s".into(),
+                    meta: meta(0o777),
+                    kind: EntryKind::Symlink {
+                        target: host_file.display().to_string(),
+                    },
+                },
+            ],
+        };
+        populate(fd_of(dst.path()).as_fd(), &first).expect("populate the first content");
+        for kind in [EntryKind::Dir, EntryKind::File { data: "".into() }] {
+            let second = Content {
+                base: "/d".into(),
+                base_meta: None,
+                entries: vec![Entry {
+                    path: "s".into(),
+                    meta: meta(0o7777),
+                    kind: kind.clone(),
+                }],
+            };
+            let err = populate(fd_of(&dst.path().join("d")).as_fd(), &second)
+                .expect_err("an entry over a symlink must fail");
+            assert!(
+                err.to_string().contains("s"),
+                "{kind:?}: the error names the entry: {err}"
+            );
+            let st = rustix::fs::stat(&host_file).expect("stat");
+            assert_eq!(
+                st.st_mode & 0o7777,
+                0o644,
+                "{kind:?}: host file mode changed"
+            );
+            assert_eq!(std::fs::read(&host_file).expect("read"), b"host");
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! symbolic names only), validated completely on load so that nothing a hostile image says can
 //! reach the kernel before it is known to be well-formed and inside the target.
 
-use crate::content::{Content, EntryKind};
+use crate::content::{Content, Entry, EntryKind};
 use crate::model::{MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin, TreeError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Identifies the format, so that a random JSON file is not mistaken for an image.
 pub const FORMAT: &str = "ferry-mountv2";
@@ -203,10 +203,21 @@ impl MountImage {
                     format!("no superblock {sb}"),
                 ));
             };
-            if superblock.origin != SuperblockOrigin::Fresh {
+            // Content is written into the new superblock: only into a filesystem that holds
+            // nothing but what is written (a new proc or sysfs shows the host's kernel state).
+            if superblock.origin != SuperblockOrigin::Fresh
+                || !matches!(superblock.fstype.as_str(), "tmpfs" | "ramfs")
+            {
                 return Err(field(
                     format!("{f}.superblock"),
-                    "content is only for fresh superblocks",
+                    format!(
+                        "content is only for fresh tmpfs and ramfs superblocks, not {} {}",
+                        match superblock.origin {
+                            SuperblockOrigin::Fresh => "fresh",
+                            SuperblockOrigin::External { .. } => "external",
+                        },
+                        superblock.fstype
+                    ),
                 ));
             }
             if !seen.insert((sb, c.content.base.as_str())) {
@@ -276,7 +287,127 @@ impl MountImage {
                 }
             }
         }
+        self.check_contents_together()
+    }
+
+    /// Contents of one superblock are written one after the other into the same filesystem,
+    /// and mount roots are walked through them: a symlink or file one content makes must never
+    /// be where another content, or a mount root, expects a directory. Where contents overlap
+    /// they must agree entry for entry, and a mount root below a base must run through
+    /// directories of that content only.
+    fn check_contents_together(&self) -> Result<(), ImageError> {
+        let mut by_sb: HashMap<SuperblockIdx, Vec<usize>> = HashMap::new();
+        for (i, c) in self.contents.iter().enumerate() {
+            by_sb.entry(c.superblock).or_default().push(i);
+        }
+        for list in by_sb.values() {
+            // Every path of the superblock any content speaks of, with what it is there. A
+            // base and its ancestors are directories. Where contents overlap (a dump that had
+            // to read one view through its path and another through a clone captures some
+            // files twice) they must agree exactly, so nothing one of them makes can stand
+            // where another expects a directory.
+            let mut seen: HashMap<String, (usize, Option<&Entry>)> = HashMap::new();
+            for &i in list {
+                let content = &self.contents[i].content;
+                let base = content.base.trim_start_matches('/');
+                let mut dirs: Vec<&str> =
+                    base.match_indices('/').map(|(p, _)| &base[..p]).collect();
+                if !base.is_empty() {
+                    dirs.push(base);
+                }
+                let items = dirs
+                    .into_iter()
+                    .map(|d| (d.to_string(), None, format!("contents[{i}].base")))
+                    .chain(content.entries.iter().enumerate().map(|(k, e)| {
+                        let abs = if base.is_empty() {
+                            e.path.clone()
+                        } else {
+                            format!("{base}/{}", e.path)
+                        };
+                        (abs, Some(e), format!("contents[{i}].entries[{k}].path"))
+                    }));
+                for (abs, entry, name) in items {
+                    let is_dir = |x: Option<&Entry>| x.is_none_or(|e| e.kind == EntryKind::Dir);
+                    if let Some((j, other)) = seen.get(&abs) {
+                        let agree = (is_dir(entry) && is_dir(*other))
+                            || (entry.is_some()
+                                && entry.map(|e| (&e.kind, e.meta))
+                                    == other.map(|e| (&e.kind, e.meta)));
+                        if !agree && *j != i {
+                            return Err(field(
+                                name,
+                                format!(
+                                    "/{abs} is a {} here but a {} in contents[{j}] of the same \
+                                     superblock; overlapping contents must agree",
+                                    kind_name(entry),
+                                    kind_name(*other)
+                                ),
+                            ));
+                        }
+                    } else {
+                        seen.insert(abs, (i, entry));
+                    }
+                }
+            }
+        }
+        for (mi, m) in self.tree.mounts.iter().enumerate() {
+            let Some(list) = by_sb.get(&m.superblock) else {
+                continue;
+            };
+            let root = m.root.trim_start_matches('/');
+            for &ci in list {
+                let content = &self.contents[ci].content;
+                let base = content.base.trim_start_matches('/');
+                if !is_within(base, root) || root == base {
+                    continue;
+                }
+                let rel = if base.is_empty() {
+                    root
+                } else {
+                    &root[base.len() + 1..]
+                };
+                let kinds: HashMap<&str, &EntryKind> = content
+                    .entries
+                    .iter()
+                    .map(|e| (e.path.as_str(), &e.kind))
+                    .collect();
+                let ends = rel
+                    .match_indices('/')
+                    .map(|(pos, _)| pos)
+                    .chain([rel.len()]);
+                for end in ends {
+                    let prefix = &rel[..end];
+                    let last = end == rel.len();
+                    let ok = match kinds.get(prefix) {
+                        None | Some(EntryKind::Dir) => true,
+                        Some(EntryKind::File { .. }) => last && m.is_file,
+                        Some(_) => false,
+                    };
+                    if !ok {
+                        return Err(field(
+                            format!("tree.mounts[{mi}].root"),
+                            format!(
+                                "{:?} runs through {prefix:?} of contents[{ci}], which is not a \
+                                 directory",
+                                m.root
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+fn kind_name(entry: Option<&Entry>) -> &'static str {
+    match entry.map(|e| &e.kind) {
+        None | Some(EntryKind::Dir) => "directory",
+        Some(EntryKind::File { .. }) => "file",
+        Some(EntryKind::Symlink { .. }) => "symlink",
+        Some(EntryKind::Fifo) => "fifo",
+        Some(EntryKind::Device { .. }) => "device node",
+        Some(EntryKind::Socket) => "socket",
     }
 }
 
@@ -474,5 +605,126 @@ mod tests {
         assert!(is_within("a", "a"));
         assert!(!is_within("a", "ab"));
         assert!(!is_within("a/b", "a"));
+    }
+
+    fn content(base: &str, entries: Vec<crate::content::Entry>) -> SuperblockContent {
+        SuperblockContent {
+            superblock: SuperblockIdx(0),
+            content: Content {
+                base: base.into(),
+                base_meta: None,
+                entries,
+            },
+        }
+    }
+
+    fn entry(path: &str, kind: EntryKind) -> crate::content::Entry {
+        crate::content::Entry {
+            path: path.into(),
+            meta: crate::content::Meta {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            kind,
+        }
+    }
+
+    #[test]
+    fn overlapping_contents_must_agree() {
+        let symlink = || EntryKind::Symlink {
+            target: "/etc/shadow".into(),
+        };
+        // The attack: a symlink in one content where the other wants a directory, or a
+        // base running through it, in either order.
+        let cases = [
+            (
+                (
+                    "/",
+                    vec![entry("d", EntryKind::Dir), entry("d/s", symlink())],
+                ),
+                ("/d", vec![entry("s", EntryKind::Dir)]),
+            ),
+            (
+                ("/d", vec![entry("s", EntryKind::Dir)]),
+                (
+                    "/",
+                    vec![entry("d", EntryKind::Dir), entry("d/s", symlink())],
+                ),
+            ),
+            (
+                (
+                    "/",
+                    vec![entry("d", EntryKind::Dir), entry("d/s", symlink())],
+                ),
+                ("/d/s/x", vec![]),
+            ),
+            (
+                ("/d/s/x", vec![]),
+                (
+                    "/",
+                    vec![entry("d", EntryKind::Dir), entry("d/s", symlink())],
+                ),
+            ),
+            (
+                ("/", vec![entry("d", EntryKind::File { data: "".into() })]),
+                ("/d", vec![]),
+            ),
+        ];
+        for ((a, ea), (b, eb)) in cases {
+            let mut img = image();
+            img.contents = vec![content(a, ea), content(b, eb)];
+            let err = roundtrip(&img)
+                .expect_err("disagreeing overlap")
+                .to_string();
+            assert!(
+                err.contains("contents[1]") && err.contains("must agree"),
+                "{a} {b}: {err}"
+            );
+        }
+        // What a dump makes when it reads one view through a clone and a wider one through
+        // its path: the same entries twice.
+        let file = || EntryKind::File {
+            data: "eA==".into(),
+        };
+        let mut img = image();
+        img.contents = vec![
+            content("/aux", vec![entry("f", file())]),
+            content(
+                "/",
+                vec![entry("aux", EntryKind::Dir), entry("aux/f", file())],
+            ),
+        ];
+        roundtrip(&img).expect("agreeing overlap");
+        img.contents = vec![content("/d", vec![]), content("/e", vec![])];
+        roundtrip(&img).expect("disjoint bases are fine");
+    }
+
+    #[test]
+    fn mount_root_through_a_content_symlink_is_refused() {
+        let mut img = image();
+        img.tree.mounts[1].root = "/a/s/x".into();
+        img.contents = vec![content(
+            "/a",
+            vec![entry(
+                "s",
+                EntryKind::Symlink {
+                    target: "/etc".into(),
+                },
+            )],
+        )];
+        let err = roundtrip(&img).expect_err("through a symlink").to_string();
+        assert!(err.contains("tree.mounts[1].root"), "{err}");
+        img.contents[0].content.entries[0].kind = EntryKind::Dir;
+        roundtrip(&img).expect("through a directory is fine");
+    }
+
+    #[test]
+    fn content_only_for_tmpfs_and_ramfs() {
+        let mut img = image();
+        img.tree.superblocks[0].fstype = "proc".into();
+        img.contents = vec![content("/", vec![])];
+        let err = roundtrip(&img).expect_err("proc content").to_string();
+        assert!(err.contains("contents[0].superblock"), "{err}");
     }
 }

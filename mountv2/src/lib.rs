@@ -13,5 +13,6 @@ pub mod dump;
 pub mod image;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod scan;
 pub mod sys;

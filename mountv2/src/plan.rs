@@ -19,6 +19,7 @@ use crate::image::{is_within, MountImage};
 use crate::model::{
     GroupIdx, Mount, MountFlags, MountIdx, MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin,
 };
+use crate::policy::RestorePolicy;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -134,6 +135,8 @@ pub enum PlanError {
     Idmapped { mount: u32, mountpoint: String },
     #[error("mounts[{mount}] at /{mountpoint}: deleted root on an external superblock cannot be recreated")]
     DeletedExternalRoot { mount: u32, mountpoint: String },
+    #[error(transparent)]
+    Refused(#[from] crate::policy::PolicyError),
 }
 
 /// What a group needs from its donor.
@@ -148,11 +151,13 @@ fn root_contains(outer: &str, inner: &str) -> bool {
     is_within(outer.trim_start_matches('/'), inner.trim_start_matches('/'))
 }
 
-/// Make the plan for `image`. The image must have been validated (loading does that).
-pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
+/// Make the plan for `image`, refusing whatever `policy` does not allow (before any step is
+/// made, so a refused image never reaches the kernel).
+pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, PlanError> {
     image
         .validate()
         .map_err(|e| PlanError::Invalid(e.to_string()))?;
+    policy.check(image)?;
     let tree = &image.tree;
     let mut steps = Vec::with_capacity(tree.mounts.len() * 4 + tree.superblocks.len() * 2);
 
@@ -189,10 +194,11 @@ pub fn plan(image: &MountImage) -> Result<MountPlan, PlanError> {
                     steps.push(Step::Populate { sb: idx });
                 }
             }
+            // The image's hint is a path on this host: only when the caller accepts hints.
             SuperblockOrigin::External { key, hint } => steps.push(Step::OpenExternal {
                 sb: idx,
                 key: key.clone(),
-                hint: hint.clone(),
+                hint: hint.clone().filter(|_| policy.image_hints),
             }),
         }
     }
@@ -648,7 +654,7 @@ mod tests {
         )
     }
     fn lines(img: &MountImage) -> Vec<String> {
-        plan(img)
+        plan(img, &RestorePolicy::trust_all())
             .expect("plan")
             .steps
             .iter()
@@ -799,7 +805,10 @@ mod tests {
             master: Some(GroupIdx(0)),
             unbindable: false,
         };
-        assert!(matches!(plan(&img), Err(PlanError::MasterCycle(_))));
+        assert!(matches!(
+            plan(&img, &RestorePolicy::trust_all()),
+            Err(PlanError::MasterCycle(_))
+        ));
     }
 
     #[test]
@@ -817,7 +826,7 @@ mod tests {
         }
         let img = image(mounts, 1);
         let t = std::time::Instant::now();
-        let p = plan(&img).expect("plan");
+        let p = plan(&img, &RestorePolicy::trust_all()).expect("plan");
         assert!(p.steps.len() > n);
         assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
     }

@@ -213,3 +213,31 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     }
     Ok(lim.rlim_cur)
 }
+
+/// chmod the file `fd` stands for (an `O_PATH` descriptor will do, so device nodes and fifos
+/// need not be opened), never anything a symlink points to.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmodat2 reads the NUL-terminated empty path and nothing else; `fd` is borrowed
+    // for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode as libc::c_uint,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    // Before Linux 6.6: through the descriptor's magic link, which names the file itself.
+    Ok(rustix::fs::chmod(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        Mode::from_raw_mode(mode),
+    )?)
+}
