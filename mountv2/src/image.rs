@@ -133,7 +133,22 @@ impl MountImage {
             });
         }
         tree.validate()?;
+        let mut points = HashMap::new();
         for (i, m) in tree.mounts.iter().enumerate() {
+            // The kernel stacks a second mount on a point as a child of the first: siblings on
+            // one point cannot exist, and a restore would stack them, making another tree.
+            if let Some(p) = m.parent {
+                if let Some(other) = points.insert((p, m.mountpoint.as_str()), i) {
+                    return Err(field(
+                        format!("tree.mounts[{i}].mountpoint"),
+                        format!(
+                            "{:?} is also the mount point of mounts[{other}] with the same \
+                             parent; a mount stacked on another has that one as its parent",
+                            m.mountpoint
+                        ),
+                    ));
+                }
+            }
             check_relative(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
             if i == 0 && !m.mountpoint.is_empty() {
                 return Err(field(
