@@ -282,7 +282,16 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
         let r = &table[order[i]];
         if let Some(kids) = children.get(&r.id) {
             for k in kids {
-                index_of.insert(table[*k].id, MountIdx(order.len() as u32));
+                // A table the kernel wrote has unique ids and no cycles; anything else (a
+                // garbled or hand-made table) must not walk forever.
+                let id = table[*k].id;
+                if index_of.insert(id, MountIdx(order.len() as u32)).is_some() {
+                    return Err(ScanError::Other(format!(
+                        "mount table: mount id {id} is reached twice below {} (a duplicate id \
+                         or a cycle of parents); it is not a table the kernel wrote",
+                        root.display()
+                    )));
+                }
                 order.push(*k);
             }
         }
@@ -453,6 +462,19 @@ mod tests {
         ] {
             assert!(parse_mountinfo(bad, Path::new("x")).is_err());
         }
+    }
+
+    /// Found by the fuzz test: two mounts that are each other's parent made the walk grow
+    /// without end.
+    #[test]
+    fn a_cycle_of_parents_is_an_error_not_a_hang() {
+        let t = parse_mountinfo(
+            b"1 1 0:1 / / rw - ext4 a rw\n5 7 0:2 / /x rw - tmpfs t rw\n7 5 0:2 / /x rw - tmpfs t rw\n5 1 0:2 / /x rw - tmpfs t rw\n",
+            Path::new("x"),
+        )
+        .expect("parse");
+        let err = tree_at(&t, Path::new("/")).expect_err("cycle").to_string();
+        assert!(err.contains("reached twice"), "{err}");
     }
 
     #[test]
