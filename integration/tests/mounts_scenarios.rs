@@ -262,6 +262,30 @@ fn s10_odd_names() {
     );
 }
 
+/// File names are bytes: tmpfs content whose names (and a symlink's target) are not UTF-8, or
+/// hold newlines, spaces and backslashes, comes back byte for byte.
+#[test]
+fn s10b_content_names_are_bytes() {
+    if !require_root() {
+        return;
+    }
+    scenario(
+        "10b",
+        r#"mount -t tmpfs base $D; mkdir $D/$'dir\xff'
+         NAMES=($'\x80' $'\xff\xfe' $'caf\xc3\xa9' $'bad\xc3\x28' $'new\nline' 'back\slash' 'sp ace' 'x\x80')
+         for n in "${NAMES[@]}"; do printf '%s' "$n" > "$D/$n"; printf '%s' "$n" > "$D/"$'dir\xff'"/$n"; done
+         ln -s $'/t\x80rget' $D/link"#,
+        &[
+            ("EVENT_ONCE", "true"),
+            (
+                "EXPECT",
+                r#"for n in "${NAMES[@]}"; do cmp "$D/$n" "$W/r/$n"; cmp "$D/"$'dir\xff'"/$n" "$W/r/"$'dir\xff'"/$n"; done
+                   [ "$(readlink "$W/r/link")" = $'/t\x80rget' ]"#,
+            ),
+        ],
+    );
+}
+
 /// Both scanners produce the same tree.
 #[test]
 fn statmount_and_mountinfo_agree() {

@@ -26,7 +26,8 @@ pub struct Meta {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Relative to `Content::base`, normalised, never empty, never `..`.
+    /// Relative to `Content::base`, normalised, never empty, never `..`; names in the escaped
+    /// form of [`escape_name`], so any bytes a name holds survive.
     pub path: String,
     pub meta: Meta,
     pub kind: EntryKind,
@@ -40,6 +41,7 @@ pub enum EntryKind {
     File {
         data: String,
     },
+    /// The link's target, escaped as [`escape_name`] does.
     Symlink {
         target: String,
     },
@@ -64,6 +66,71 @@ pub enum ContentError {
     TooLarge { what: String, limit: u64 },
     #[error("content entry {path}: {reason}")]
     Invalid { path: String, reason: String },
+}
+
+/// File names are bytes; the image is JSON text. A name is kept as is where it is valid UTF-8,
+/// except that a backslash becomes `\\`; each byte of an invalid sequence becomes `\xNN`
+/// (always two lower-case hex digits, always 80 to ff). The form is canonical: one name, one
+/// string.
+pub fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name in [`escape_name`]'s form; anything that form never produces (another
+/// escape, a `\xNN` below 80 or in upper case) is an error, so that no two strings name one
+/// file.
+pub fn unescape_name(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b != b'\\' {
+            out.push(b);
+            rest = tail;
+            continue;
+        }
+        match tail {
+            [b'\\', more @ ..] => {
+                out.push(b'\\');
+                rest = more;
+            }
+            [b'x', h, l, more @ ..] => {
+                let digit = |d: u8| match d {
+                    b'0'..=b'9' => Some(d - b'0'),
+                    b'a'..=b'f' => Some(d - b'a' + 10),
+                    _ => None,
+                };
+                match (digit(*h), digit(*l)) {
+                    (Some(h), Some(l)) if h >= 8 => out.push(h << 4 | l),
+                    _ => {
+                        return Err(format!(
+                            "{s:?}: \\x must be followed by 80 to ff in lower case"
+                        ))
+                    }
+                }
+                rest = more;
+            }
+            _ => return Err(format!("{s:?}: a backslash must start \\\\ or \\xNN")),
+        }
+    }
+    // Bytes that were escaped only stand for invalid UTF-8: a run that decodes to valid UTF-8
+    // would have been written as is.
+    if escape_name(&out) != s {
+        return Err(format!("{s:?} is not in canonical escaped form"));
+    }
+    Ok(out)
 }
 
 use base64::Engine as _;
@@ -112,13 +179,13 @@ pub fn capture(dir: BorrowedFd<'_>, base: &str, limit: u64) -> Result<Content, C
         entries: Vec::new(),
     };
     let mut used = 0u64;
-    let mount = mount_id(&root, "").map_err(|e| io_err(base, e))?;
+    let mount = mount_id(&root, b"").map_err(|e| io_err(base, e))?;
     walk(&root, "", mount, limit, &mut used, &mut content.entries)?;
     Ok(content)
 }
 
 /// The id of the mount `name` (below `dir`) is on, without following symlinks or automounts.
-fn mount_id(dir: &OwnedFd, name: &str) -> rustix::io::Result<u64> {
+fn mount_id(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<u64> {
     let flags = if name.is_empty() {
         AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW
     } else {
@@ -151,15 +218,20 @@ fn walk(
         if name == b"." || name == b".." {
             continue;
         }
-        names.push(String::from_utf8_lossy(name).into_owned());
+        names.push(name.to_vec());
     }
     names.sort();
     for name in names {
-        let path = join(rel, &name);
-        let st = match rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        let path = join(rel, &escape_name(&name));
+        let name = name.as_slice();
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            // Removed while we walked.
-            Err(rustix::io::Errno::NOENT) => continue,
+            // Removed between reading the directory and looking at the entry: the capture no
+            // longer holds it, and says so.
+            Err(rustix::io::Errno::NOENT) => {
+                tracing::warn!(path = %path, "removed while its directory was being captured; not in the image");
+                continue;
+            }
             Err(e) => return Err(io_err(&path, e)),
         };
         let meta = meta_of(&st);
@@ -168,7 +240,7 @@ fn walk(
                 // Something else is mounted here (only on a live view, never on a clone): what
                 // stat shows is that filesystem's root, and the directory beneath is hidden.
                 // Leave it to the mount point creation on restore.
-                if mount_id(dir, &name).map_err(|e| io_err(&path, e))? != mount {
+                if mount_id(dir, name).map_err(|e| io_err(&path, e))? != mount {
                     continue;
                 }
                 out.push(Entry {
@@ -178,7 +250,7 @@ fn walk(
                 });
                 let sub = rustix::fs::openat(
                     dir,
-                    name.as_str(),
+                    name,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
@@ -193,7 +265,7 @@ fn walk(
                 }
                 let fd = rustix::fs::openat(
                     dir,
-                    name.as_str(),
+                    name,
                     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
@@ -207,10 +279,10 @@ fn walk(
                 }
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(dir, name.as_str(), Vec::new())
-                    .map_err(|e| io_err(&path, e))?;
+                let target =
+                    rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|e| io_err(&path, e))?;
                 EntryKind::Symlink {
-                    target: target.to_string_lossy().into_owned(),
+                    target: escape_name(target.as_bytes()),
                 }
             }
             FileType::Fifo => EntryKind::Fifo,
@@ -227,10 +299,33 @@ fn walk(
     Ok(())
 }
 
+/// Open `rel` (escaped as [`escape_name`] does, `""` for `dir` itself) below `dir` without
+/// following symlinks or leaving `dir`.
+fn open_beneath(dir: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, ContentError> {
+    let bytes = unescape(rel)?;
+    let path: &[u8] = if bytes.is_empty() { b"." } else { &bytes };
+    rustix::fs::openat2(
+        dir,
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::BENEATH
+            | rustix::fs::ResolveFlags::NO_SYMLINKS
+            | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| io_err(rel, e))
+}
+
+fn unescape(path: &str) -> Result<Vec<u8>, ContentError> {
+    unescape_name(path).map_err(|reason| ContentError::Invalid {
+        path: path.to_string(),
+        reason,
+    })
+}
+
 /// Open directory `rel` below `dir` without following symlinks or leaving `dir`.
 fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, ContentError> {
-    crate::sys::open_beneath(dir, rel, OFlags::RDONLY | OFlags::DIRECTORY)
-        .map_err(|e| io_err(rel, e))
+    open_beneath(dir, rel, OFlags::RDONLY | OFlags::DIRECTORY)
 }
 
 /// Split an entry's path into its parent directory and name, refusing anything but a
@@ -292,6 +387,8 @@ pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentErr
     for e in &content.entries {
         let (parent, name) = split_entry(e)?;
         let pfd = open_dir_beneath(dir, parent)?;
+        let name = unescape(name)?;
+        let name = name.as_slice();
         let created = |r| exclusive(&e.path, r);
         let create_file = || {
             rustix::fs::openat(
@@ -331,9 +428,11 @@ pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentErr
                     .write_all(&bytes)
                     .map_err(|err| io_err(&e.path, err))?;
             }
-            EntryKind::Symlink { target } => {
-                created(rustix::fs::symlinkat(target.as_str(), &pfd, name))?
-            }
+            EntryKind::Symlink { target } => created(rustix::fs::symlinkat(
+                unescape(target)?.as_slice(),
+                &pfd,
+                name,
+            ))?,
             EntryKind::Fifo => created(rustix::fs::mknodat(
                 &pfd,
                 name,
@@ -363,8 +462,7 @@ pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentErr
     // Owners and modes (symlinks get owners only), deepest first.
     for e in content.entries.iter().rev() {
         split_entry(e)?;
-        let fd = crate::sys::open_beneath(dir, &e.path, OFlags::PATH)
-            .map_err(|err| io_err(&e.path, err))?;
+        let fd = open_beneath(dir, &e.path, OFlags::PATH)?;
         let st = rustix::fs::fstat(&fd).map_err(|err| io_err(&e.path, err))?;
         let found = FileType::from_raw_mode(st.st_mode);
         let wanted = created_type(&e.kind);
@@ -544,5 +642,70 @@ mod tests {
             );
             assert_eq!(std::fs::read(&host_file).expect("read"), b"host");
         }
+    }
+
+    /// Names are bytes: every byte 80 to ff, invalid sequences, newlines, spaces, backslashes
+    /// and text that looks like an escape survive capture and populate exactly, in names and
+    /// in symlink targets.
+    #[test]
+    fn names_are_bytes() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let src = tempfile::tempdir().expect("tmp");
+        let s = src.path();
+        let mut names: Vec<Vec<u8>> = (0x80..=0xffu8).map(|b| vec![b'n', b]).collect();
+        names.extend([
+            b"a b\nc".to_vec(),
+            b"line\nbreak".to_vec(),
+            b"back\\slash".to_vec(),
+            b"looks\\x80escaped".to_vec(),
+            b"\xc3\x28".to_vec(),
+            "caf\u{e9}".as_bytes().to_vec(),
+            b"\xe2\x82".to_vec(),
+        ]);
+        let dir = s.join(OsStr::from_bytes(b"d\xff \\ir"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        for n in &names {
+            std::fs::write(dir.join(OsStr::from_bytes(n)), n).expect("write");
+        }
+        std::os::unix::fs::symlink(OsStr::from_bytes(b"/t\x80rget\\x"), s.join("link"))
+            .expect("symlink");
+        let captured = capture(fd_of(s).as_fd(), "/", 1 << 30).expect("capture");
+        assert_eq!(
+            captured.entries.len(),
+            names.len() + 2,
+            "an entry was dropped"
+        );
+        for e in &captured.entries {
+            assert_eq!(
+                escape_name(&unescape_name(&e.path).expect("canonical")),
+                e.path
+            );
+        }
+
+        let dst = tempfile::tempdir().expect("tmp");
+        populate(fd_of(dst.path()).as_fd(), &captured).expect("populate");
+        let ddir = dst.path().join(OsStr::from_bytes(b"d\xff \\ir"));
+        for n in &names {
+            let got = std::fs::read(ddir.join(OsStr::from_bytes(n))).expect("restored file");
+            assert_eq!(&got, n);
+        }
+        assert_eq!(
+            std::fs::read_link(dst.path().join("link"))
+                .expect("readlink")
+                .as_os_str()
+                .as_bytes(),
+            b"/t\x80rget\\x"
+        );
+        let again = capture(fd_of(dst.path()).as_fd(), "/", 1 << 30).expect("capture again");
+        assert_eq!(captured.entries, again.entries);
+    }
+
+    #[test]
+    fn escapes_are_canonical() {
+        for bad in ["\\x7f", "\\xFF", "\\q", "a\\", "\\x8", "\\xc3\\xa9"] {
+            assert!(unescape_name(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(unescape_name("a\\\\b\\xff").expect("valid"), b"a\\b\xff");
     }
 }

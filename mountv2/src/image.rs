@@ -9,8 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 /// Identifies the format, so that a random JSON file is not mistaken for an image.
 pub const FORMAT: &str = "ferry-mountv2";
-/// Bumped on every incompatible change; loaders refuse other versions.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on every incompatible change; loaders refuse other versions, except that version 1
+/// (content names as lossy text, a backslash meaning itself) is read and brought to this one.
+/// Version 2: content entry paths and symlink targets are escaped byte strings
+/// ([`crate::content::escape_name`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Upper bounds a loaded image must respect (a hostile image must not make us allocate or
 /// mount without limit).
@@ -42,7 +45,7 @@ pub enum ImageError {
     Json(#[from] serde_json::Error),
     #[error("image: `format` is {0:?}, expected {FORMAT:?}: not a ferry mount image")]
     Format(String),
-    #[error("image: unknown schema `version` {0} (this ferry reads version {SCHEMA_VERSION}); use the ferry that wrote it")]
+    #[error("image: unknown schema `version` {0} (this ferry reads versions 1 to {SCHEMA_VERSION}); use the ferry that wrote it")]
     Version(u32),
     #[error("image: tree: {0}")]
     Tree(#[from] TreeError),
@@ -94,14 +97,32 @@ impl MountImage {
         if format != FORMAT {
             return Err(ImageError::Format(format));
         }
-        match header.version {
-            Some(SCHEMA_VERSION) => {}
+        let old = match header.version {
+            Some(SCHEMA_VERSION) => false,
+            Some(1) => true,
             Some(v) => return Err(ImageError::Version(v)),
             None => return Err(field("version", "missing")),
+        };
+        let mut image: MountImage = serde_json::from_slice(bytes)?;
+        if old {
+            image.upgrade_from_v1();
         }
-        let image: MountImage = serde_json::from_slice(bytes)?;
         image.validate()?;
         Ok(image)
+    }
+
+    /// Version 1 kept content names as text in which a backslash was itself: escape it.
+    fn upgrade_from_v1(&mut self) {
+        let escape = |s: &mut String| *s = s.replace('\\', "\\\\");
+        for c in &mut self.contents {
+            for e in &mut c.content.entries {
+                escape(&mut e.path);
+                if let EntryKind::Symlink { target } = &mut e.kind {
+                    escape(target);
+                }
+            }
+        }
+        self.version = SCHEMA_VERSION;
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ImageError> {
@@ -252,6 +273,7 @@ impl MountImage {
                 if e.path.is_empty() {
                     return Err(field(format!("{ef}.path"), "empty"));
                 }
+                check_escaped(&format!("{ef}.path"), &e.path)?;
                 if let Some((parent, _)) = e.path.rsplit_once('/') {
                     if !paths.contains(parent) {
                         return Err(field(
@@ -281,6 +303,7 @@ impl MountImage {
                     }
                     EntryKind::Symlink { target } => {
                         check_token(&format!("{ef}.target"), target, MAX_PATH_LEN)?;
+                        check_escaped(&format!("{ef}.target"), target)?;
                     }
                     _ => {}
                 }
@@ -464,6 +487,14 @@ fn check_fs_root(name: &str, path: &str) -> Result<(), ImageError> {
 
 fn check_absolute(name: &str, path: &str) -> Result<(), ImageError> {
     check_fs_root(name, path)
+}
+
+/// A name in the escaped form of [`crate::content::escape_name`] whose bytes hold no NUL
+/// (escapes only stand for bytes 80 to ff, so `/` and NUL cannot hide in one).
+fn check_escaped(name: &str, s: &str) -> Result<(), ImageError> {
+    crate::content::unescape_name(s)
+        .map(drop)
+        .map_err(|reason| field(name, reason))
 }
 
 fn check_token(name: &str, s: &str, max: usize) -> Result<(), ImageError> {
