@@ -352,6 +352,15 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
                 ))
             })?
         };
+        // Mount points are text in the image (content names are bytes, see
+        // content::escape_name): one that is not UTF-8 is refused by name, never mangled.
+        if r.mountpoint.to_str().is_none() {
+            return Err(ScanError::Other(format!(
+                "the mount point {:?} is not UTF-8; mount images keep mount points as text, so \
+                 this tree cannot be dumped",
+                r.mountpoint
+            )));
+        }
         mounts.push(Mount {
             parent: if pos == 0 {
                 None
@@ -475,6 +484,22 @@ mod tests {
         .expect("parse");
         let err = tree_at(&t, Path::new("/")).expect_err("cycle").to_string();
         assert!(err.contains("reached twice"), "{err}");
+    }
+
+    #[test]
+    fn mount_points_that_are_not_utf8_are_refused_by_name() {
+        let t = parse_mountinfo(
+            b"1 1 0:1 / / rw - ext4 a rw\n5 1 0:2 / /x\\377y rw - tmpfs t rw\n",
+            Path::new("x"),
+        )
+        .expect("parse");
+        let err = tree_at(&t, Path::new("/"))
+            .expect_err("not UTF-8")
+            .to_string();
+        assert!(
+            err.contains("not UTF-8") && err.contains("x\\xFFy"),
+            "{err}"
+        );
     }
 
     #[test]
