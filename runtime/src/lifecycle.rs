@@ -22,6 +22,87 @@ use std::str::FromStr;
 /// manages (a checkpoint from runc brings its own unified cgroup), removed at delete.
 pub const EXTRA_CGROUPS: &str = "ferry-extra-cgroups";
 
+/// ferry's own files that belong to no single container's state directory live in this
+/// directory of the state root. Its name holds a ':', which ids cannot, so no container can be
+/// called like it and deleting a container can never reach it.
+const INTERNAL_DIR: &str = "ferry:internal";
+
+/// In a container's state directory: the identity of its init, "PID START" with START the
+/// process's start time. A pid alone is not an identity: once the init is gone the kernel
+/// hands the number to any new process.
+const INIT_IDENTITY: &str = "ferry-init";
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks after boot), or
+/// `None` when there is no such process.
+pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and ')': the fixed fields follow the last ')'.
+    let fixed = &stat[stat.rfind(')')? + 1..];
+    fixed.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid`, the pid a container's state names, is the init recorded in container
+/// directory `dir`: a process whose start time is the init's. A container without a record
+/// (made by an older ferry) is taken at its word, as before records existed.
+fn init_identity_holds(dir: &Path, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(INIT_IDENTITY)) else {
+        return true;
+    };
+    // "PID START": the pid is there for people reading the file; the start time decides.
+    match text.split_whitespace().nth(1).map(str::parse::<u64>) {
+        Some(Ok(start)) => process_start_time(pid) == Some(start),
+        _ => true,
+    }
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space) in a mount point.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Removing a state directory must never recurse through a mount point into what is mounted
+/// there (a root filesystem, a volume): refuse while anything is mounted at or below `dir` in
+/// ferry's mount namespace.
+fn refuse_mounts_below(dir: &Path) -> Result<()> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Ok(());
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("reading /proc/self/mountinfo", e))?;
+    for line in info.lines() {
+        let Some(field) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let mount = unescape_mountinfo(field);
+        if mount.starts_with(&dir) {
+            return Err(RuntimeError::MountBelow { path: dir, mount });
+        }
+    }
+    Ok(())
+}
+
 /// Where container state lives and how cgroups are driven.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -199,19 +280,85 @@ impl Runtime {
         self.root.join(id)
     }
 
-    fn ensure_root(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.root).map_err(|e| {
-            RuntimeError::io(format!("creating state root {}", self.root.display()), e)
-        })
+    /// The state root is root's alone (0700, as runc makes it): states name pids, bundles and
+    /// annotations that are no other user's business.
+    pub(crate) fn ensure_root(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| {
+                RuntimeError::io(format!("creating state root {}", self.root.display()), e)
+            })
     }
 
     /// Load a container under its lock.
     fn open(&self, id: &str, exclusive: bool) -> Result<(StateLock, Container)> {
         validate_id(id)?;
         let lock = StateLock::container(&self.root, id, exclusive)?;
-        let c = Container::load(self.container_dir(id))
-            .map_err(|e| RuntimeError::container(format!("loading container \"{id}\""), e))?;
+        let c = self.load_container(id)?;
         Ok((lock, c))
+    }
+
+    /// Load container `id` (the caller holds its lock), believing its pid only while it still
+    /// names the recorded init. When the init is gone and its pid was given to another
+    /// process, the container is stopped; forgetting the pid (in memory) makes libcontainer's
+    /// own status refresh in kill and delete agree, so the other process is never touched.
+    pub(crate) fn load_container(&self, id: &str) -> Result<Container> {
+        let dir = self.container_dir(id);
+        let mut c = Container::load(dir.clone()).map_err(|e| RuntimeError::CorruptState {
+            id: id.into(),
+            path: dir.join("state.json"),
+            source: Box::new(e),
+        })?;
+        if let Some(pid) = c.pid() {
+            if !init_identity_holds(&dir, pid.as_raw()) {
+                tracing::debug!(
+                    "pid {pid} of container \"{id}\" now names another process: the init is gone"
+                );
+                c.state.pid = None;
+                c.set_status(ContainerStatus::Stopped);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Record the identity of a container's new init, and give its state directory runc's
+    /// permissions: the directory 0711, the files in it 0600 (libcontainer writes them with
+    /// the umask's 0644; its later rewrites keep the mode).
+    pub(crate) fn record_init(&self, dir: &Path, pid: i32) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |what: &str, e| RuntimeError::io(format!("{what} {}", dir.display()), e);
+        if let Some(start) = process_start_time(pid) {
+            // Written whole and renamed into place: a crash leaves the old record or the new.
+            let tmp = dir.join(format!("{INIT_IDENTITY}.tmp"));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io("recording the init of", e))?;
+            f.write_all(format!("{pid} {start}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| io("recording the init of", e))?;
+            std::fs::rename(&tmp, dir.join(INIT_IDENTITY))
+                .map_err(|e| io("recording the init of", e))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| io("restricting", e))?;
+        for entry in std::fs::read_dir(dir)
+            .map_err(|e| io("reading", e))?
+            .flatten()
+        {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io("restricting the files of", e))?;
+            }
+        }
+        Ok(())
     }
 
     /// `create`: set up the container and leave its init waiting for `start`. Returns the
@@ -263,9 +410,14 @@ impl Runtime {
                 .save()
                 .map_err(|e| RuntimeError::container(&what, e))?;
         }
-        container.pid().map(|p| p.as_raw()).ok_or_else(|| {
+        let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
-        })
+        })?;
+        if let Err(e) = self.record_init(&self.container_dir(id), pid) {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
+        Ok(pid)
     }
 
     /// Where libcontainer reads a config that needs runc's spellings translated: runc accepts
@@ -298,7 +450,8 @@ impl Runtime {
             cfg["root"]["path"] = abs.display().to_string().into();
         }
         let dir = self.shadow_bundle(id);
-        std::fs::create_dir_all(&dir)
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
         let text = serde_json::to_vec(&cfg)
             .map_err(|e| RuntimeError::Invalid(format!("encoding config.json: {e}")))?;
@@ -308,12 +461,32 @@ impl Runtime {
     }
 
     pub(crate) fn shadow_bundle(&self, id: &str) -> PathBuf {
-        self.root.join(format!(".config-{id}"))
+        self.root.join(INTERNAL_DIR).join("config").join(id)
+    }
+
+    /// Remove the shadow bundle of `id`, also where older versions of ferry put it
+    /// (`.config-ID` beside the containers), there only when it is one (a directory holding
+    /// config.json alone) and never the state of a container that happens to be called so.
+    pub(crate) fn remove_shadow_bundle(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+        let old = self.root.join(format!(".config-{id}"));
+        let names: Vec<_> = match std::fs::read_dir(&old) {
+            Ok(d) => d.flatten().map(|e| e.file_name()).collect(),
+            Err(_) => return,
+        };
+        if names.len() == 1 && names[0] == "config.json" {
+            let _ = std::fs::remove_file(old.join("config.json"));
+            let _ = std::fs::remove_dir(&old);
+        }
     }
 
     fn cleanup_failed_create(&self, id: &str) {
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+        self.remove_shadow_bundle(id);
         let dir = self.container_dir(id);
+        if let Err(e) = refuse_mounts_below(&dir) {
+            tracing::warn!("leaving the state of the failed create of \"{id}\": {e}");
+            return;
+        }
         if let Ok(mut c) = Container::load(dir.clone()) {
             let _ = c.delete(true);
         }
@@ -394,8 +567,10 @@ impl Runtime {
                 continue;
             }
             // A container deleted meanwhile is simply not listed.
-            if let Ok((_l, c)) = self.open(&id, false) {
-                out.push(self.runc_state(&c));
+            match self.open(&id, false) {
+                Ok((_l, c)) => out.push(self.runc_state(&c)),
+                Err(e @ RuntimeError::CorruptState { .. }) => tracing::warn!("{e}"),
+                Err(_) => {}
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -404,7 +579,13 @@ impl Runtime {
 
     /// `kill`: send a signal to the init, or with `all` to every process of the container.
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
-        let (_lock, mut c) = self.open(id, true)?;
+        let (_lock, mut c) = match self.open(id, true) {
+            Ok(x) => x,
+            // What is in the cgroup of a container without a readable state can still be
+            // reached, by the cgroup.
+            Err(RuntimeError::CorruptState { .. }) if all => return self.kill_leftover(id, signal),
+            Err(e) => return Err(e),
+        };
         let status = c.status();
         let signallable = match status {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => true,
@@ -419,11 +600,15 @@ impl Runtime {
                 status: status_name(status).into(),
             });
         }
+        if !all {
+            return self.signal_init(id, &c, status, signal);
+        }
+        // libcontainer signals the processes of the cgroup, which a reused pid is not in, and
+        // records the container as stopped.
         c.kill(signal, all)
             .map_err(|e| RuntimeError::container(format!("signalling container \"{id}\""), e))?;
-        // libcontainer records every signalled container as stopped. Loading refreshes the
-        // status from the process (alive: running); a created or paused container that
-        // survived a non-fatal signal keeps its status.
+        // Loading refreshes the status from the init (alive: running); a created or paused
+        // container that survived a non-fatal signal keeps its status.
         if status != ContainerStatus::Stopped {
             if let Ok(mut fresh) = Container::load(self.container_dir(id)) {
                 if fresh.status() == ContainerStatus::Running {
@@ -434,12 +619,81 @@ impl Runtime {
         Ok(())
     }
 
+    /// Signal the init through a pidfd opened before its identity is checked: the descriptor
+    /// keeps naming the process it was opened for even if that exits and its pid is reused,
+    /// so nothing can slip between the check and the signal.
+    fn signal_init(
+        &self,
+        id: &str,
+        c: &Container,
+        status: ContainerStatus,
+        signal: Signal,
+    ) -> Result<()> {
+        use rustix::io::Errno;
+        let stopped = || RuntimeError::NotRunning {
+            op: "kill",
+            id: id.into(),
+            status: "stopped".into(),
+        };
+        let what = || format!("signalling container \"{id}\"");
+        let raw = c.pid().map(Pid::as_raw).ok_or_else(stopped)?;
+        let pid = rustix::process::Pid::from_raw(raw).ok_or_else(stopped)?;
+        let dir = self.container_dir(id);
+        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(pidfd) => {
+                if !init_identity_holds(&dir, raw) {
+                    return Err(stopped());
+                }
+                let sig =
+                    rustix::process::Signal::from_named_raw(signal as i32).ok_or_else(|| {
+                        RuntimeError::Invalid(format!("signal {signal} cannot be sent"))
+                    })?;
+                match rustix::process::pidfd_send_signal(&pidfd, sig) {
+                    // Exited since the check: as kill(2) of a process that has just exited.
+                    Ok(()) | Err(Errno::SRCH) => {}
+                    Err(e) => return Err(RuntimeError::io(what(), e.into())),
+                }
+            }
+            Err(Errno::SRCH) => return Err(stopped()),
+            // A kernel before 5.3 has no pidfds: check, then signal by pid.
+            Err(Errno::NOSYS) => {
+                if !init_identity_holds(&dir, raw) {
+                    return Err(stopped());
+                }
+                match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => return Err(RuntimeError::io(what(), e.into())),
+                }
+            }
+            Err(e) => return Err(RuntimeError::io(what(), e.into())),
+        }
+        // A frozen task of a cgroup v1 freezer acts on SIGKILL only once thawed.
+        if status == ContainerStatus::Paused
+            && signal == Signal::SIGKILL
+            && !matches!(
+                libcgroups::common::get_cgroup_setup(),
+                Ok(libcgroups::common::CgroupSetup::Unified)
+            )
+        {
+            self.cgroup_manager(c)?
+                .freeze(libcgroups::common::FreezerState::Thawed)
+                .map_err(|e| RuntimeError::Cgroup {
+                    what: format!("thawing container \"{id}\" for SIGKILL"),
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
     /// `delete`: remove a stopped (or, with `force`, any) container and its cgroup.
-    /// `force` on a missing container succeeds, as engines rely on.
+    /// `force` on a missing container succeeds, as engines rely on; `force` also removes what
+    /// is left of a container whose state is missing or unreadable.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let (_lock, mut c) = match self.open(id, true) {
             Ok(x) => x,
-            Err(RuntimeError::NotFound(_)) if force => return Ok(()),
+            Err(RuntimeError::NotFound(_) | RuntimeError::CorruptState { .. }) if force => {
+                return self.delete_leftover(id)
+            }
             Err(e) => return Err(e),
         };
         let status = c.status();
@@ -451,23 +705,85 @@ impl Runtime {
                 hint: "stop it first with `ferry kill`, or use `ferry delete --force`",
             });
         }
-        let extra_cgroups =
-            std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS)).unwrap_or_default();
+        let dir = self.container_dir(id);
+        // libcontainer's delete ends in a recursive removal of the directory.
+        refuse_mounts_below(&dir)?;
+        let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
         c.delete(force)
             .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
-        // Cgroups outside libcontainer's care that a restore put the container in.
-        for cg in extra_cgroups
-            .lines()
-            .filter(|l| l.starts_with("/sys/fs/cgroup/"))
-        {
-            let _ = std::fs::remove_dir(cg);
-        }
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
-        let dir = self.container_dir(id);
+        remove_extra_cgroups(&extra_cgroups);
+        self.remove_shadow_bundle(id);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         Ok(())
+    }
+
+    /// The cgroup of a container whose state cannot be read: the one its youki_config.json
+    /// names, else the one libcontainer picks for a config that names none.
+    fn leftover_cgroup_manager(&self, id: &str) -> Result<libcgroups::common::AnyCgroupManager> {
+        let cgroup_path = libcontainer::config::YoukiConfig::load(self.container_dir(id))
+            .map(|c| c.cgroup_path)
+            .unwrap_or_else(|_| libcontainer::utils::get_cgroup_path(&None, id));
+        libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path,
+            systemd_cgroup: self.systemd_cgroup,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| RuntimeError::Cgroup {
+            what: format!("cgroups of container \"{id}\""),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `kill --all` of a container whose state cannot be read: every process of its cgroup.
+    fn kill_leftover(&self, id: &str, signal: Signal) -> Result<()> {
+        let _lock = StateLock::lock_dir(&self.container_dir(id), true)
+            .map_err(|e| RuntimeError::io(format!("locking container \"{id}\""), e))?;
+        let m = self.leftover_cgroup_manager(id)?;
+        for pid in m.get_all_pids().unwrap_or_default() {
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+        Ok(())
+    }
+
+    /// `delete --force` of a container whose state is missing or unreadable (a crash while
+    /// it was written, a create that died half-way): kill what is in its cgroup, remove the
+    /// cgroup and what is left of its directory.
+    fn delete_leftover(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RuntimeError::Invalid(format!(
+                    "{} is not a container's state directory: ferry leaves it alone; remove it by hand if it is not wanted",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RuntimeError::io(format!("reading {}", dir.display()), e)),
+        }
+        let _lock = StateLock::lock_dir(&dir, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
+        refuse_mounts_below(&dir)?;
+        tracing::warn!("container \"{id}\" has no readable state: removing what is left of it");
+        let m = self.leftover_cgroup_manager(id)?;
+        let pids = m.get_all_pids().unwrap_or_default();
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+        }
+        if !pids.is_empty() {
+            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed.
+            let _ = m.freeze(libcgroups::common::FreezerState::Thawed);
+        }
+        m.remove().map_err(|e| RuntimeError::Cgroup {
+            what: format!("removing the cgroup of container \"{id}\""),
+            detail: e.to_string(),
+        })?;
+        remove_extra_cgroups(&std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default());
+        self.remove_shadow_bundle(id);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
@@ -751,6 +1067,13 @@ impl Runtime {
         serde_json::to_writer(file.as_file(), &process)
             .map_err(|e| RuntimeError::Invalid(format!("writing the exec process file: {e}")))?;
         Ok(file)
+    }
+}
+
+/// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
+fn remove_extra_cgroups(list: &str) {
+    for cg in list.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
+        let _ = std::fs::remove_dir(cg);
     }
 }
 
