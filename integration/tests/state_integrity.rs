@@ -84,8 +84,8 @@ r list -q"#,
 /// The init dies and the kernel gives its pid to an unrelated process. Waiting for the pid
 /// counter to wrap is slow and racy, so the test does what reuse does to the state: it
 /// points the recorded pid at a process it started itself (a `sleep`, whose start time is not
-/// the init's). Both runtimes must then call the container stopped, refuse to signal it, and
-/// leave the other process alive.
+/// the init's). Both runtimes must then call the container stopped, refuse to exec in, pause
+/// or signal it, and leave the other process alive.
 #[test]
 fn st_reused_pid_is_not_the_container() {
     if !require_root() {
@@ -113,6 +113,8 @@ jq -c ".{pid_field}=$other" $ST/st-reuse/state.json > $W/state.json
 cat $W/state.json > $ST/st-reuse/state.json
 echo "state: $(status st-reuse)"
 r list -f json | jq -r '.[] | .id + " " + .status + " " + (.pid|tostring)'
+if r exec st-reuse true 2>/dev/null; then echo "exec: ran"; else echo "exec: refused"; fi
+if r pause st-reuse 2>/dev/null; then echo "pause: done"; else echo "pause: refused"; fi
 if r kill st-reuse KILL 2>$W/err; then echo "kill: signalled"; else echo "kill: refused"; fi
 grep -q 'not running' $W/err && echo "says not running"
 sleep 0.2
@@ -123,7 +125,8 @@ r delete st-reuse && echo deleted
         );
         assert_eq!(
             out,
-            "state: stopped\nst-reuse stopped 0\nkill: refused\nsays not running\n\
+            "state: stopped\nst-reuse stopped 0\nexec: refused\npause: refused\n\
+             kill: refused\nsays not running\n\
              other process alive\ndeleted\nother process alive\n",
             "{runtime}"
         );
@@ -146,10 +149,19 @@ echo "root $(stat -c %a $ST)"
 d=$(stat -c %a $ST/st-perm); case $d in 711|710|701|700) echo "container dir ok";; *) echo "container dir $d";; esac
 echo "state.json $(stat -c %a $ST/st-perm/state.json)"
 find $ST -type f -perm /077 -printf 'open to others: %P %m\n'
+# A restored container's state is made by another path: the same rules hold.
+r checkpoint --image-path $W/img st-perm
+r restore -d --image-path $W/img --bundle $B st-perm </dev/null >/dev/null 2>$W/err || { cat $W/err >&2; exit 1; }
+echo "restored: $(status st-perm)"
+d=$(stat -c %a $ST/st-perm); case $d in 711|710|701|700) echo "container dir ok";; *) echo "container dir $d";; esac
+echo "state.json $(stat -c %a $ST/st-perm/state.json)"
+find $ST -type f -perm /077 -printf 'open to others: %P %m\n'
 r delete -f st-perm"#,
         );
         assert_eq!(
-            out, "root 700\ncontainer dir ok\nstate.json 600\n",
+            out,
+            "root 700\ncontainer dir ok\nstate.json 600\n\
+             restored: running\ncontainer dir ok\nstate.json 600\n",
             "{runtime}"
         );
     }
