@@ -175,7 +175,7 @@ fn st_torn_or_missing_state_is_reported_and_force_deleted() {
     let out = run_script(
         "ferry",
         "torn state",
-        r#"track_cgroup st-torn; track_cgroup st-gone
+        r#"track_cgroup st-torn; track_cgroup st-gone; track_cgroup st-cfg
 r run -d -b $B --pid-file $W/p1 st-torn </dev/null >/dev/null
 init=$(cat $W/p1); track $init
 # A write cut short: half of the file.
@@ -199,11 +199,21 @@ for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
 [ -d /proc/$init ] && echo "init still alive"
 [ -e $ST/st-gone ] && echo "state dir left"
 ls -d /sys/fs/cgroup/*/:youki:st-gone 2>/dev/null | sed 's/^/cgroup left: /'
+# A readable state beside a torn youki_config.json (where libcontainer keeps the cgroup).
+r run -d -b $B --pid-file $W/p3 st-cfg </dev/null >/dev/null
+init=$(cat $W/p3); track $init
+echo '{"cgroup_pa' > $W/torn; cat $W/torn > $ST/st-cfg/youki_config.json
+r delete --force st-cfg && echo "force delete ok"
+for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
+[ -d /proc/$init ] && echo "init still alive"
+[ -e $ST/st-cfg ] && echo "state dir left"
+ls -d /sys/fs/cgroup/*/:youki:st-cfg 2>/dev/null | sed 's/^/cgroup left: /'
 true"#,
     );
     assert_eq!(
         out,
-        "state: refused\nsays how to remove it\nlist still works\nforce delete ok\nforce delete ok\n"
+        "state: refused\nsays how to remove it\nlist still works\nforce delete ok\nforce delete ok\n\
+         force delete ok\n"
     );
 }
 

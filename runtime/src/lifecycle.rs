@@ -713,8 +713,16 @@ impl Runtime {
         // libcontainer's delete ends in a recursive removal of the directory.
         refuse_mounts_below(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
-        c.delete(force)
-            .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
+        if let Err(e) = c.delete(force) {
+            let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
+            if !force {
+                return Err(e);
+            }
+            // A forced delete must not be stopped by a torn file beside the state (the
+            // container's youki_config.json, say): remove the rest by the cgroup.
+            tracing::warn!("{e}: removing what is left of it");
+            return self.remove_leftover(id, c.systemd());
+        }
         remove_extra_cgroups(&extra_cgroups);
         self.remove_shadow_bundle(id);
         if dir.exists() {
@@ -725,13 +733,17 @@ impl Runtime {
 
     /// The cgroup of a container whose state cannot be read: the one its youki_config.json
     /// names, else the one libcontainer picks for a config that names none.
-    fn leftover_cgroup_manager(&self, id: &str) -> Result<libcgroups::common::AnyCgroupManager> {
+    fn leftover_cgroup_manager(
+        &self,
+        id: &str,
+        systemd: bool,
+    ) -> Result<libcgroups::common::AnyCgroupManager> {
         let cgroup_path = libcontainer::config::YoukiConfig::load(self.container_dir(id))
             .map(|c| c.cgroup_path)
             .unwrap_or_else(|_| libcontainer::utils::get_cgroup_path(&None, id));
         libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
             cgroup_path,
-            systemd_cgroup: self.systemd_cgroup,
+            systemd_cgroup: systemd,
             container_name: id.to_string(),
         })
         .map_err(|e| RuntimeError::Cgroup {
@@ -744,7 +756,7 @@ impl Runtime {
     fn kill_leftover(&self, id: &str, signal: Signal) -> Result<()> {
         let _lock = StateLock::lock_dir(&self.container_dir(id), true)
             .map_err(|e| RuntimeError::io(format!("locking container \"{id}\""), e))?;
-        let m = self.leftover_cgroup_manager(id)?;
+        let m = self.leftover_cgroup_manager(id, self.systemd_cgroup)?;
         for pid in m.get_all_pids().unwrap_or_default() {
             let _ = nix::sys::signal::kill(pid, signal);
         }
@@ -769,9 +781,16 @@ impl Runtime {
         }
         let _lock = StateLock::lock_dir(&dir, true)
             .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
-        refuse_mounts_below(&dir)?;
         tracing::warn!("container \"{id}\" has no readable state: removing what is left of it");
-        let m = self.leftover_cgroup_manager(id)?;
+        self.remove_leftover(id, self.systemd_cgroup)
+    }
+
+    /// Kill what is in the cgroup of container `id`, remove the cgroup and the container's
+    /// directory; the caller holds the directory's lock.
+    fn remove_leftover(&self, id: &str, systemd: bool) -> Result<()> {
+        let dir = self.container_dir(id);
+        refuse_mounts_below(&dir)?;
+        let m = self.leftover_cgroup_manager(id, systemd)?;
         let pids = m.get_all_pids().unwrap_or_default();
         for pid in &pids {
             let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
