@@ -1196,6 +1196,39 @@ mod tests {
         assert!(!init_identity_holds(dir.path(), me));
     }
 
+    #[test]
+    fn shadow_bundles_are_out_of_the_id_namespace() {
+        let root = tempfile::tempdir().expect("state root");
+        let rt = Runtime {
+            root: root.path().to_path_buf(),
+            systemd_cgroup: false,
+        };
+        let shadow = rt.shadow_bundle("foo");
+        let name = shadow
+            .strip_prefix(root.path())
+            .ok()
+            .and_then(|p| p.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(
+            validate_id(&name).is_err(),
+            "{name} could be a container id"
+        );
+        // The old layout: `.config-ID` is removed only when it is a shadow bundle.
+        let old = root.path().join(".config-foo");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::write(old.join("config.json"), "{}").expect("write");
+        std::fs::write(old.join("state.json"), "{}").expect("write");
+        rt.remove_shadow_bundle("foo");
+        assert!(
+            old.join("state.json").exists(),
+            "a container's state was removed"
+        );
+        std::fs::remove_file(old.join("state.json")).expect("rm");
+        rt.remove_shadow_bundle("foo");
+        assert!(!old.exists(), "an old shadow bundle was left");
+    }
+
     /// Bounded fuzzing of the parsers that read files from outside: deterministic mutations
     /// (fixed seed) of valid documents, byte-wise and by JSON structure. Every input must give
     /// a result or an error, never a panic.
