@@ -204,8 +204,7 @@ impl Runtime {
         validate_id(id)?;
         let _lock = StateLock::container(&self.root, id, true)?;
         let dir = self.root.join(id);
-        let mut c = Container::load(dir.clone())
-            .map_err(|e| RuntimeError::container(format!("loading container \"{id}\""), e))?;
+        let mut c = self.load_container(id)?;
         let status = c.status();
         if !matches!(status, ContainerStatus::Running | ContainerStatus::Paused) {
             return Err(RuntimeError::NotRunning {
@@ -382,7 +381,7 @@ impl Runtime {
                 RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
             })?;
             let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+            self.remove_shadow_bundle(id);
         }
         Ok(())
     }
@@ -431,9 +430,7 @@ impl Runtime {
             }
             ext.push((dest, src));
         }
-        std::fs::create_dir_all(&self.root).map_err(|e| {
-            RuntimeError::io(format!("creating state root {}", self.root.display()), e)
-        })?;
+        self.ensure_root()?;
         let root_lock = StateLock::lock_dir(&self.root, true)
             .map_err(|e| RuntimeError::io(format!("locking {}", self.root.display()), e))?;
         let dir = self.root.join(id);
@@ -880,6 +877,7 @@ impl Runtime {
         c.set_creator(nix::unistd::geteuid().as_raw());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
+        self.record_init(dir, pid)?;
         Ok(pid)
     }
 }

@@ -29,6 +29,15 @@ pub enum RuntimeError {
         status: String,
         hint: &'static str,
     },
+    #[error("state of container \"{id}\" ({path}) cannot be read: {}; remove what is left of it with `ferry delete --force {id}`", chain(.source.as_ref()))]
+    CorruptState {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
+    },
+    #[error("refusing to remove {}: {} is mounted below it; unmount it (`umount -l {}`) and retry", .path.display(), .mount.display(), .mount.display())]
+    MountBelow { path: PathBuf, mount: PathBuf },
     #[error("{0}")]
     Invalid(String),
     #[error("ferry needs root for {0}: run it as root, or pass --rootless with a user namespace in config.json")]

@@ -22,6 +22,91 @@ use std::str::FromStr;
 /// manages (a checkpoint from runc brings its own unified cgroup), removed at delete.
 pub const EXTRA_CGROUPS: &str = "ferry-extra-cgroups";
 
+/// ferry's own files that belong to no single container's state directory live in this
+/// directory of the state root. Its name holds a ':', which ids cannot, so no container can be
+/// called like it and deleting a container can never reach it.
+const INTERNAL_DIR: &str = "ferry:internal";
+
+/// In a container's state directory: the identity of its init, "PID START" with START the
+/// process's start time. A pid alone is not an identity: once the init is gone the kernel
+/// hands the number to any new process.
+const INIT_IDENTITY: &str = "ferry-init";
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks after boot), or
+/// `None` when there is no such process.
+pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
+    start_time_from_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Field 22 of a /proc/PID/stat line.
+fn start_time_from_stat(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and ')': the fixed fields follow the last ')'.
+    let fixed = &stat[stat.rfind(')')? + 1..];
+    fixed.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid`, the pid a container's state names, is the init recorded in container
+/// directory `dir`: a process whose start time is the init's. A container without a record
+/// (made by an older ferry) is taken at its word, as before records existed.
+fn init_identity_holds(dir: &Path, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(INIT_IDENTITY)) else {
+        return true;
+    };
+    // "PID START": the pid is there for people reading the file; the start time decides.
+    match text.split_whitespace().nth(1).map(str::parse::<u64>) {
+        Some(Ok(start)) => process_start_time(pid) == Some(start),
+        _ => true,
+    }
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space) in a mount point.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Removing a state directory must never recurse through a mount point into what is mounted
+/// there (a root filesystem, a volume): refuse while anything is mounted at or below `dir` in
+/// ferry's mount namespace.
+fn refuse_mounts_below(dir: &Path) -> Result<()> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Ok(());
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("reading /proc/self/mountinfo", e))?;
+    for line in info.lines() {
+        let Some(field) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let mount = unescape_mountinfo(field);
+        if mount.starts_with(&dir) {
+            return Err(RuntimeError::MountBelow { path: dir, mount });
+        }
+    }
+    Ok(())
+}
+
 /// Where container state lives and how cgroups are driven.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -199,19 +284,85 @@ impl Runtime {
         self.root.join(id)
     }
 
-    fn ensure_root(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.root).map_err(|e| {
-            RuntimeError::io(format!("creating state root {}", self.root.display()), e)
-        })
+    /// The state root is root's alone (0700, as runc makes it): states name pids, bundles and
+    /// annotations that are no other user's business.
+    pub(crate) fn ensure_root(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| {
+                RuntimeError::io(format!("creating state root {}", self.root.display()), e)
+            })
     }
 
     /// Load a container under its lock.
     fn open(&self, id: &str, exclusive: bool) -> Result<(StateLock, Container)> {
         validate_id(id)?;
         let lock = StateLock::container(&self.root, id, exclusive)?;
-        let c = Container::load(self.container_dir(id))
-            .map_err(|e| RuntimeError::container(format!("loading container \"{id}\""), e))?;
+        let c = self.load_container(id)?;
         Ok((lock, c))
+    }
+
+    /// Load container `id` (the caller holds its lock), believing its pid only while it still
+    /// names the recorded init. When the init is gone and its pid was given to another
+    /// process, the container is stopped; forgetting the pid (in memory) makes libcontainer's
+    /// own status refresh in kill and delete agree, so the other process is never touched.
+    pub(crate) fn load_container(&self, id: &str) -> Result<Container> {
+        let dir = self.container_dir(id);
+        let mut c = Container::load(dir.clone()).map_err(|e| RuntimeError::CorruptState {
+            id: id.into(),
+            path: dir.join("state.json"),
+            source: Box::new(e),
+        })?;
+        if let Some(pid) = c.pid() {
+            if !init_identity_holds(&dir, pid.as_raw()) {
+                tracing::debug!(
+                    "pid {pid} of container \"{id}\" now names another process: the init is gone"
+                );
+                c.state.pid = None;
+                c.set_status(ContainerStatus::Stopped);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Record the identity of a container's new init, and give its state directory runc's
+    /// permissions: the directory 0711, the files in it 0600 (libcontainer writes them with
+    /// the umask's 0644; its later rewrites keep the mode).
+    pub(crate) fn record_init(&self, dir: &Path, pid: i32) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |what: &str, e| RuntimeError::io(format!("{what} {}", dir.display()), e);
+        if let Some(start) = process_start_time(pid) {
+            // Written whole and renamed into place: a crash leaves the old record or the new.
+            let tmp = dir.join(format!("{INIT_IDENTITY}.tmp"));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io("recording the init of", e))?;
+            f.write_all(format!("{pid} {start}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| io("recording the init of", e))?;
+            std::fs::rename(&tmp, dir.join(INIT_IDENTITY))
+                .map_err(|e| io("recording the init of", e))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| io("restricting", e))?;
+        for entry in std::fs::read_dir(dir)
+            .map_err(|e| io("reading", e))?
+            .flatten()
+        {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io("restricting the files of", e))?;
+            }
+        }
+        Ok(())
     }
 
     /// `create`: set up the container and leave its init waiting for `start`. Returns the
@@ -263,9 +414,14 @@ impl Runtime {
                 .save()
                 .map_err(|e| RuntimeError::container(&what, e))?;
         }
-        container.pid().map(|p| p.as_raw()).ok_or_else(|| {
+        let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
-        })
+        })?;
+        if let Err(e) = self.record_init(&self.container_dir(id), pid) {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
+        Ok(pid)
     }
 
     /// Where libcontainer reads a config that needs runc's spellings translated: runc accepts
@@ -298,7 +454,8 @@ impl Runtime {
             cfg["root"]["path"] = abs.display().to_string().into();
         }
         let dir = self.shadow_bundle(id);
-        std::fs::create_dir_all(&dir)
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
         let text = serde_json::to_vec(&cfg)
             .map_err(|e| RuntimeError::Invalid(format!("encoding config.json: {e}")))?;
@@ -308,12 +465,32 @@ impl Runtime {
     }
 
     pub(crate) fn shadow_bundle(&self, id: &str) -> PathBuf {
-        self.root.join(format!(".config-{id}"))
+        self.root.join(INTERNAL_DIR).join("config").join(id)
+    }
+
+    /// Remove the shadow bundle of `id`, also where older versions of ferry put it
+    /// (`.config-ID` beside the containers), there only when it is one (a directory holding
+    /// config.json alone) and never the state of a container that happens to be called so.
+    pub(crate) fn remove_shadow_bundle(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+        let old = self.root.join(format!(".config-{id}"));
+        let names: Vec<_> = match std::fs::read_dir(&old) {
+            Ok(d) => d.flatten().map(|e| e.file_name()).collect(),
+            Err(_) => return,
+        };
+        if names.len() == 1 && names[0] == "config.json" {
+            let _ = std::fs::remove_file(old.join("config.json"));
+            let _ = std::fs::remove_dir(&old);
+        }
     }
 
     fn cleanup_failed_create(&self, id: &str) {
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+        self.remove_shadow_bundle(id);
         let dir = self.container_dir(id);
+        if let Err(e) = refuse_mounts_below(&dir) {
+            tracing::warn!("leaving the state of the failed create of \"{id}\": {e}");
+            return;
+        }
         if let Ok(mut c) = Container::load(dir.clone()) {
             let _ = c.delete(true);
         }
@@ -394,8 +571,10 @@ impl Runtime {
                 continue;
             }
             // A container deleted meanwhile is simply not listed.
-            if let Ok((_l, c)) = self.open(&id, false) {
-                out.push(self.runc_state(&c));
+            match self.open(&id, false) {
+                Ok((_l, c)) => out.push(self.runc_state(&c)),
+                Err(e @ RuntimeError::CorruptState { .. }) => tracing::warn!("{e}"),
+                Err(_) => {}
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -404,7 +583,13 @@ impl Runtime {
 
     /// `kill`: send a signal to the init, or with `all` to every process of the container.
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
-        let (_lock, mut c) = self.open(id, true)?;
+        let (_lock, mut c) = match self.open(id, true) {
+            Ok(x) => x,
+            // What is in the cgroup of a container without a readable state can still be
+            // reached, by the cgroup.
+            Err(RuntimeError::CorruptState { .. }) if all => return self.kill_leftover(id, signal),
+            Err(e) => return Err(e),
+        };
         let status = c.status();
         let signallable = match status {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => true,
@@ -419,11 +604,15 @@ impl Runtime {
                 status: status_name(status).into(),
             });
         }
+        if !all {
+            return self.signal_init(id, &c, status, signal);
+        }
+        // libcontainer signals the processes of the cgroup, which a reused pid is not in, and
+        // records the container as stopped.
         c.kill(signal, all)
             .map_err(|e| RuntimeError::container(format!("signalling container \"{id}\""), e))?;
-        // libcontainer records every signalled container as stopped. Loading refreshes the
-        // status from the process (alive: running); a created or paused container that
-        // survived a non-fatal signal keeps its status.
+        // Loading refreshes the status from the init (alive: running); a created or paused
+        // container that survived a non-fatal signal keeps its status.
         if status != ContainerStatus::Stopped {
             if let Ok(mut fresh) = Container::load(self.container_dir(id)) {
                 if fresh.status() == ContainerStatus::Running {
@@ -434,12 +623,81 @@ impl Runtime {
         Ok(())
     }
 
+    /// Signal the init through a pidfd opened before its identity is checked: the descriptor
+    /// keeps naming the process it was opened for even if that exits and its pid is reused,
+    /// so nothing can slip between the check and the signal.
+    fn signal_init(
+        &self,
+        id: &str,
+        c: &Container,
+        status: ContainerStatus,
+        signal: Signal,
+    ) -> Result<()> {
+        use rustix::io::Errno;
+        let stopped = || RuntimeError::NotRunning {
+            op: "kill",
+            id: id.into(),
+            status: "stopped".into(),
+        };
+        let what = || format!("signalling container \"{id}\"");
+        let raw = c.pid().map(Pid::as_raw).ok_or_else(stopped)?;
+        let pid = rustix::process::Pid::from_raw(raw).ok_or_else(stopped)?;
+        let dir = self.container_dir(id);
+        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(pidfd) => {
+                if !init_identity_holds(&dir, raw) {
+                    return Err(stopped());
+                }
+                let sig =
+                    rustix::process::Signal::from_named_raw(signal as i32).ok_or_else(|| {
+                        RuntimeError::Invalid(format!("signal {signal} cannot be sent"))
+                    })?;
+                match rustix::process::pidfd_send_signal(&pidfd, sig) {
+                    // Exited since the check: as kill(2) of a process that has just exited.
+                    Ok(()) | Err(Errno::SRCH) => {}
+                    Err(e) => return Err(RuntimeError::io(what(), e.into())),
+                }
+            }
+            Err(Errno::SRCH) => return Err(stopped()),
+            // A kernel before 5.3 has no pidfds: check, then signal by pid.
+            Err(Errno::NOSYS) => {
+                if !init_identity_holds(&dir, raw) {
+                    return Err(stopped());
+                }
+                match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => return Err(RuntimeError::io(what(), e.into())),
+                }
+            }
+            Err(e) => return Err(RuntimeError::io(what(), e.into())),
+        }
+        // A frozen task of a cgroup v1 freezer acts on SIGKILL only once thawed.
+        if status == ContainerStatus::Paused
+            && signal == Signal::SIGKILL
+            && !matches!(
+                libcgroups::common::get_cgroup_setup(),
+                Ok(libcgroups::common::CgroupSetup::Unified)
+            )
+        {
+            self.cgroup_manager(c)?
+                .freeze(libcgroups::common::FreezerState::Thawed)
+                .map_err(|e| RuntimeError::Cgroup {
+                    what: format!("thawing container \"{id}\" for SIGKILL"),
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
     /// `delete`: remove a stopped (or, with `force`, any) container and its cgroup.
-    /// `force` on a missing container succeeds, as engines rely on.
+    /// `force` on a missing container succeeds, as engines rely on; `force` also removes what
+    /// is left of a container whose state is missing or unreadable.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let (_lock, mut c) = match self.open(id, true) {
             Ok(x) => x,
-            Err(RuntimeError::NotFound(_)) if force => return Ok(()),
+            Err(RuntimeError::NotFound(_) | RuntimeError::CorruptState { .. }) if force => {
+                return self.delete_leftover(id)
+            }
             Err(e) => return Err(e),
         };
         let status = c.status();
@@ -451,23 +709,104 @@ impl Runtime {
                 hint: "stop it first with `ferry kill`, or use `ferry delete --force`",
             });
         }
-        let extra_cgroups =
-            std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS)).unwrap_or_default();
-        c.delete(force)
-            .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
-        // Cgroups outside libcontainer's care that a restore put the container in.
-        for cg in extra_cgroups
-            .lines()
-            .filter(|l| l.starts_with("/sys/fs/cgroup/"))
-        {
-            let _ = std::fs::remove_dir(cg);
-        }
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         let dir = self.container_dir(id);
+        // libcontainer's delete ends in a recursive removal of the directory.
+        refuse_mounts_below(&dir)?;
+        let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
+        if let Err(e) = c.delete(force) {
+            let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
+            if !force {
+                return Err(e);
+            }
+            // A forced delete must not be stopped by a torn file beside the state (the
+            // container's youki_config.json, say): remove the rest by the cgroup.
+            tracing::warn!("{e}: removing what is left of it");
+            return self.remove_leftover(id, c.systemd());
+        }
+        remove_extra_cgroups(&extra_cgroups);
+        self.remove_shadow_bundle(id);
         if dir.exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         Ok(())
+    }
+
+    /// The cgroup of a container whose state cannot be read: the one its youki_config.json
+    /// names, else the one libcontainer picks for a config that names none.
+    fn leftover_cgroup_manager(
+        &self,
+        id: &str,
+        systemd: bool,
+    ) -> Result<libcgroups::common::AnyCgroupManager> {
+        let cgroup_path = libcontainer::config::YoukiConfig::load(self.container_dir(id))
+            .map(|c| c.cgroup_path)
+            .unwrap_or_else(|_| libcontainer::utils::get_cgroup_path(&None, id));
+        libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path,
+            systemd_cgroup: systemd,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| RuntimeError::Cgroup {
+            what: format!("cgroups of container \"{id}\""),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `kill --all` of a container whose state cannot be read: every process of its cgroup.
+    fn kill_leftover(&self, id: &str, signal: Signal) -> Result<()> {
+        let _lock = StateLock::lock_dir(&self.container_dir(id), true)
+            .map_err(|e| RuntimeError::io(format!("locking container \"{id}\""), e))?;
+        let m = self.leftover_cgroup_manager(id, self.systemd_cgroup)?;
+        for pid in m.get_all_pids().unwrap_or_default() {
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+        Ok(())
+    }
+
+    /// `delete --force` of a container whose state is missing or unreadable (a crash while
+    /// it was written, a create that died half-way): kill what is in its cgroup, remove the
+    /// cgroup and what is left of its directory.
+    fn delete_leftover(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RuntimeError::Invalid(format!(
+                    "{} is not a container's state directory: ferry leaves it alone; remove it by hand if it is not wanted",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RuntimeError::io(format!("reading {}", dir.display()), e)),
+        }
+        let _lock = StateLock::lock_dir(&dir, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
+        tracing::warn!("container \"{id}\" has no readable state: removing what is left of it");
+        self.remove_leftover(id, self.systemd_cgroup)
+    }
+
+    /// Kill what is in the cgroup of container `id`, remove the cgroup and the container's
+    /// directory; the caller holds the directory's lock.
+    fn remove_leftover(&self, id: &str, systemd: bool) -> Result<()> {
+        let dir = self.container_dir(id);
+        refuse_mounts_below(&dir)?;
+        let m = self.leftover_cgroup_manager(id, systemd)?;
+        let pids = m.get_all_pids().unwrap_or_default();
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+        }
+        if !pids.is_empty() {
+            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed.
+            let _ = m.freeze(libcgroups::common::FreezerState::Thawed);
+        }
+        m.remove().map_err(|e| RuntimeError::Cgroup {
+            what: format!("removing the cgroup of container \"{id}\""),
+            detail: e.to_string(),
+        })?;
+        remove_extra_cgroups(&std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default());
+        self.remove_shadow_bundle(id);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
@@ -754,6 +1093,13 @@ impl Runtime {
     }
 }
 
+/// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
+fn remove_extra_cgroups(list: &str) {
+    for cg in list.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
+        let _ = std::fs::remove_dir(cg);
+    }
+}
+
 /// Wait for a child (the container's init or an exec'd process) while forwarding the signals
 /// a runtime in the foreground forwards; returns the exit status the shell would report.
 pub fn wait_foreground(pid: i32) -> Result<i32> {
@@ -799,6 +1145,365 @@ pub fn wait_foreground(pid: i32) -> Result<i32> {
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RuntimeError::io("waiting for signals", e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_after_any_command_name() {
+        let fields = (3..=25)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            start_time_from_stat(&format!("7 (a) b) c) {fields}")),
+            Some(22)
+        );
+        assert_eq!(start_time_from_stat("7 (sh) S 1 2"), None);
+        assert_eq!(start_time_from_stat("no parenthesis"), None);
+        let me = std::process::id() as i32;
+        assert!(process_start_time(me).is_some_and(|t| t > 0));
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape_mountinfo(r"/a\040b\011c\134d"),
+            PathBuf::from("/a b\tc\\d")
+        );
+        // Not an escape: kept as it is.
+        assert_eq!(unescape_mountinfo(r"/x\9y\"), PathBuf::from(r"/x\9y\"));
+    }
+
+    #[test]
+    fn init_identity_is_the_start_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let me = std::process::id() as i32;
+        // No record: taken at its word.
+        assert!(init_identity_holds(dir.path(), me));
+        let start = process_start_time(me).expect("own start time");
+        std::fs::write(dir.path().join(INIT_IDENTITY), format!("{me} {start}\n")).expect("write");
+        assert!(init_identity_holds(dir.path(), me));
+        std::fs::write(
+            dir.path().join(INIT_IDENTITY),
+            format!("{me} {}\n", start + 1),
+        )
+        .expect("write");
+        assert!(!init_identity_holds(dir.path(), me));
+    }
+
+    #[test]
+    fn shadow_bundles_are_out_of_the_id_namespace() {
+        let root = tempfile::tempdir().expect("state root");
+        let rt = Runtime {
+            root: root.path().to_path_buf(),
+            systemd_cgroup: false,
+        };
+        let shadow = rt.shadow_bundle("foo");
+        let name = shadow
+            .strip_prefix(root.path())
+            .ok()
+            .and_then(|p| p.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(
+            validate_id(&name).is_err(),
+            "{name} could be a container id"
+        );
+        // The old layout: `.config-ID` is removed only when it is a shadow bundle.
+        let old = root.path().join(".config-foo");
+        std::fs::create_dir(&old).expect("mkdir");
+        std::fs::write(old.join("config.json"), "{}").expect("write");
+        std::fs::write(old.join("state.json"), "{}").expect("write");
+        rt.remove_shadow_bundle("foo");
+        assert!(
+            old.join("state.json").exists(),
+            "a container's state was removed"
+        );
+        std::fs::remove_file(old.join("state.json")).expect("rm");
+        rt.remove_shadow_bundle("foo");
+        assert!(!old.exists(), "an old shadow bundle was left");
+    }
+
+    /// Bounded fuzzing of the parsers that read files from outside: deterministic mutations
+    /// (fixed seed) of valid documents, byte-wise and by JSON structure. Every input must give
+    /// a result or an error, never a panic.
+    mod fuzz {
+        use super::super::*;
+        use libcontainer::container::state::State;
+
+        /// Runs per parser: a few thousand in all, some seconds in a debug build.
+        const CONFIG_RUNS: usize = 1000;
+        const STATE_RUNS: usize = 700;
+
+        /// xorshift64*: deterministic and good enough to pick mutations.
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            }
+            fn below(&mut self, n: usize) -> usize {
+                if n == 0 {
+                    0
+                } else {
+                    (self.next() % n as u64) as usize
+                }
+            }
+        }
+
+        const TOKENS: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            ":",
+            ",",
+            "null",
+            "true",
+            "false",
+            "-1",
+            "0",
+            "1e999",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "0.5",
+            "\"\"",
+            "\"\\u0000\"",
+            "\"\\ud800\"",
+            "\"../../..\"",
+            "\"/\"",
+            "\"1.0.2\"",
+            "\"2.0.0\"",
+            "\u{feff}",
+            "\u{0}",
+            "\\",
+            "\"running\"",
+            "\"paused\"",
+            "{}",
+            "[]",
+        ];
+
+        fn random_value(rng: &mut Rng, depth: u32) -> serde_json::Value {
+            use serde_json::json;
+            match rng.below(if depth > 2 { 6 } else { 8 }) {
+                0 => json!(null),
+                1 => json!(rng.below(2) == 0),
+                2 => json!(rng.next() as i64),
+                3 => json!(-(rng.below(1000) as i64)),
+                4 => json!(TOKENS[rng.below(TOKENS.len())]),
+                5 => json!("x".repeat(rng.below(300))),
+                6 => serde_json::Value::Array(
+                    (0..rng.below(4))
+                        .map(|_| random_value(rng, depth + 1))
+                        .collect(),
+                ),
+                _ => serde_json::Value::Object(
+                    (0..rng.below(4))
+                        .map(|i| (format!("k{i}"), random_value(rng, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+
+        /// Replace, remove or retype one node of the document, chosen by a random walk.
+        fn mutate_structure(node: &mut serde_json::Value, rng: &mut Rng) {
+            let descend = rng.below(4) != 0;
+            match node {
+                serde_json::Value::Object(m) if descend && !m.is_empty() => {
+                    let i = rng.below(m.len());
+                    if rng.below(6) == 0 {
+                        if let Some(k) = m.keys().nth(i).cloned() {
+                            m.remove(&k);
+                        }
+                        return;
+                    }
+                    if let Some(child) = m.values_mut().nth(i) {
+                        return mutate_structure(child, rng);
+                    }
+                }
+                serde_json::Value::Array(a) if descend && !a.is_empty() => {
+                    let i = rng.below(a.len());
+                    return mutate_structure(&mut a[i], rng);
+                }
+                _ => {}
+            }
+            *node = random_value(rng, 0);
+        }
+
+        fn mutate_bytes(data: &mut Vec<u8>, rng: &mut Rng) {
+            for _ in 0..=rng.below(4) {
+                let len = data.len();
+                let at = rng.below(len + 1);
+                match rng.below(6) {
+                    0 if len > 0 => data[at.min(len - 1)] ^= 1 << rng.below(8),
+                    1 => data.insert(at, rng.next() as u8),
+                    2 => {
+                        let end = (at + rng.below(64)).min(len);
+                        data.drain(at..end);
+                    }
+                    3 => {
+                        let end = (at + rng.below(64)).min(len);
+                        let copy = data[at..end].to_vec();
+                        let to = rng.below(data.len() + 1);
+                        data.splice(to..to, copy);
+                    }
+                    4 => data.truncate(at),
+                    _ => {
+                        let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                        data.splice(at..at, t.iter().copied());
+                    }
+                }
+            }
+        }
+
+        /// A mutated copy of `seed`: half of the time by structure, else byte-wise.
+        fn mutant(seed: &serde_json::Value, rng: &mut Rng) -> Vec<u8> {
+            if rng.below(2) == 0 {
+                let mut doc = seed.clone();
+                for _ in 0..=rng.below(3) {
+                    mutate_structure(&mut doc, rng);
+                }
+                serde_json::to_vec(&doc).unwrap_or_default()
+            } else {
+                let mut data = serde_json::to_vec(seed).unwrap_or_default();
+                mutate_bytes(&mut data, rng);
+                data
+            }
+        }
+
+        /// Run `f` on `input`, naming the input when it panics.
+        fn no_panic(what: &str, input: &[u8], f: impl FnOnce()) {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                eprintln!("{what} panicked on: {}", String::from_utf8_lossy(input));
+                std::panic::resume_unwind(p);
+            }
+        }
+
+        fn bundle() -> tempfile::TempDir {
+            let b = tempfile::tempdir().expect("temp bundle");
+            std::fs::create_dir(b.path().join("rootfs")).expect("rootfs");
+            b
+        }
+
+        #[test]
+        fn config_json_never_panics() {
+            let b = bundle();
+            let seed = serde_json::to_value(Spec::default()).expect("default spec");
+            let cfg = b.path().join("config.json");
+            std::fs::write(&cfg, serde_json::to_vec(&seed).expect("encode")).expect("write");
+            assert!(load_bundle_spec(b.path()).is_ok(), "the seed itself loads");
+            let mut rng = Rng(0x5eed_0fc0_4f16);
+            let (mut ok, mut refused) = (0, 0);
+            for _ in 0..CONFIG_RUNS {
+                let input = mutant(&seed, &mut rng);
+                std::fs::write(&cfg, &input).expect("write config.json");
+                no_panic("load_bundle_spec", &input, || {
+                    match load_bundle_spec(b.path()) {
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            assert!(!e.to_string().is_empty());
+                            refused += 1
+                        }
+                    }
+                });
+            }
+            // Both outcomes are reached: the mutations are neither all fatal nor all inert.
+            assert!(ok > 50 && refused > 50, "ok {ok}, refused {refused}");
+        }
+
+        #[test]
+        fn state_json_never_panics() {
+            let b = bundle();
+            std::fs::write(
+                b.path().join("config.json"),
+                serde_json::to_vec(&Spec::default()).expect("encode"),
+            )
+            .expect("write config.json");
+            let root = tempfile::tempdir().expect("state root");
+            let rt = Runtime {
+                root: root.path().to_path_buf(),
+                systemd_cgroup: false,
+            };
+            let dir = root.path().join("fz");
+            std::fs::create_dir(&dir).expect("container dir");
+            // A live pid, so that status checks read /proc; the record is mutated too.
+            let me = std::process::id() as i32;
+            let mut state = State::new("fz", ContainerStatus::Running, Some(me), b.path().into());
+            state.created = Some(chrono::Utc::now());
+            let seed = serde_json::to_value(&state).expect("encode state");
+            let start = process_start_time(me).expect("own start time");
+            let record = format!("{me} {start}\n");
+            std::fs::write(
+                dir.join("state.json"),
+                serde_json::to_vec(&seed).expect("encode"),
+            )
+            .expect("write");
+            assert!(rt.state("fz").is_ok(), "the seed itself loads");
+            let mut rng = Rng(0x057a_7e0f_f0a2);
+            let (mut ok, mut refused) = (0, 0);
+            for run in 0..STATE_RUNS {
+                let input = mutant(&seed, &mut rng);
+                std::fs::write(dir.join("state.json"), &input).expect("write state.json");
+                let mut rec = record.clone().into_bytes();
+                if rng.below(4) == 0 {
+                    mutate_bytes(&mut rec, &mut rng);
+                }
+                std::fs::write(dir.join(INIT_IDENTITY), &rec).expect("write record");
+                no_panic("state", &input, || match rt.state("fz") {
+                    Ok(s) => {
+                        assert!(s.pid == 0 || s.status != "stopped");
+                        ok += 1
+                    }
+                    Err(e) => {
+                        assert!(matches!(e, RuntimeError::CorruptState { .. }), "{e}");
+                        refused += 1
+                    }
+                });
+                if run % 10 == 0 {
+                    no_panic("list", &input, || {
+                        assert!(rt.list().is_ok());
+                    });
+                }
+            }
+            assert!(ok > 20 && refused > 20, "ok {ok}, refused {refused}");
+        }
+
+        #[test]
+        fn proc_text_parsers_never_panic() {
+            let mut rng = Rng(0x009a_45e4);
+            let stat = format!(
+                "1 (init) S {}",
+                (4..=52)
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let mountinfo =
+                r"36 35 98:0 /mnt\040x /mnt/a\134b rw,noatime master:1 - ext3 /dev/root rw";
+            for _ in 0..5000 {
+                let mut s = stat.clone().into_bytes();
+                mutate_bytes(&mut s, &mut rng);
+                let s = String::from_utf8_lossy(&s).into_owned();
+                no_panic("start_time_from_stat", s.as_bytes(), || {
+                    let _ = start_time_from_stat(&s);
+                });
+                let mut m = mountinfo.as_bytes().to_vec();
+                mutate_bytes(&mut m, &mut rng);
+                let m = String::from_utf8_lossy(&m).into_owned();
+                no_panic("unescape_mountinfo", m.as_bytes(), || {
+                    for field in m.split(' ') {
+                        let _ = unescape_mountinfo(field);
+                    }
+                });
+            }
         }
     }
 }

@@ -1,0 +1,274 @@
+//! State that cannot be fooled or torn: container ids never meet ferry's internal files, a
+//! reused pid is never taken for a container's init, state is readable by root alone, and a
+//! container whose state is torn, missing or has a mount below it is reported clearly and
+//! removed by `delete --force` without reaching through a mount.
+//!
+//! Where runc's behaviour is the contract, the same script runs with both runtimes and both
+//! must print what the test expects. Every script runs in its own scratch directory and
+//! private mount namespace; besides the containers it lists, it kills the processes it
+//! tracked (`track PID`), so that a failing run leaves nothing behind either.
+
+use ferry_integration::{require_root, run_with};
+
+/// Kills tracked processes at exit, after the prelude's cleanup of listed containers, and
+/// removes the cgroups ferry would have made for the ids given to `track_cgroup`.
+const TRACKING: &str = r#"track() { echo "$1" >> $W/tracked-pids; }
+track_cgroup() { echo "$1" >> $W/tracked-cgroups; }
+finish() {
+  cleanup
+  for p in $(cat $W/tracked-pids 2>/dev/null); do kill -9 $p 2>/dev/null || true; done
+  sleep 0.3
+  for id in $(cat $W/tracked-cgroups 2>/dev/null); do
+    for d in /sys/fs/cgroup/*/:youki:$id /sys/fs/cgroup/:youki:$id; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+  done
+}
+trap finish EXIT
+"#;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Run `script` with `runtime` and return its stdout; the script must succeed.
+fn run_script(runtime: &str, test: &str, script: &str) -> String {
+    let out = run_with(runtime, &format!("{TRACKING}\n{script}"));
+    assert!(
+        out.status.success(),
+        "{test} with {runtime} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn st_ids_do_not_collide_with_internal_files() {
+    if !require_root() {
+        return;
+    }
+    // rootfsPropagation "rprivate" makes ferry keep a translated copy of config.json for the
+    // container (its shadow bundle); a container named like that copy must stay untouched.
+    let out = run_script(
+        "ferry",
+        "internal files",
+        r#"cp -a $B $W/prop
+jq '.linux.rootfsPropagation="rprivate"' $B/config.json > $W/prop/config.json
+track_cgroup .config-st-foo; track_cgroup st-foo; track_cgroup st-bar; track_cgroup .config-st-bar
+r run -d -b $B --pid-file $W/p1 .config-st-foo </dev/null >/dev/null
+track $(cat $W/p1)
+r run -d -b $W/prop --pid-file $W/p2 st-foo </dev/null >/dev/null
+track $(cat $W/p2)
+r delete -f st-foo
+echo "after delete of st-foo: $(status .config-st-foo 2>/dev/null || echo gone)"
+[ -d /proc/$(cat $W/p1) ] && echo ".config-st-foo init alive"
+# The other order: the shadow copy exists first and the id is free all the same.
+r run -d -b $W/prop --pid-file $W/p3 st-bar </dev/null >/dev/null
+track $(cat $W/p3)
+if r run -d -b $B --pid-file $W/p4 .config-st-bar </dev/null >/dev/null 2>$W/err; then
+  track $(cat $W/p4); echo ".config-st-bar created"
+else
+  echo ".config-st-bar refused: $(cat $W/err)"
+fi
+r delete -f st-bar
+echo "after delete of st-bar: $(status .config-st-bar 2>/dev/null || echo gone)"
+r list -q"#,
+    );
+    assert_eq!(
+        out,
+        "after delete of st-foo: running\n.config-st-foo init alive\n.config-st-bar created\n\
+         after delete of st-bar: running\n.config-st-bar\n.config-st-foo\n"
+    );
+}
+
+/// The init dies and the kernel gives its pid to an unrelated process. Waiting for the pid
+/// counter to wrap is slow and racy, so the test does what reuse does to the state: it
+/// points the recorded pid at a process it started itself (a `sleep`, whose start time is not
+/// the init's). Both runtimes must then call the container stopped, refuse to exec in, pause
+/// or signal it, and leave the other process alive.
+#[test]
+fn st_reused_pid_is_not_the_container() {
+    if !require_root() {
+        return;
+    }
+    for runtime in ["runc", "ferry"] {
+        let pid_field = if runtime == "runc" {
+            "init_process_pid"
+        } else {
+            "pid"
+        };
+        let out = run_script(
+            runtime,
+            "pid reuse",
+            &format!(
+                r#"track_cgroup st-reuse
+r run -d -b $B --pid-file $W/pid st-reuse </dev/null >/dev/null
+init=$(cat $W/pid); track $init
+sleep 1000 </dev/null >/dev/null 2>&1 &
+other=$!; track $other
+kill -9 $init
+for _ in $(seq 50); do [ -d /proc/$init ] || break; sleep 0.1; done
+# Rewritten in place, so that the state file keeps its owner and mode.
+jq -c ".{pid_field}=$other" $ST/st-reuse/state.json > $W/state.json
+cat $W/state.json > $ST/st-reuse/state.json
+echo "state: $(status st-reuse)"
+r list -f json | jq -r '.[] | .id + " " + .status + " " + (.pid|tostring)'
+if r exec st-reuse true 2>/dev/null; then echo "exec: ran"; else echo "exec: refused"; fi
+if r pause st-reuse 2>/dev/null; then echo "pause: done"; else echo "pause: refused"; fi
+if r kill st-reuse KILL 2>$W/err; then echo "kill: signalled"; else echo "kill: refused"; fi
+grep -q 'not running' $W/err && echo "says not running"
+sleep 0.2
+[ -d /proc/$other ] && echo "other process alive"
+r delete st-reuse && echo deleted
+[ -d /proc/$other ] && echo "other process alive""#
+            ),
+        );
+        assert_eq!(
+            out,
+            "state: stopped\nst-reuse stopped 0\nexec: refused\npause: refused\n\
+             kill: refused\nsays not running\n\
+             other process alive\ndeleted\nother process alive\n",
+            "{runtime}"
+        );
+    }
+}
+
+#[test]
+fn st_state_is_readable_by_root_alone() {
+    if !require_root() {
+        return;
+    }
+    for runtime in ["runc", "ferry"] {
+        let out = run_script(
+            runtime,
+            "permissions",
+            r#"track_cgroup st-perm
+r run -d -b $B st-perm </dev/null >/dev/null
+echo "root $(stat -c %a $ST)"
+# runc's container directory is 0711; stricter is as good.
+d=$(stat -c %a $ST/st-perm); case $d in 711|710|701|700) echo "container dir ok";; *) echo "container dir $d";; esac
+echo "state.json $(stat -c %a $ST/st-perm/state.json)"
+find $ST -type f -perm /077 -printf 'open to others: %P %m\n'
+# A restored container's state is made by another path: the same rules hold.
+r checkpoint --image-path $W/img st-perm
+r restore -d --image-path $W/img --bundle $B st-perm </dev/null >/dev/null 2>$W/err || { cat $W/err >&2; exit 1; }
+echo "restored: $(status st-perm)"
+d=$(stat -c %a $ST/st-perm); case $d in 711|710|701|700) echo "container dir ok";; *) echo "container dir $d";; esac
+echo "state.json $(stat -c %a $ST/st-perm/state.json)"
+find $ST -type f -perm /077 -printf 'open to others: %P %m\n'
+r delete -f st-perm"#,
+        );
+        assert_eq!(
+            out,
+            "root 700\ncontainer dir ok\nstate.json 600\n\
+             restored: running\ncontainer dir ok\nstate.json 600\n",
+            "{runtime}"
+        );
+    }
+}
+
+#[test]
+fn st_torn_or_missing_state_is_reported_and_force_deleted() {
+    if !require_root() {
+        return;
+    }
+    let out = run_script(
+        "ferry",
+        "torn state",
+        r#"track_cgroup st-torn; track_cgroup st-gone; track_cgroup st-cfg
+r run -d -b $B --pid-file $W/p1 st-torn </dev/null >/dev/null
+init=$(cat $W/p1); track $init
+# A write cut short: half of the file.
+n=$(stat -c %s $ST/st-torn/state.json)
+head -c $((n / 2)) $ST/st-torn/state.json > $W/half
+cat $W/half > $ST/st-torn/state.json
+if r state st-torn 2>$W/err; then echo "state: read"; else echo "state: refused"; fi
+grep -q 'st-torn.*cannot be read.*delete --force st-torn' $W/err && echo "says how to remove it"
+r list -q >/dev/null && echo "list still works"
+r delete --force st-torn && echo "force delete ok"
+for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
+[ -d /proc/$init ] && echo "init still alive"
+[ -e $ST/st-torn ] && echo "state dir left"
+ls -d /sys/fs/cgroup/*/:youki:st-torn 2>/dev/null | sed 's/^/cgroup left: /'
+# No state.json at all.
+r run -d -b $B --pid-file $W/p2 st-gone </dev/null >/dev/null
+init=$(cat $W/p2); track $init
+rm $ST/st-gone/state.json
+r delete --force st-gone && echo "force delete ok"
+for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
+[ -d /proc/$init ] && echo "init still alive"
+[ -e $ST/st-gone ] && echo "state dir left"
+ls -d /sys/fs/cgroup/*/:youki:st-gone 2>/dev/null | sed 's/^/cgroup left: /'
+# A readable state beside a torn youki_config.json (where libcontainer keeps the cgroup).
+r run -d -b $B --pid-file $W/p3 st-cfg </dev/null >/dev/null
+init=$(cat $W/p3); track $init
+echo '{"cgroup_pa' > $W/torn; cat $W/torn > $ST/st-cfg/youki_config.json
+r delete --force st-cfg && echo "force delete ok"
+for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
+[ -d /proc/$init ] && echo "init still alive"
+[ -e $ST/st-cfg ] && echo "state dir left"
+ls -d /sys/fs/cgroup/*/:youki:st-cfg 2>/dev/null | sed 's/^/cgroup left: /'
+true"#,
+    );
+    assert_eq!(
+        out,
+        "state: refused\nsays how to remove it\nlist still works\nforce delete ok\nforce delete ok\n\
+         force delete ok\n"
+    );
+}
+
+#[test]
+fn st_stopped_container_with_live_cgroup_is_emptied_by_delete() {
+    if !require_root() {
+        return;
+    }
+    // Without a pid namespace, a process exec'd into the container outlives its init: the
+    // container is stopped while its cgroup still holds a task.
+    let out = run_script(
+        "ferry",
+        "live cgroup",
+        r#"track_cgroup st-orphan
+cfg 'del(.linux.namespaces[] | select(.type == "pid"))'
+r run -d -b $B --pid-file $W/p1 st-orphan </dev/null >/dev/null
+init=$(cat $W/p1); track $init
+r exec -d --pid-file $W/p2 st-orphan sleep 1000
+left=$(cat $W/p2); track $left
+kill -9 $init
+for _ in $(seq 50); do [ -d /proc/$init ] || break; sleep 0.1; done
+echo "state: $(status st-orphan)"
+r delete --force st-orphan && echo "force delete ok"
+for _ in $(seq 30); do [ -d /proc/$left ] || break; sleep 0.1; done
+[ -d /proc/$left ] && echo "left-behind process alive"
+ls -d /sys/fs/cgroup/*/:youki:st-orphan 2>/dev/null | sed 's/^/cgroup left: /'
+true"#,
+    );
+    assert_eq!(out, "state: stopped\nforce delete ok\n");
+}
+
+#[test]
+fn st_delete_never_reaches_through_a_mount() {
+    if !require_root() {
+        return;
+    }
+    let out = run_script(
+        "ferry",
+        "mount below state",
+        r#"track_cgroup st-mnt
+r run -d -b $B --pid-file $W/p1 st-mnt </dev/null >/dev/null
+track $(cat $W/p1)
+mkdir $W/precious && echo keep > $W/precious/file
+mkdir $ST/st-mnt/vol && mount --bind $W/precious $ST/st-mnt/vol
+if r delete --force st-mnt 2>$W/err; then echo "delete: done"; else echo "delete: refused"; fi
+grep -q "st-mnt/vol is mounted below it" $W/err && echo "names the mount"
+cat $W/precious/file
+echo "state: $(status st-mnt)"
+umount -l $ST/st-mnt/vol
+r delete --force st-mnt && echo "delete after umount ok"
+[ -e $ST/st-mnt ] && echo "state dir left"
+cat $W/precious/file"#,
+    );
+    assert_eq!(
+        out,
+        "delete: refused\nnames the mount\nkeep\nstate: running\ndelete after umount ok\nkeep\n"
+    );
+}
