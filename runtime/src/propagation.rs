@@ -273,6 +273,13 @@ fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
             .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
 }
 
+/// Whether a later mount of the bundle lands on the same destination: the mount there is
+/// that one, and the one at `i` is out of reach below it.
+fn hidden(mounts: &[oci_spec::runtime::Mount], i: usize) -> bool {
+    let dest = mounts[i].destination();
+    mounts[i + 1..].iter().any(|m| m.destination() == dest)
+}
+
 /// The fixes for a bundle: nothing when the container shares ferry's mount namespace or
 /// joins an existing one (runc builds no tree there either).
 pub fn plan_for_bundle(spec: &Spec, bundle: &Path) -> Result<Vec<Fix>> {
@@ -299,8 +306,12 @@ pub fn plan_for_bundle(spec: &Spec, bundle: &Path) -> Result<Vec<Fix>> {
         return Ok(Vec::new());
     };
     let rootfs = resolve(root.path())?;
+    let mounts: &[oci_spec::runtime::Mount] = spec.mounts().as_deref().unwrap_or_default();
     let mut volumes = Vec::new();
-    for m in spec.mounts().iter().flatten().filter(|m| is_bind(m)) {
+    for (i, m) in mounts.iter().enumerate() {
+        if !is_bind(m) || hidden(mounts, i) {
+            continue;
+        }
         let Some(source) = m.source() else { continue };
         let changes = m
             .options()
@@ -322,6 +333,13 @@ pub fn plan_for_bundle(spec: &Spec, bundle: &Path) -> Result<Vec<Fix>> {
         &volumes,
         &host,
     )
+    .map_err(|e| match e {
+        RuntimeError::Invalid(reason) => RuntimeError::MalformedConfig {
+            path: bundle.to_path_buf(),
+            reason,
+        },
+        e => e,
+    })
 }
 
 /// Run `fixes` in the mount namespace of `pid` (a created container's init, before it
@@ -594,6 +612,24 @@ mod tests {
         let m = mount_of(&h, Path::new("/h/src"));
         assert_eq!(m.map(|m| m.id), Some(21));
         assert_eq!(mount_of(&h, Path::new("/hx")).map(|m| m.id), Some(10));
+    }
+
+    #[test]
+    fn a_bind_under_a_later_mount_at_the_same_place_is_left_alone() {
+        let mount = |dest: &str, typ: &str| {
+            let mut m = oci_spec::runtime::Mount::default();
+            m.set_destination(PathBuf::from(dest));
+            m.set_typ(Some(typ.to_string()));
+            m
+        };
+        let mounts = vec![
+            mount("/x", "bind"),
+            mount("/y", "bind"),
+            mount("/x", "tmpfs"),
+        ];
+        assert!(hidden(&mounts, 0));
+        assert!(!hidden(&mounts, 1));
+        assert!(!hidden(&mounts, 2));
     }
 
     #[test]
