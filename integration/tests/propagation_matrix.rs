@@ -3,7 +3,8 @@
 //! Rows: a bind volume with each propagation option (`rbind` alone and `rbind,<option>`),
 //! and each `linux.rootfsPropagation` with plain `rbind` volumes. Columns: the host's `/`
 //! private or rshared (the host is a private mount namespace made for the run), and the
-//! volume's source on a plain host directory or inside a shared host tmpfs. Each cell says
+//! volume's source on a plain host directory or inside a shared host tmpfs, or (`submount`) the
+//! copy an rbind makes of a shared host tmpfs mounted below a plain source. Each cell says
 //! whether a mount made on the host under the source appears in the container (`in`),
 //! whether a mount made in the container under the volume appears on the host (`out`), and
 //! the volume's peer/master shape relative to the host mount holding its source (`peer`: in
@@ -52,12 +53,17 @@ shape() {
       found=1; r=(s=="" ? "private" : substr(s,2))
     } END { print found ? r : "absent" }' /proc/$1/mountinfo
 }
-# volume NAME SOURCE OPTIONS_JSON: a bind volume at /v/NAME with a fresh source.
+# volume NAME SOURCE OPTIONS_JSON [sub]: a bind volume at /v/NAME with a fresh source; with
+# `sub`, the source holds a shared host tmpfs at m, and the cell is about that mount's copy.
 volume() {
-  mkdir -p $2/in $2/out
+  probe=
+  if [ "${4:-}" = sub ]; then
+    mkdir -p $2/m; mount -t tmpfs pp-sub $2/m; mount --make-shared $2/m; probe=/m
+  fi
+  mkdir -p $2$probe/in $2$probe/out
   jq ".mounts += [{\"destination\":\"/v/$1\",\"type\":\"bind\",\"source\":\"$2\",\"options\":$3}]" \
     $B/config.json > $W/c && mv $W/c $B/config.json
-  VOLS="$VOLS $1:$2"
+  VOLS="$VOLS $1|$2|$probe"
 }
 run_row() {
   row=$1; VOLS=""
@@ -70,25 +76,28 @@ run_row() {
         opts='["rbind"]'; [ $o = none ] || opts="[\"rbind\",\"$o\"]"
         volume bind:$o:plain $P/bind-$o "$opts"
         volume bind:$o:tmpfs $T/bind-$o "$opts"
+        volume bind:$o:submount $P/bind-$o-sub "$opts" sub
       done ;;
     root:*)
       prop=${row#root:}
       jq ".linux.rootfsPropagation=\"$prop\"" $B/config.json > $W/c && mv $W/c $B/config.json
       volume root:$prop:plain $P/root-$prop '["rbind"]'
-      volume root:$prop:tmpfs $T/root-$prop '["rbind"]' ;;
+      volume root:$prop:tmpfs $T/root-$prop '["rbind"]'
+      volume root:$prop:submount $P/root-$prop-sub '["rbind"]' sub ;;
   esac
   if ! "$RT" --root $ST create --bundle $B $id >$W/create.out 2>&1; then
     # The last words of the error: the table is split on spaces.
     err=$(tail -n1 $W/create.out | tr -d '"' | sed 's/.*: //' | cut -c1-40 | tr ' ' '_')
     [ "${row%%:*}" = root ] && echo "CELL $row:rootmount create-failed:${err:-unknown}"
-    for v in $VOLS; do echo "CELL ${v%%:/*} create-failed:${err:-unknown}"; done
+    for v in $VOLS; do echo "CELL ${v%%|*} create-failed:${err:-unknown}"; done
     "$RT" --root $ST delete --force $id >/dev/null 2>&1
     return
   fi
   pid=$("$RT" --root $ST state $id | jq -r .pid)
   case $row in root:*) echo "CELL $row:rootmount shape=$(shape $pid / $B/rootfs)";; esac
   for v in $VOLS; do
-    name=${v%%:/*}; src=${v#*:/}; src=/$src; dir=/v/$name
+    IFS='|' read name src probe <<<"$v"
+    src=$src$probe; dir=/v/$name$probe
     sh=$(shape $pid $dir $src)
     mount -t tmpfs pp-in $src/in
     nsenter -t $pid -m mount -t tmpfs pp-out $dir/out || echo "mount in the container failed: $name" >&2
@@ -199,12 +208,12 @@ fn propagation_options_take_effect_as_runc_applies_them() {
     let mut counts = (0, 0, 0);
     let mut expected_cells: Vec<String> = Vec::new();
     for o in OPTIONS {
-        for s in ["plain", "tmpfs"] {
+        for s in ["plain", "tmpfs", "submount"] {
             expected_cells.push(format!("bind:{o}:{s}"));
         }
     }
     for p in ROOT_PROPAGATIONS {
-        for s in ["rootmount", "plain", "tmpfs"] {
+        for s in ["rootmount", "plain", "tmpfs", "submount"] {
             expected_cells.push(format!("root:{p}:{s}"));
         }
     }

@@ -106,6 +106,9 @@ pub enum Step {
 pub struct Fix {
     pub target: PathBuf,
     pub steps: Vec<Step>,
+    /// A fix of a mount below a volume (copied from the host by an rbind) may meet a tree
+    /// that changed since the host's table was read: its failure is logged, not fatal.
+    pub required: bool,
 }
 
 /// A bind volume of the bundle, its source resolved on the host.
@@ -113,6 +116,8 @@ pub struct Fix {
 pub struct Volume {
     pub destination: PathBuf,
     pub source: PathBuf,
+    /// `rbind`: the mounts below the source are copied too.
+    pub recursive: bool,
     /// The propagation options, in the order the bundle gives them.
     pub changes: Vec<Change>,
 }
@@ -181,6 +186,44 @@ fn copy_state(m: &RawMount, root: Change, holds_rootfs: bool) -> CopyState {
     }
 }
 
+/// The steps that give the container's copy of host mount `m` the state runc's copy has.
+fn copy_steps(m: &RawMount, root: Change, rootfs_mount: Option<u64>) -> Vec<Step> {
+    let single = |kind| {
+        Step::Change(Change {
+            kind,
+            recursive: false,
+        })
+    };
+    let ties = Step::CopyHostTies {
+        host_mountpoint: m.mountpoint.clone(),
+    };
+    // Joining a group needs a private mount; libcontainer's state is undone first.
+    let mut steps = vec![single(Kind::Private)];
+    match copy_state(m, root, rootfs_mount == Some(m.id)) {
+        CopyState::AsHost => steps.push(ties),
+        CopyState::SlaveOfHostGroup => steps.extend([ties, single(Kind::Slave)]),
+        CopyState::OwnGroup if m.master.is_some() => steps.extend([ties, single(Kind::Shared)]),
+        CopyState::OwnGroup => steps.push(single(Kind::Shared)),
+        CopyState::Private => {}
+        CopyState::Unbindable => steps.push(single(Kind::Unbindable)),
+    }
+    steps
+}
+
+/// The host mounts an rbind of `source` copies: those below it, except unbindable ones and
+/// everything below them (the kernel leaves them out of the copy).
+fn submounts<'a>(host: &'a [RawMount], source: &Path) -> Vec<&'a RawMount> {
+    let below = |m: &RawMount| m.mountpoint != source && m.mountpoint.starts_with(source);
+    let skipped: Vec<&Path> = host
+        .iter()
+        .filter(|m| below(m) && m.unbindable)
+        .map(|m| m.mountpoint.as_path())
+        .collect();
+    host.iter()
+        .filter(|m| below(m) && !skipped.iter().any(|u| m.mountpoint.starts_with(u)))
+        .collect()
+}
+
 /// The steps that give the container's root and bind volumes the ties runc gives them, from
 /// the bundle's rootfsPropagation, the host path of the root filesystem, the bind volumes and
 /// the host's mount table (the one ferry runs in).
@@ -211,6 +254,7 @@ pub fn plan(
             fixes.push(Fix {
                 target: PathBuf::from("/"),
                 steps: vec![Step::Change(c)],
+                required: true,
             });
             default
         }
@@ -225,42 +269,32 @@ pub fn plan(
                 v.source.display()
             )));
         };
-        let ties = |steps: &mut Vec<Step>| {
-            steps.push(Step::CopyHostTies {
-                host_mountpoint: m.mountpoint.clone(),
-            })
-        };
-        let private = Step::Change(Change {
-            kind: Kind::Private,
-            recursive: false,
-        });
-        let single = |kind| {
-            Step::Change(Change {
-                kind,
-                recursive: false,
-            })
-        };
-        let mut steps = vec![private];
-        match copy_state(m, root, rootfs_mount == Some(m.id)) {
-            CopyState::AsHost => ties(&mut steps),
-            CopyState::SlaveOfHostGroup => {
-                ties(&mut steps);
-                steps.push(single(Kind::Slave));
-            }
-            CopyState::OwnGroup => {
-                if m.master.is_some() {
-                    ties(&mut steps);
-                }
-                steps.push(single(Kind::Shared));
-            }
-            CopyState::Private => {}
-            CopyState::Unbindable => steps.push(single(Kind::Unbindable)),
-        }
-        steps.extend(v.changes.iter().copied().map(Step::Change));
         fixes.push(Fix {
             target: v.destination.clone(),
-            steps,
+            steps: copy_steps(m, root, rootfs_mount),
+            required: true,
         });
+        // An rbind copies the mounts below the source too, each as runc's first step left
+        // it; the volume's own options (recursive ones reach them) come after.
+        if v.recursive {
+            for sub in submounts(host, &v.source) {
+                let Ok(rel) = sub.mountpoint.strip_prefix(&v.source) else {
+                    continue;
+                };
+                fixes.push(Fix {
+                    target: v.destination.join(rel),
+                    steps: copy_steps(sub, root, rootfs_mount),
+                    required: false,
+                });
+            }
+        }
+        if !v.changes.is_empty() {
+            fixes.push(Fix {
+                target: v.destination.clone(),
+                steps: v.changes.iter().copied().map(Step::Change).collect(),
+                required: true,
+            });
+        }
     }
     Ok(fixes)
 }
@@ -319,9 +353,14 @@ pub fn plan_for_bundle(spec: &Spec, bundle: &Path) -> Result<Vec<Fix>> {
             .flatten()
             .filter_map(|o| Change::parse(o))
             .collect();
+        let recursive = m
+            .options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "rbind"));
         volumes.push(Volume {
             destination: m.destination().clone(),
             source: resolve(source)?,
+            recursive,
             changes,
         });
     }
@@ -381,7 +420,13 @@ pub fn apply(pid: i32, fixes: &[Fix]) -> Result<()> {
                 RuntimeError::io(format!("entering the mount namespace {ns_path}"), e.into())
             })?;
             for fix in fixes {
-                apply_fix(fix, &host_mounts)?;
+                match apply_fix(fix, &host_mounts) {
+                    Ok(()) => {}
+                    Err(e) if !fix.required => {
+                        tracing::warn!("{e}: the mount keeps the ties libcontainer gave it");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Ok(())
         });
@@ -476,6 +521,7 @@ mod tests {
         Volume {
             destination: PathBuf::from("/v"),
             source: PathBuf::from(source),
+            recursive: options.contains(&"rbind"),
             changes: options.iter().filter_map(|o| Change::parse(o)).collect(),
         }
     }
@@ -493,13 +539,15 @@ mod tests {
         }
     }
 
-    /// The steps for one volume (the last fix).
+    /// The steps for the mount at the volume's destination, in order.
     fn steps(prop: Option<&str>, host: &[RawMount], v: Volume) -> Vec<Step> {
+        let dest = v.destination.clone();
         match plan(prop, Path::new("/bundle/rootfs"), &[v], host) {
-            Ok(mut fixes) => match fixes.pop() {
-                Some(f) => f.steps,
-                None => panic!("no fix planned"),
-            },
+            Ok(fixes) => fixes
+                .into_iter()
+                .filter(|f| f.target == dest)
+                .flat_map(|f| f.steps)
+                .collect(),
             Err(e) => panic!("plan failed: {e}"),
         }
     }
@@ -602,6 +650,45 @@ mod tests {
             fixes[1].steps,
             vec![change("private"), ties("/h"), change("slave")]
         );
+    }
+
+    #[test]
+    fn an_rbind_gives_the_mounts_below_its_source_their_own_copies_before_its_options() {
+        let mut h = host(false);
+        h.push(host_mount(30, "/plain/src/m", Some(3), None));
+        let mut unbindable = host_mount(31, "/plain/src/u", None, None);
+        unbindable.unbindable = true;
+        h.push(unbindable);
+        h.push(host_mount(32, "/plain/src/u/below", Some(4), None));
+        let v = volume("/plain/src", &["rbind", "rprivate"]);
+        let fixes = match plan(Some("private"), Path::new("/bundle/rootfs"), &[v], &h) {
+            Ok(f) => f,
+            Err(e) => panic!("plan failed: {e}"),
+        };
+        let targets: Vec<(&Path, bool)> = fixes
+            .iter()
+            .map(|f| (f.target.as_path(), f.required))
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                (Path::new("/v"), true),
+                (Path::new("/v/m"), false),
+                (Path::new("/v"), true)
+            ]
+        );
+        assert_eq!(
+            fixes[1].steps,
+            vec![change("private"), ties("/plain/src/m")]
+        );
+        assert_eq!(fixes[2].steps, vec![change("rprivate")]);
+        // A plain bind copies nothing below.
+        let v = volume("/plain/src", &["bind"]);
+        let fixes = match plan(Some("private"), Path::new("/bundle/rootfs"), &[v], &h) {
+            Ok(f) => f,
+            Err(e) => panic!("plan failed: {e}"),
+        };
+        assert_eq!(fixes.len(), 1);
     }
 
     #[test]
