@@ -20,7 +20,14 @@
 //! Where runc 1.1 cannot run a bundle at all (`unbindable`/`runbindable` rootfsPropagation:
 //! its bind of the root filesystem fails on the unbindable mount it has just made), ferry
 //! gives the volumes the default ties and makes the container's `/` unbindable (with every
-//! mount below it for `runbindable`), before the volumes' ties are set.
+//! mount below it for `runbindable`), before the volumes' ties are set. With `shared` or
+//! `rshared`, runc leaves the container's `/` private (its root-parent step comes after);
+//! libcontainer makes it shared after pivot_root, as the bundle asks, and ferry keeps that.
+//!
+//! The mounts an `rbind` copies from below its source get the same treatment, each from its
+//! own host mount. Not reproduced: where runc's first step gives a private host mount a new
+//! group (`rshared` root), volumes from that one mount share the group in runc; in ferry each
+//! volume gets a group of its own (the kernel joins groups only from a wider mount root).
 
 use crate::error::{Result, RuntimeError};
 use mountv2::scan::RawMount;
