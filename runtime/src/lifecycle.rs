@@ -370,7 +370,7 @@ impl Runtime {
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
         validate_id(id)?;
         require_root("creating containers")?;
-        load_bundle_spec(&opts.bundle)?;
+        let spec = load_bundle_spec(&opts.bundle)?;
         self.ensure_root()?;
         // Two creates of one id must not both pass libcontainer's exists-then-mkdir check.
         let _root_lock = StateLock::lock_dir(&self.root, true)
@@ -383,6 +383,9 @@ impl Runtime {
         })?;
         let what = format!("creating container \"{id}\"");
         let config_bundle = self.compatible_bundle(id, &bundle)?;
+        // libcontainer sets rootfsPropagation recursively and ignores the propagation options
+        // of bind mounts: ferry gives the mounts runc's ties before the process starts.
+        let propagation = crate::propagation::plan_for_bundle(&spec, &bundle)?;
         let builder = self.builder(
             id,
             &what,
@@ -417,7 +420,10 @@ impl Runtime {
         let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
         })?;
-        if let Err(e) = self.record_init(&self.container_dir(id), pid) {
+        let finish = self
+            .record_init(&self.container_dir(id), pid)
+            .and_then(|()| crate::propagation::apply(pid, &propagation));
+        if let Err(e) = finish {
             self.cleanup_failed_create(id);
             return Err(e);
         }
