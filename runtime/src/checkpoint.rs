@@ -810,9 +810,11 @@ impl Runtime {
                 broken.join("\n")
             );
             match opts.mount_mismatch {
-                MountMismatch::Fail => return Err(RuntimeError::Invalid(format!(
+                MountMismatch::Fail => {
+                    return Err(RuntimeError::Invalid(format!(
                     "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
-                ))),
+                )))
+                }
                 MountMismatch::Warn => tracing::warn!("{msg}"),
             }
         }
