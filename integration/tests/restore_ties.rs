@@ -164,7 +164,11 @@ fn cells() -> Vec<Cell> {
             out.push(c(rootfs, volume, "tmpfs", false));
         }
     }
-    out.push(c("shared", "none", "dir", false));
+    // A plain directory is tied to the host only when the host's `/` is shared.
+    out.push(Cell {
+        root_shared: true,
+        ..c("shared", "none", "dir", false)
+    });
     out.push(c("private", "rshared", "dir", false));
     out.push(c("rshared", "none", "tmpfs", true));
     out.push(c("private", "rslave", "tmpfs", true));
@@ -308,4 +312,118 @@ fn restore_fails_when_a_tie_cannot_be_made() {
         "a failed restore leaves no container: {f}"
     );
     eprintln!("ferry refused, as it must:\n{ferr}");
+}
+
+/// A container's cgroups are its own in every hierarchy (named ones and the unified one of
+/// a hybrid host included), at runc's default place (the id below the caller's cgroup), so
+/// CRIU dumps only them: a cgroup of someone else's that was there at checkpoint and is gone
+/// at restore does not matter, and delete leaves nothing behind.
+#[test]
+fn checkpoint_holds_only_the_containers_cgroups() {
+    if !require_root() {
+        return;
+    }
+    let script = r#"
+set -u
+B=$W/b; ST=$W/st; ID=tt-ties-cg; mkdir -p $B
+cp -a /opt/ferry/images/busybox/rootfs $B/rootfs; (cd $B && /usr/bin/runc spec)
+jq '.process.terminal=false | del(.process.rlimits) | del(.linux.cgroupsPath)
+  | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done"]' $B/config.json > $W/c && mv $W/c $B/config.json
+r() { "$RT" --root $ST "$@"; }
+OTHERS=""
+for h in /sys/fs/cgroup/*/; do
+  [ -e ${h}cgroup.procs ] || continue
+  mkdir -p ${h}tt-ties-other1 && OTHERS="$OTHERS ${h}tt-ties-other1"
+done
+cleanup() {
+  for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1; done
+  for d in $OTHERS; do rmdir $d 2>/dev/null; done
+}
+trap cleanup EXIT
+r run -d --bundle $B $ID </dev/null >/dev/null 2>&1 || { echo "RESULT start=failed"; exit 0; }
+sleep 0.3
+P=$(r state $ID | jq .pid)
+echo "CGROUPS $(tr '\n' ' ' < /proc/$P/cgroup)"
+r checkpoint --image-path $W/img $ID 2>$W/ck.err || { echo "RESULT checkpoint=failed"; sed -n 1,3p $W/ck.err >&2; exit 0; }
+OTHER_IN_DUMP=$(grep -ac tt-ties-other $W/img/cgroup.img)
+OWN_IN_DUMP=$(grep -ac $ID $W/img/cgroup.img)
+# Someone else's cgroups change between checkpoint and restore.
+for d in $OTHERS; do rmdir $d; done
+OTHERS=""
+for h in /sys/fs/cgroup/*/; do
+  [ -e ${h}cgroup.procs ] || continue
+  mkdir -p ${h}tt-ties-other2 && OTHERS="$OTHERS ${h}tt-ties-other2"
+done
+if r --log $W/rs.log restore -d --image-path $W/img --bundle $B $ID </dev/null >/dev/null 2>$W/rs.err; then RS=ok
+else RS=failed; sed -n 1,3p $W/rs.err >&2; fi
+[ $RS = ok ] && echo "RESTORED $(tr '\n' ' ' < /proc/$(r state $ID | jq .pid)/cgroup)"
+r delete --force $ID >/dev/null 2>&1
+LEFT=$(find /sys/fs/cgroup -type d -name "$ID" | tr '\n' ' ')
+echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS left=[$LEFT]"
+"#;
+    let run = |runtime: &str| {
+        let w = tempfile::tempdir().expect("tempdir");
+        let out = in_private_ns(
+            script,
+            &[
+                ("W", w.path().display().to_string()),
+                ("RT", runtime_bin(runtime)),
+            ],
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (f, ferr) = run("ferry");
+    let (r, _) = run("runc");
+    eprintln!("ferry:\n{f}\nrunc:\n{r}");
+    let line = |out: &str, tag: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .unwrap_or("")
+            .to_string()
+    };
+    let cgroups = line(&f, "CGROUPS ");
+    assert!(
+        !cgroups.is_empty(),
+        "ferry's container did not start:\n{f}\n{ferr}"
+    );
+    assert!(
+        !cgroups.contains("youki"),
+        "no youki in cgroup names: {cgroups}"
+    );
+    for entry in cgroups.split(' ').filter(|e| !e.is_empty()) {
+        assert!(
+            entry.ends_with("/tt-ties-cg"),
+            "the container has its own cgroup in every hierarchy (named and unified too): {entry} in {cgroups}"
+        );
+    }
+    // Where runc's caller sits at the same cgroup in every hierarchy, ferry and runc agree.
+    let runc_cgroups = line(&r, "CGROUPS ");
+    let own = std::fs::read_to_string("/proc/self/cgroup").expect("reading /proc/self/cgroup");
+    for (ours, theirs) in cgroups.split(' ').zip(runc_cgroups.split(' ')) {
+        let hierarchy = ours.rsplit_once(':').map(|x| x.0).unwrap_or("");
+        let caller_at_root = own.lines().any(|l| {
+            l.rsplit_once(':')
+                .is_some_and(|(h, p)| h == hierarchy && p == "/")
+        });
+        if caller_at_root {
+            assert_eq!(ours, theirs, "ferry and runc place the container alike");
+        }
+    }
+    let result = line(&f, "RESULT ");
+    assert!(
+        result.contains("other_in_dump=0 "),
+        "CRIU's dump must hold only the container's cgroups: {result}\n{ferr}"
+    );
+    assert!(!result.contains("own_in_dump=0 "), "{result}");
+    assert!(
+        result.contains("restore=ok"),
+        "restore after others' cgroups changed: {result}\n{ferr}"
+    );
+    assert!(
+        result.ends_with("left=[]"),
+        "delete leaves no cgroup: {result}"
+    );
 }

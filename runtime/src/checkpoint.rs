@@ -506,8 +506,13 @@ impl Runtime {
         c.set_annotations(spec.annotations().clone());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
-        let cfg = YoukiConfig::from_spec(spec, id)
+        let mut cfg = YoukiConfig::from_spec(spec, id)
             .map_err(|e| RuntimeError::Invalid(format!("reading config.json: {e}")))?;
+        if !self.systemd_cgroup {
+            // As at create: runc's place in every hierarchy, never libcontainer's default.
+            let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+            cfg.cgroup_path = crate::cgroup_paths::container_cgroup(given.as_deref(), id).into();
+        }
         cfg.save(dir)
             .map_err(|e| RuntimeError::Invalid(format!("saving the container config: {e}")))?;
         let cgroup_path = cfg.cgroup_path.clone();
@@ -595,26 +600,20 @@ impl Runtime {
         if let Some(p) = &opts.lsm_mount_context {
             o.set_lsm_mount_context(p.clone());
         }
-        // Tasks go to this bundle's cgroup, also under a new id.
-        // Only the v1 controllers ferry manages are re-rooted; the unified hierarchy of a
-        // hybrid host and named hierarchies stay where the checkpoint had them (mapping
-        // them too would nest the dumped cgroup under itself on every cycle).
+        // Tasks go to this bundle's cgroup, also under a new id, in every hierarchy: the
+        // container has its own cgroup in each (named ones and the unified one of a hybrid
+        // host included), and CRIU re-roots the dumped one there. A checkpoint from an older
+        // ferry, whose container sat at `/` of the named hierarchies, is re-rooted the same
+        // way.
         let cg_path = format!(
             "/{}",
             cgroup_path.display().to_string().trim_start_matches('/')
         );
-        let hierarchies = v1_hierarchies();
+        let hierarchies = crate::cgroup_paths::v1_hierarchies();
+        let mut default_root = Cgroup_root::new();
+        default_root.set_path(cg_path.clone());
+        o.cg_root.push(default_root);
         for (mountpoint, ctrl) in &hierarchies {
-            if ctrl.starts_with("name=") {
-                // Named hierarchies (name=systemd): ferry's containers stay in the root
-                // cgroup there, and so do restored ones (a runc container's own cgroup in
-                // them would be left behind at delete).
-                let mut cg = Cgroup_root::new();
-                cg.set_ctrl(ctrl.clone());
-                cg.set_path("/".into());
-                o.cg_root.push(cg);
-                continue;
-            }
             // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
             // alone instead of bringing back the dumped ones, a frozen freezer among them
             // (engines pause a container while they checkpoint it).
@@ -972,7 +971,7 @@ fn host_names(spec: &oci_spec::runtime::Spec, bundle: &Path) -> HostNames {
                 .map(|(holder, _)| (v.destination, holder.display().to_string()))
         })
         .collect();
-    let hierarchies = v1_hierarchies()
+    let hierarchies = crate::cgroup_paths::v1_hierarchies()
         .into_iter()
         .map(|(mp, name)| (mp.display().to_string(), name))
         .collect();
@@ -1285,69 +1284,16 @@ fn joined_namespaces(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, Strin
         .collect()
 }
 
-/// Note the restored init's cgroup in the unified hierarchy of a hybrid host when it is not
-/// the root (a runc checkpoint has its own there; CRIU made it), so delete removes it.
+/// Note the restored init's cgroups in the hierarchies libcontainer leaves alone (named v1
+/// ones, the unified one of a hybrid host), so that delete removes them.
 fn record_extra_cgroups(pid: i32, dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return;
-    };
-    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return;
-    };
-    if path == "/" || !Path::new("/sys/fs/cgroup/unified").is_dir() {
-        return;
-    }
-    let cg = format!("/sys/fs/cgroup/unified{path}");
-    let _ = std::fs::write(dir.join(crate::lifecycle::EXTRA_CGROUPS), cg);
-}
-
-/// This host's cgroup v1 hierarchies: where each is mounted and its controller set
-/// (`cpu,cpuacct`, `memory`, ...) or, for a named hierarchy, its name (`name=systemd`).
-fn v1_hierarchies() -> Vec<(PathBuf, String)> {
-    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+    let dirs: Vec<String> = crate::cgroup_paths::unmanaged_of(pid)
+        .iter()
+        .map(|d| d.display().to_string())
         .collect();
-    let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-    {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let f: Vec<&str> = after.split(' ').collect();
-        if f.first() != Some(&"cgroup") {
-            continue;
-        }
-        let options = f.get(2).unwrap_or(&"");
-        let ctrls: Vec<&str> = options
-            .split(',')
-            .filter(|o| known.iter().any(|k| k == o))
-            .collect();
-        let Some(mp) = before.split(' ').nth(4) else {
-            continue;
-        };
-        let set = if ctrls.is_empty() {
-            match options.split(',').find(|o| o.starts_with("name=")) {
-                Some(name) => name.to_string(),
-                None => continue,
-            }
-        } else {
-            ctrls.join(",")
-        };
-        if out.iter().all(|(_, s)| *s != set) {
-            out.push((
-                PathBuf::from(
-                    String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),
-                ),
-                set,
-            ));
-        }
+    if !dirs.is_empty() {
+        let _ = std::fs::write(dir.join(crate::lifecycle::EXTRA_CGROUPS), dirs.join("\n"));
     }
-    out
 }
 
 /// Move this process into a new mount namespace whose mounts are slaves of the current
