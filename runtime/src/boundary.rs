@@ -593,3 +593,89 @@ pub fn open_path(path: &Path) -> Result<File> {
         .open(path)
         .map_err(|e| RuntimeError::io(format!("opening {}", path.display()), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "\
+1 0 8:1 / / rw - ext4 /dev/sda rw
+40 1 0:30 / /srv/h rw shared:7 - tmpfs h rw
+41 1 0:29 / /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu
+";
+    const CONTAINER: &str = "\
+100 90 8:1 /b/rootfs / rw - ext4 /dev/sda rw
+101 100 0:30 /src /vol rw shared:7 - tmpfs h rw
+102 100 0:30 /src2 /slave rw master:7 - tmpfs h rw
+103 100 0:29 /c1 /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu
+104 101 0:31 / /vol/sub rw shared:7 - tmpfs s rw
+105 100 0:32 / /own rw shared:55 - tmpfs o rw
+";
+
+    fn names() -> HostNames {
+        HostNames {
+            volume_holders: vec![
+                ("/vol".into(), "/srv/h".into()),
+                ("/slave".into(), "/srv/h".into()),
+            ],
+            hierarchies: vec![("/sys/fs/cgroup/cpu".into(), "cpu".into())],
+        }
+    }
+
+    #[test]
+    fn ties_are_recorded_with_host_independent_names() {
+        let ties = record_ties(CONTAINER, HOST, &names(), &["/vol/sub".into()]);
+        let vol = HostAnchor::VolumeSource {
+            destination: "/vol".into(),
+        };
+        assert_eq!(ties.len(), 3, "{ties:?}");
+        assert_eq!(
+            (ties[0].mountpoint.as_str(), ties[0].kind),
+            ("/vol", TieKind::Peer)
+        );
+        assert_eq!(ties[0].host, vol);
+        assert_eq!(ties[1].kind, TieKind::Slave);
+        assert_eq!(
+            ties[1].host,
+            HostAnchor::VolumeSource {
+                destination: "/slave".into()
+            }
+        );
+        assert_eq!(
+            ties[2].host,
+            HostAnchor::CgroupHierarchy {
+                hierarchy: "cpu".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_lost_tie_is_named_with_what_it_got() {
+        let ties = record_ties(CONTAINER, HOST, &names(), &[]);
+        assert!(check_ties(&ties, CONTAINER, HOST, &names()).is_empty());
+        // After a restore that gave the volume a group of its own.
+        let restored = CONTAINER.replace("/src /vol rw shared:7", "/src /vol rw shared:77");
+        let broken = check_ties(&ties, &restored, HOST, &names());
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(
+            broken[0],
+            "/vol: was peer of the host mount holding the source of volume /vol, is in peer group 77, which no host mount is in"
+        );
+        // The host mount went private: the slave tie cannot hold either.
+        let host = HOST.replace("rw shared:7 - tmpfs h", "rw - tmpfs h");
+        let broken = check_ties(&ties, CONTAINER, &host, &names());
+        assert!(
+            broken.iter().any(|b| b.starts_with("/slave: was slave of")
+                && b.ends_with("the host mount at /srv/h is private")),
+            "{broken:?}"
+        );
+    }
+
+    #[test]
+    fn version_one_files_load_without_ties() {
+        let b: Boundary =
+            serde_json::from_str(r#"{"volumes":[],"host_propagated":["/vol/x"]}"#).expect("v1");
+        assert_eq!(b.version, 1);
+        assert!(b.ties.is_empty());
+    }
+}
