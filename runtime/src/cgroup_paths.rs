@@ -118,6 +118,12 @@ fn own_cgroup(proc_cgroup: &str) -> String {
             }
         }
     }
+    // On a cgroup v2 host a scope holds processes already, and v2 allows no children with
+    // controllers beside them: runc goes up to the scope's parent.
+    let unified = unified.map(|u| match u.rsplit_once('/') {
+        Some((parent, leaf)) if leaf.ends_with(".scope") => parent.to_string(),
+        _ => u,
+    });
     counts
         .into_iter()
         .max_by_key(|(_, n)| *n)
@@ -192,12 +198,21 @@ pub struct Entered {
 /// leaves alone, so that the container's init, forked next, starts there (and mounts its
 /// own cgroup there, as with runc). [`Entered::leave`] comes back.
 pub fn enter_unmanaged(path: &str) -> Result<Entered> {
+    let dirs = unmanaged_roots()
+        .into_iter()
+        .map(|root| root.join(path.trim_start_matches('/')))
+        .collect();
+    enter(dirs)
+}
+
+/// Move this process into the cgroup directories `dirs` (made when missing), so that a
+/// process it forks next starts there; [`Entered::leave`] comes back.
+pub fn enter(dirs: Vec<PathBuf>) -> Result<Entered> {
     let mut entered = Entered {
         dirs: Vec::new(),
         previous: own_unmanaged(),
     };
-    for root in unmanaged_roots() {
-        let dir = root.join(path.trim_start_matches('/'));
+    for dir in dirs {
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
         entered.dirs.push(dir.clone());
@@ -276,6 +291,10 @@ mod tests {
         let text = "3:cpu:/svc\n2:pids:/svc\n1:memory:/\n0::/\n";
         assert_eq!(own_cgroup(text), "/svc");
         assert_eq!(own_cgroup("0::/x.slice/y\n"), "/x.slice/y");
+        assert_eq!(
+            own_cgroup("0::/user.slice/session-1.scope\n"),
+            "/user.slice"
+        );
         assert_eq!(clean("/a//b/./c/../d"), "/a/b/d");
         assert_eq!(clean("/../.."), "/");
         assert_eq!(container_cgroup(Some(Path::new("/abs//x")), "id"), "/abs/x");

@@ -649,6 +649,17 @@ impl Runtime {
             }
             process_file = self.exec_process_file(&c, opts)?;
         }
+        // The process joins the container's cgroups that libcontainer does not manage (named
+        // hierarchies, the unified one of a hybrid host), as runc's exec does.
+        let joined: Vec<PathBuf> =
+            std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("/sys/fs/cgroup/"))
+                .map(PathBuf::from)
+                .filter(|d| d.is_dir())
+                .collect();
+        let entered = crate::cgroup_paths::enter(joined)?;
         let builder = self.builder(
             id,
             &what,
@@ -663,6 +674,7 @@ impl Runtime {
             .with_detach(opts.console_socket.is_some())
             .with_process(Some(process_file.path()))
             .build();
+        entered.leave();
         drop(process_file);
         pid.map(|p| p.as_raw())
             .map_err(|e| RuntimeError::container(&what, e))
