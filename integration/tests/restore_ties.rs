@@ -87,8 +87,10 @@ cfg ".mounts += [{\"destination\":\"/vol\",\"type\":\"bind\",\"source\":\"$SRC\"
 cfg ".linux.rootfsPropagation=\"$RP\""
 CK=fail; RS=-; BEFORE=-; AFTER=-
 finish() {
-  echo "RESULT ck=$CK rs=$RS before=$BEFORE after=$AFTER left=$(r list -q 2>/dev/null | wc -l)"
+  left=$(r list -q 2>/dev/null | wc -l)
   for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1; done
+  cgleft=$(find /sys/fs/cgroup -type d -name $ID | wc -l)
+  echo "RESULT ck=$CK rs=$RS before=$BEFORE after=$AFTER left=$left cgleft=$cgleft"
 }
 trap finish EXIT
 r --log $W/run.log run -d --bundle $B $ID </dev/null >/dev/null 2>&1 || { CK="no-start:$(why $W/run.log)"; exit 0; }
@@ -310,6 +312,11 @@ fn restore_fails_when_a_tie_cannot_be_made() {
         field(&f, "left"),
         "0",
         "a failed restore leaves no container: {f}"
+    );
+    assert_eq!(
+        field(&f, "cgleft"),
+        "0",
+        "a failed restore leaves no cgroup: {f}"
     );
     eprintln!("ferry refused, as it must:\n{ferr}");
 }

@@ -613,13 +613,28 @@ impl Runtime {
         let mut default_root = Cgroup_root::new();
         default_root.set_path(cg_path.clone());
         o.cg_root.push(default_root);
+        // Named hierarchies' and the hybrid unified one's cgroups are ferry's to remove (at
+        // delete, or when this restore fails): noted before they are made.
+        let unmanaged: Vec<String> = hierarchies
+            .iter()
+            .filter(|(_, ctrl)| ctrl.starts_with("name="))
+            .map(|(mp, _)| mp.clone())
+            .chain(crate::cgroup_paths::hybrid_unified())
+            .map(|root| {
+                root.join(cg_path.trim_start_matches('/'))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        add_extra_cgroups(dir, &unmanaged);
         for (mountpoint, ctrl) in &hierarchies {
             // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
             // alone instead of bringing back the dumped ones, a frozen freezer among them
             // (engines pause a container while they checkpoint it).
-            let dir = mountpoint.join(cg_path.trim_start_matches('/'));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
+            let cg_dir = mountpoint.join(cg_path.trim_start_matches('/'));
+            std::fs::create_dir_all(&cg_dir).map_err(|e| {
+                RuntimeError::io(format!("creating cgroup {}", cg_dir.display()), e)
+            })?;
             let mut cg = Cgroup_root::new();
             cg.set_ctrl(ctrl.clone());
             cg.set_path(cg_path.clone());
@@ -1291,8 +1306,26 @@ fn record_extra_cgroups(pid: i32, dir: &Path) {
         .iter()
         .map(|d| d.display().to_string())
         .collect();
-    if !dirs.is_empty() {
-        let _ = std::fs::write(dir.join(crate::lifecycle::EXTRA_CGROUPS), dirs.join("\n"));
+    add_extra_cgroups(dir, &dirs);
+}
+
+/// Add cgroup directories to the container's list of those delete removes.
+fn add_extra_cgroups(dir: &Path, dirs: &[String]) {
+    let file = dir.join(crate::lifecycle::EXTRA_CGROUPS);
+    let mut all: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for d in dirs {
+        if !all.contains(d) {
+            all.push(d.clone());
+        }
+    }
+    if !all.is_empty() {
+        if let Err(e) = std::fs::write(&file, all.join("\n")) {
+            tracing::warn!("noting the cgroups of the restored container: {e}");
+        }
     }
 }
 
