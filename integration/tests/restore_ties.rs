@@ -26,7 +26,8 @@ r() { "$RT" --root $ST "$@"; }
 pid() { r state $1 | jq -r .pid; }
 cfg() { jq "$1" $B/config.json > $W/c && mv $W/c $B/config.json; }
 field() { echo "$1" | grep -o "$2:[0-9]*" | cut -d: -f2; }
-# The tie of container mount $2 (of pid $1) to host mount $3: peer, slave, peer+slave, none.
+# The tie of container mount $2 (of pid $1) to host mount $3: peer, slave, peer+slave, none;
+# "own" when it is also shared in a group the host mount is not in.
 shape() {
   c=$(awk -v m="$2" '$5 == m' /proc/$1/mountinfo | tail -n1)
   h=$(awk -v m="$3" '$5 == m' /proc/self/mountinfo | tail -n1)
@@ -34,6 +35,7 @@ shape() {
   t=""
   [ -n "$hs" ] && [ "$cs" = "$hs" ] && t=peer
   [ -n "$cm" ] && { [ "$cm" = "$hs" ] || [ "$cm" = "$hm" ]; } && t="${t:+$t+}slave"
+  [ -n "$cs" ] && [ "$cs" != "$hs" ] && t="${t:+$t+}own"
   echo "${t:-none}"
 }
 # Live probes, tagged $2: host to container, container to host; and the tie's shape.
@@ -95,6 +97,8 @@ finish() {
 trap finish EXIT
 r --log $W/run.log run -d --bundle $B $ID </dev/null >/dev/null 2>&1 || { CK="no-start:$(why $W/run.log)"; exit 0; }
 sleep 0.3
+# A volume made shared inside the container: its own peer group beside its tie to the host.
+[ "${INSIDE:-0}" = 1 ] && nsenter -t $(pid $ID) -m mount --make-shared /vol
 BEFORE=$(probe $ID 1)
 if r checkpoint --image-path $W/img $ID 2>$W/ck.err; then CK=ok
 else CK="failed:$(why $W/ck.err $W/img/dump.log)"; exit 0; fi
@@ -121,12 +125,14 @@ struct Cell {
     second_host: bool,
     root_shared: bool,
     compat: bool,
+    /// The container makes its volume shared after start.
+    shared_inside: bool,
 }
 
 impl Cell {
     fn name(&self) -> String {
         format!(
-            "{}/{}/{}{}{}{}",
+            "{}/{}/{}{}{}{}{}",
             self.rootfs,
             self.volume,
             self.source,
@@ -137,6 +143,11 @@ impl Cell {
                 ""
             },
             if self.compat { "/compat" } else { "" },
+            if self.shared_inside {
+                "/made-shared-inside"
+            } else {
+                ""
+            },
         )
     }
 
@@ -159,6 +170,7 @@ fn cells() -> Vec<Cell> {
         second_host,
         root_shared: false,
         compat: false,
+        shared_inside: false,
     };
     let mut out = Vec::new();
     for rootfs in ["shared", "rshared", "slave", "private"] {
@@ -183,6 +195,10 @@ fn cells() -> Vec<Cell> {
         compat: true,
         ..c("rshared", "none", "tmpfs", false)
     });
+    out.push(Cell {
+        shared_inside: true,
+        ..c("slave", "none", "tmpfs", false)
+    });
     out
 }
 
@@ -199,6 +215,7 @@ fn run_cell(runtime: &str, cell: &Cell, host_change: Option<&str>) -> (String, S
         ("ROOTSHARED", flag(cell.root_shared)),
         ("COMPAT", flag(cell.compat)),
         ("CG", flag(cell.root_shared)),
+        ("INSIDE", flag(cell.shared_inside)),
         (
             "WHERE",
             if cell.second_host { "second" } else { "same" }.to_string(),
@@ -293,6 +310,7 @@ fn restore_fails_when_a_tie_cannot_be_made() {
         second_host: false,
         root_shared: false,
         compat: false,
+        shared_inside: false,
     };
     let (f, ferr) = run_cell("ferry", &cell, Some("mount --make-private $H"));
     assert_eq!(field(&f, "ck"), "ok", "checkpoint: {f}\n{ferr}");

@@ -116,12 +116,23 @@ pub struct Tie {
     /// of `host` itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_host: Option<HostAnchor>,
+    /// A slave tie whose mount is also shared, in a peer group the host does not have (a
+    /// volume made shared inside a slave rootfs): shared again after re-tying.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub also_shared: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Tie {
     fn describe(&self) -> String {
         match (self.kind, &self.master_host) {
             (TieKind::Peer, _) => format!("peer of {}", self.host),
+            (TieKind::Slave, _) if self.also_shared => {
+                format!("slave of {}, and shared", self.host)
+            }
             (TieKind::Slave, _) => format!("slave of {}", self.host),
             (TieKind::Both, None) => format!("peer and co-slave of {}", self.host),
             (TieKind::Both, Some(m)) => format!("peer of {} and slave of {m}", self.host),
@@ -246,12 +257,14 @@ pub fn record_ties(
                 kind: TieKind::Peer,
                 host: names.anchor(&p.mountpoint, &c.mountpoint),
                 master_host: None,
+                also_shared: false,
             },
             (None, Some(m)) => Tie {
                 mountpoint: c.mountpoint.clone(),
                 kind: TieKind::Slave,
                 host: names.anchor(&m.mountpoint, &c.mountpoint),
                 master_host: None,
+                also_shared: c.shared.is_some(),
             },
             (Some(p), Some(m)) => Tie {
                 mountpoint: c.mountpoint.clone(),
@@ -259,6 +272,7 @@ pub fn record_ties(
                 host: names.anchor(&p.mountpoint, &c.mountpoint),
                 master_host: (p.master != c.master)
                     .then(|| names.anchor(&m.mountpoint, &c.mountpoint)),
+                also_shared: false,
             },
         };
         ties.push(tie);
@@ -320,7 +334,10 @@ pub fn check_ties(
                 TieKind::Peer => h.shared.is_some() && c.shared == h.shared,
                 TieKind::Slave => {
                     let want = h.shared.or(h.master);
-                    want.is_some() && c.master == want
+                    let shared_ok = !t.also_shared
+                        || c.shared
+                            .is_some_and(|g| host.iter().all(|x| x.shared != Some(g)));
+                    want.is_some() && c.master == want && shared_ok
                 }
                 TieKind::Both => {
                     let want_master = match &t.master_host {
@@ -360,14 +377,18 @@ pub fn retie(
     host_mount: BorrowedFd<'_>,
     host_is_shared: bool,
     mount: BorrowedFd<'_>,
-    kind: TieKind,
+    tie: &Tie,
 ) -> Result<()> {
     mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Private)
         .map_err(|e| RuntimeError::io("making a mount private before re-tying it", e))?;
     set_group(host_mount, mount)?;
-    if kind == TieKind::Slave && host_is_shared {
+    if tie.kind == TieKind::Slave && host_is_shared {
         mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Slave)
             .map_err(|e| RuntimeError::io("making a mount a slave of the host's group", e))?;
+    }
+    if tie.kind == TieKind::Slave && tie.also_shared {
+        mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Shared)
+            .map_err(|e| RuntimeError::io("making a re-tied slave shared again", e))?;
     }
     Ok(())
 }
@@ -610,6 +631,7 @@ mod tests {
 103 100 0:29 /c1 /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu
 104 101 0:31 / /vol/sub rw shared:7 - tmpfs s rw
 105 100 0:32 / /own rw shared:55 - tmpfs o rw
+106 100 0:30 /src3 /mixed rw shared:60 master:7 - tmpfs h rw
 ";
 
     fn names() -> HostNames {
@@ -628,7 +650,16 @@ mod tests {
         let vol = HostAnchor::VolumeSource {
             destination: "/vol".into(),
         };
-        assert_eq!(ties.len(), 3, "{ties:?}");
+        assert_eq!(ties.len(), 4, "{ties:?}");
+        assert_eq!(
+            (
+                ties[3].mountpoint.as_str(),
+                ties[3].kind,
+                ties[3].also_shared
+            ),
+            ("/mixed", TieKind::Slave, true)
+        );
+        assert!(!ties[1].also_shared);
         assert_eq!(
             (ties[0].mountpoint.as_str(), ties[0].kind),
             ("/vol", TieKind::Peer)

@@ -1020,6 +1020,7 @@ fn ties_from_options(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Tie> 
                     destination: v.destination,
                 },
                 master_host: None,
+                also_shared: false,
             })
         })
         .collect()
@@ -1157,7 +1158,7 @@ fn connect_volumes(
                 .map_err(|e| {
                     RuntimeError::io(format!("opening {} in the container", a.tie.mountpoint), e)
                 })
-                .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), a.tie.kind));
+                .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), &a.tie));
             if let Err(e) = made {
                 // The check below names the tie and what the mount has instead.
                 tracing::warn!("re-tying {}: {e}", a.tie.mountpoint);
