@@ -40,12 +40,358 @@ pub struct Volume {
 /// What ferry records about the boundary beside CRIU's images (`ferry-boundary.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Boundary {
+    /// Format version: 1 (no `version` field, no `ties`) or [`BOUNDARY_VERSION`].
+    #[serde(default = "version_one")]
+    pub version: u32,
     pub volumes: Vec<Volume>,
     /// Mount points (absolute) that the host propagated into volumes: not the container's.
     pub host_propagated: Vec<String>,
+    /// Every container mount that was a peer or slave of a host mount at checkpoint.
+    #[serde(default)]
+    pub ties: Vec<Tie>,
 }
 
 pub const BOUNDARY_FILE: &str = "ferry-boundary.json";
+/// Version 2 added `ties`; version 1 files load with none (restore then derives them from
+/// the volumes' options, as before).
+pub const BOUNDARY_VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
+/// How a container mount is tied to a host mount's peer group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TieKind {
+    /// A member of the host mount's peer group: propagation both ways.
+    Peer,
+    /// A slave of the host mount's peer group (or of its master, when the host mount is only
+    /// a slave): propagation from the host only.
+    Slave,
+    /// A member of the host mount's peer group and a slave of its master, as the host mount
+    /// itself is.
+    Both,
+}
+
+/// A host mount named so that the restoring host can find its own counterpart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HostAnchor {
+    /// The host mount holding the source of the bundle volume mounted at `destination`
+    /// (the new bundle's source at restore).
+    VolumeSource { destination: String },
+    /// The mount of the cgroup v1 hierarchy named `hierarchy` (`cpu,cpuacct`,
+    /// `name=systemd`).
+    CgroupHierarchy { hierarchy: String },
+    /// The host mount at `path`.
+    HostPath { path: String },
+}
+
+impl std::fmt::Display for HostAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostAnchor::VolumeSource { destination } => {
+                write!(
+                    f,
+                    "the host mount holding the source of volume {destination}"
+                )
+            }
+            HostAnchor::CgroupHierarchy { hierarchy } => {
+                write!(f, "the host's cgroup hierarchy {hierarchy}")
+            }
+            HostAnchor::HostPath { path } => write!(f, "the host mount at {path}"),
+        }
+    }
+}
+
+/// One container mount's tie to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tie {
+    /// Mount point in the container (absolute).
+    pub mountpoint: String,
+    pub kind: TieKind,
+    pub host: HostAnchor,
+    /// For `both`: the host mount whose peer group is the master, when it is not the master
+    /// of `host` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_host: Option<HostAnchor>,
+    /// A slave tie whose mount is also shared, in a peer group the host does not have (a
+    /// volume made shared inside a slave rootfs): shared again after re-tying.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub also_shared: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Tie {
+    fn describe(&self) -> String {
+        match (self.kind, &self.master_host) {
+            (TieKind::Peer, _) => format!("peer of {}", self.host),
+            (TieKind::Slave, _) if self.also_shared => {
+                format!("slave of {}, and shared", self.host)
+            }
+            (TieKind::Slave, _) => format!("slave of {}", self.host),
+            (TieKind::Both, None) => format!("peer and co-slave of {}", self.host),
+            (TieKind::Both, Some(m)) => format!("peer of {} and slave of {m}", self.host),
+        }
+    }
+}
+
+/// One mountinfo line, as far as ties go.
+#[derive(Debug, Clone)]
+struct MountLine {
+    mountpoint: String,
+    shared: Option<u64>,
+    master: Option<u64>,
+}
+
+fn mount_lines(mountinfo: &str) -> Vec<MountLine> {
+    mountinfo
+        .lines()
+        .filter_map(propagation_ids)
+        .map(|(mountpoint, shared, master)| MountLine {
+            mountpoint,
+            shared,
+            master,
+        })
+        .collect()
+}
+
+/// The mount on top at `mountpoint` (the last listed there).
+fn top_at<'a>(lines: &'a [MountLine], mountpoint: &str) -> Option<&'a MountLine> {
+    lines.iter().rev().find(|l| l.mountpoint == mountpoint)
+}
+
+/// What the restoring host offers to name host mounts host-independently.
+#[derive(Debug, Clone, Default)]
+pub struct HostNames {
+    /// (volume destination, mount point of the host mount holding its source).
+    pub volume_holders: Vec<(String, String)>,
+    /// (mount point, hierarchy name) of the cgroup v1 hierarchies.
+    pub hierarchies: Vec<(String, String)>,
+}
+
+impl HostNames {
+    /// The most telling name of the host mount at `mp`; `near` is the container mount point
+    /// the name is for (its own volume wins over another volume on the same host mount).
+    fn anchor(&self, mp: &str, near: &str) -> HostAnchor {
+        let holders = self.volume_holders.iter().filter(|(_, h)| h == mp);
+        let own = holders
+            .clone()
+            .find(|(d, _)| d.trim_end_matches('/') == near || is_below(d, near));
+        if let Some((d, _)) = own.or_else(|| holders.clone().next()) {
+            return HostAnchor::VolumeSource {
+                destination: d.clone(),
+            };
+        }
+        if let Some((_, name)) = self.hierarchies.iter().find(|(m, _)| m == mp) {
+            return HostAnchor::CgroupHierarchy {
+                hierarchy: name.clone(),
+            };
+        }
+        HostAnchor::HostPath {
+            path: mp.to_string(),
+        }
+    }
+
+    /// This host's mount point for `anchor`.
+    pub fn resolve(&self, anchor: &HostAnchor) -> Option<String> {
+        match anchor {
+            HostAnchor::VolumeSource { destination } => self
+                .volume_holders
+                .iter()
+                .find(|(d, _)| d.trim_end_matches('/') == destination.trim_end_matches('/'))
+                .map(|(_, h)| h.clone()),
+            HostAnchor::CgroupHierarchy { hierarchy } => self
+                .hierarchies
+                .iter()
+                .find(|(_, n)| n == hierarchy)
+                .map(|(m, _)| m.clone()),
+            HostAnchor::HostPath { path } => Some(path.clone()),
+        }
+    }
+}
+
+/// The ties of the container's mounts to the host's peer groups. Peer group ids are global:
+/// a container mount's `shared:N` that a host mount has too makes it a peer of that mount,
+/// its `master:N` a slave. Mounts in `skip` (and below them) are the host's and left out.
+pub fn record_ties(
+    container_mountinfo: &str,
+    host_mountinfo: &str,
+    names: &HostNames,
+    skip: &[String],
+) -> Vec<Tie> {
+    let host = mount_lines(host_mountinfo);
+    let container = mount_lines(container_mountinfo);
+    let mut ties: Vec<Tie> = Vec::new();
+    for (i, c) in container.iter().enumerate() {
+        // Only the mount on top at a mount point is reachable, and only it is re-tied.
+        if container[i + 1..]
+            .iter()
+            .any(|o| o.mountpoint == c.mountpoint)
+        {
+            continue;
+        }
+        if skip
+            .iter()
+            .any(|s| s == &c.mountpoint || is_below(s, &c.mountpoint))
+        {
+            continue;
+        }
+        let peer = c
+            .shared
+            .and_then(|g| host.iter().find(|h| h.shared == Some(g)));
+        let master = c.master.and_then(|g| {
+            host.iter().find(|h| h.shared == Some(g)).or_else(|| {
+                host.iter()
+                    .find(|h| h.shared.is_none() && h.master == Some(g))
+            })
+        });
+        let tie = match (peer, master) {
+            (None, None) => continue,
+            (Some(p), None) => Tie {
+                mountpoint: c.mountpoint.clone(),
+                kind: TieKind::Peer,
+                host: names.anchor(&p.mountpoint, &c.mountpoint),
+                master_host: None,
+                also_shared: false,
+            },
+            (None, Some(m)) => Tie {
+                mountpoint: c.mountpoint.clone(),
+                kind: TieKind::Slave,
+                host: names.anchor(&m.mountpoint, &c.mountpoint),
+                master_host: None,
+                also_shared: c.shared.is_some(),
+            },
+            (Some(p), Some(m)) => Tie {
+                mountpoint: c.mountpoint.clone(),
+                kind: TieKind::Both,
+                host: names.anchor(&p.mountpoint, &c.mountpoint),
+                master_host: (p.master != c.master)
+                    .then(|| names.anchor(&m.mountpoint, &c.mountpoint)),
+                also_shared: false,
+            },
+        };
+        ties.push(tie);
+    }
+    ties
+}
+
+/// What the container mount `c` is tied to now, in words.
+fn describe_now(c: Option<&MountLine>, host: &[MountLine]) -> String {
+    let Some(c) = c else {
+        return "no mount there".into();
+    };
+    let name = |g: u64| {
+        host.iter()
+            .find(|h| h.shared == Some(g))
+            .map(|h| format!("the host mount at {}", h.mountpoint))
+    };
+    let mut parts = Vec::new();
+    if let Some(g) = c.shared {
+        parts.push(match name(g) {
+            Some(h) => format!("peer of {h}"),
+            None => format!("in peer group {g}, which no host mount is in"),
+        });
+    }
+    if let Some(g) = c.master {
+        parts.push(match name(g) {
+            Some(h) => format!("slave of {h}"),
+            None => format!("slave of group {g}, which no host mount is in"),
+        });
+    }
+    if parts.is_empty() {
+        "private (no tie)".into()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+/// Check every recorded tie against the mounts now: the container's and the host's
+/// mountinfo, and this host's names. Returns one line per broken tie, naming the mount, the
+/// tie it had and what it has now.
+pub fn check_ties(
+    ties: &[Tie],
+    container_mountinfo: &str,
+    host_mountinfo: &str,
+    names: &HostNames,
+) -> Vec<String> {
+    let host = mount_lines(host_mountinfo);
+    let container = mount_lines(container_mountinfo);
+    let mut broken = Vec::new();
+    for t in ties {
+        let c = top_at(&container, &t.mountpoint);
+        let h = names.resolve(&t.host).and_then(|p| top_at(&host, &p));
+        let m = match &t.master_host {
+            Some(a) => names.resolve(a).and_then(|p| top_at(&host, &p)),
+            None => h,
+        };
+        let held = match (c, h) {
+            (Some(c), Some(h)) => match t.kind {
+                TieKind::Peer => h.shared.is_some() && c.shared == h.shared,
+                TieKind::Slave => {
+                    let want = h.shared.or(h.master);
+                    let shared_ok = !t.also_shared
+                        || c.shared
+                            .is_some_and(|g| host.iter().all(|x| x.shared != Some(g)));
+                    want.is_some() && c.master == want && shared_ok
+                }
+                TieKind::Both => {
+                    let want_master = match &t.master_host {
+                        Some(_) => m.and_then(|m| m.shared.or(m.master)),
+                        None => h.master,
+                    };
+                    h.shared.is_some() && c.shared == h.shared && c.master == want_master
+                }
+            },
+            _ => false,
+        };
+        if !held {
+            let had = t.describe();
+            let host_state = match h {
+                None => "; this host has no such mount".to_string(),
+                Some(h) if h.shared.is_none() && h.master.is_none() => {
+                    format!("; the host mount at {} is private", h.mountpoint)
+                }
+                Some(_) => String::new(),
+            };
+            broken.push(format!(
+                "{}: was {had}, is {}{host_state}",
+                t.mountpoint,
+                describe_now(c, &host)
+            ));
+        }
+    }
+    broken
+}
+
+/// Re-make one tie: `mount` (in the container's namespace) joins the peer group of
+/// `host_mount` (opened in the host's namespace) with MOVE_MOUNT_SET_GROUP, which also
+/// makes it a slave of the host mount's master; a slave tie then turns the membership into
+/// mastership. The kernel joins only private mounts, so the mount leaves whatever group
+/// CRIU gave it first.
+pub fn retie(
+    host_mount: BorrowedFd<'_>,
+    host_is_shared: bool,
+    mount: BorrowedFd<'_>,
+    tie: &Tie,
+) -> Result<()> {
+    mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Private)
+        .map_err(|e| RuntimeError::io("making a mount private before re-tying it", e))?;
+    set_group(host_mount, mount)?;
+    if tie.kind == TieKind::Slave && host_is_shared {
+        mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Slave)
+            .map_err(|e| RuntimeError::io("making a mount a slave of the host's group", e))?;
+    }
+    if tie.kind == TieKind::Slave && tie.also_shared {
+        mountv2::sys::set_propagation(mount, mountv2::sys::PropagationType::Shared)
+            .map_err(|e| RuntimeError::io("making a re-tied slave shared again", e))?;
+    }
+    Ok(())
+}
 
 /// Propagation named by a bundle mount's options (the last one wins, as in runc).
 pub fn volume_propagation(options: &[String]) -> VolumePropagation {
@@ -123,8 +469,14 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
     };
     let mut host_propagated = Vec::new();
     for m in &t.mounts {
+        // A volume receives from the host when its options say so or when it is tied to a
+        // host group anyway (a plain volume under a shared rootfsPropagation).
         let under = volumes.iter().any(|v| {
-            v.propagation != VolumePropagation::Private && is_below(&v.destination, &m.mountpoint)
+            (v.propagation != VolumePropagation::Private
+                || host_tied
+                    .iter()
+                    .any(|t| t == v.destination.trim_matches('/')))
+                && is_below(&v.destination, &m.mountpoint)
         });
         let is_volume = volumes
             .iter()
@@ -145,8 +497,10 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
         }
     }
     Boundary {
+        version: BOUNDARY_VERSION,
         volumes,
         host_propagated,
+        ties: Vec::new(),
     }
 }
 
@@ -190,36 +544,6 @@ pub fn host_mounts_below(source: &Path) -> Result<Vec<HostMount>> {
     // mountinfo lists parents before children; keep that order (shallowest first is safe).
     out.sort_by_key(|h| h.rel.matches('/').count());
     Ok(out)
-}
-
-/// Tie the container's volume at `volume` (an fd of the mount, in the container's namespace)
-/// to the host mount holding `source` (an fd opened in the host's namespace): peer for a
-/// shared volume, slave for a slave one. A host source that is not shared gives no tie, as in
-/// a container started here.
-pub fn retie_volume(
-    host_source: BorrowedFd<'_>,
-    volume: BorrowedFd<'_>,
-    propagation: VolumePropagation,
-    host_is_shared: bool,
-) -> Result<()> {
-    if !host_is_shared
-        || !matches!(
-            propagation,
-            VolumePropagation::Shared | VolumePropagation::Slave
-        )
-    {
-        return Ok(());
-    }
-    // The kernel only joins a private mount to a group; CRIU left the volume tied to its own
-    // namespace's copy of the host mount.
-    mountv2::sys::set_propagation(volume, mountv2::sys::PropagationType::Private)
-        .map_err(|e| RuntimeError::io("making the volume private before re-tying it", e))?;
-    set_group(host_source, volume)?;
-    if propagation == VolumePropagation::Slave {
-        mountv2::sys::set_propagation(volume, mountv2::sys::PropagationType::Slave)
-            .map_err(|e| RuntimeError::io("making the volume a slave of the host's group", e))?;
-    }
-    Ok(())
 }
 
 /// Join `to` to the peer group of `from` (both attached; namespaces may differ).
@@ -289,4 +613,100 @@ pub fn open_path(path: &Path) -> Result<File> {
         .custom_flags(libc::O_PATH)
         .open(path)
         .map_err(|e| RuntimeError::io(format!("opening {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "\
+1 0 8:1 / / rw - ext4 /dev/sda rw
+40 1 0:30 / /srv/h rw shared:7 - tmpfs h rw
+41 1 0:29 / /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu
+";
+    const CONTAINER: &str = "\
+100 90 8:1 /b/rootfs / rw - ext4 /dev/sda rw
+101 100 0:30 /src /vol rw shared:7 - tmpfs h rw
+102 100 0:30 /src2 /slave rw master:7 - tmpfs h rw
+103 100 0:29 /c1 /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu
+104 101 0:31 / /vol/sub rw shared:7 - tmpfs s rw
+105 100 0:32 / /own rw shared:55 - tmpfs o rw
+106 100 0:30 /src3 /mixed rw shared:60 master:7 - tmpfs h rw
+";
+
+    fn names() -> HostNames {
+        HostNames {
+            volume_holders: vec![
+                ("/vol".into(), "/srv/h".into()),
+                ("/slave".into(), "/srv/h".into()),
+            ],
+            hierarchies: vec![("/sys/fs/cgroup/cpu".into(), "cpu".into())],
+        }
+    }
+
+    #[test]
+    fn ties_are_recorded_with_host_independent_names() {
+        let ties = record_ties(CONTAINER, HOST, &names(), &["/vol/sub".into()]);
+        let vol = HostAnchor::VolumeSource {
+            destination: "/vol".into(),
+        };
+        assert_eq!(ties.len(), 4, "{ties:?}");
+        assert_eq!(
+            (
+                ties[3].mountpoint.as_str(),
+                ties[3].kind,
+                ties[3].also_shared
+            ),
+            ("/mixed", TieKind::Slave, true)
+        );
+        assert!(!ties[1].also_shared);
+        assert_eq!(
+            (ties[0].mountpoint.as_str(), ties[0].kind),
+            ("/vol", TieKind::Peer)
+        );
+        assert_eq!(ties[0].host, vol);
+        assert_eq!(ties[1].kind, TieKind::Slave);
+        assert_eq!(
+            ties[1].host,
+            HostAnchor::VolumeSource {
+                destination: "/slave".into()
+            }
+        );
+        assert_eq!(
+            ties[2].host,
+            HostAnchor::CgroupHierarchy {
+                hierarchy: "cpu".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_lost_tie_is_named_with_what_it_got() {
+        let ties = record_ties(CONTAINER, HOST, &names(), &[]);
+        assert!(check_ties(&ties, CONTAINER, HOST, &names()).is_empty());
+        // After a restore that gave the volume a group of its own.
+        let restored = CONTAINER.replace("/src /vol rw shared:7", "/src /vol rw shared:77");
+        let broken = check_ties(&ties, &restored, HOST, &names());
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(
+            broken[0],
+            "/vol: was peer of the host mount holding the source of volume /vol, is in peer group 77, which no host mount is in"
+        );
+        // The host mount went private: the slave tie cannot hold either.
+        let host = HOST.replace("rw shared:7 - tmpfs h", "rw - tmpfs h");
+        let broken = check_ties(&ties, CONTAINER, &host, &names());
+        assert!(
+            broken.iter().any(|b| b.starts_with("/slave: was slave of")
+                && b.ends_with("the host mount at /srv/h is private")),
+            "{broken:?}"
+        );
+    }
+
+    #[test]
+    fn version_one_files_load_without_ties() {
+        let b: Boundary =
+            serde_json::from_str(r#"{"volumes":[],"host_propagated":["/vol/x"]}"#).expect("v1");
+        assert_eq!(b.version, 1);
+        assert!(b.ties.is_empty());
+    }
 }

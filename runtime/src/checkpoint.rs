@@ -7,8 +7,8 @@
 //! other's checkpoints.
 
 use crate::boundary::{
-    classify, host_tied_mounts, volume_propagation, without_host_mounts, Boundary, Volume,
-    VolumePropagation, BOUNDARY_FILE,
+    check_ties, classify, host_tied_mounts, record_ties, volume_propagation, without_host_mounts,
+    Boundary, HostAnchor, HostNames, Tie, TieKind, Volume, VolumePropagation, BOUNDARY_FILE,
 };
 use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
@@ -313,13 +313,20 @@ impl Runtime {
             // What the host propagated into volumes is the host's: CRIU skips it, restore
             // brings in what the restoring host has there. Volumes' ties to host groups are
             // declared, and re-made by ferry after CRIU.
-            let host_tied = host_tied_mounts(
-                &std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-                    .map_err(|e| RuntimeError::io("reading the container's mountinfo", e))?,
-                &std::fs::read_to_string("/proc/self/mountinfo")
-                    .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?,
+            let container_mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .map_err(|e| RuntimeError::io("reading the container's mountinfo", e))?;
+            let host_mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
+            let host_tied = host_tied_mounts(&container_mountinfo, &host_mountinfo);
+            let mut boundary = classify(&image, volumes(&spec), &host_tied);
+            // Every tie to a host group, whatever the bundle's options, named so that the
+            // restoring host can find its own counterpart.
+            boundary.ties = record_ties(
+                &container_mountinfo,
+                &host_mountinfo,
+                &host_names(&spec, c.bundle()),
+                &boundary.host_propagated,
             );
-            let boundary = classify(&image, volumes(&spec), &host_tied);
             for mp in &boundary.host_propagated {
                 o.skip_mnt.push(mp.clone());
             }
@@ -496,8 +503,13 @@ impl Runtime {
         c.set_annotations(spec.annotations().clone());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
-        let cfg = YoukiConfig::from_spec(spec, id)
+        let mut cfg = YoukiConfig::from_spec(spec, id)
             .map_err(|e| RuntimeError::Invalid(format!("reading config.json: {e}")))?;
+        if !self.systemd_cgroup {
+            // As at create: runc's place in every hierarchy, never libcontainer's default.
+            let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+            cfg.cgroup_path = crate::cgroup_paths::container_cgroup(given.as_deref(), id).into();
+        }
         cfg.save(dir)
             .map_err(|e| RuntimeError::Invalid(format!("saving the container config: {e}")))?;
         let cgroup_path = cfg.cgroup_path.clone();
@@ -585,32 +597,41 @@ impl Runtime {
         if let Some(p) = &opts.lsm_mount_context {
             o.set_lsm_mount_context(p.clone());
         }
-        // Tasks go to this bundle's cgroup, also under a new id.
-        // Only the v1 controllers ferry manages are re-rooted; the unified hierarchy of a
-        // hybrid host and named hierarchies stay where the checkpoint had them (mapping
-        // them too would nest the dumped cgroup under itself on every cycle).
+        // Tasks go to this bundle's cgroup, also under a new id, in every hierarchy: the
+        // container has its own cgroup in each (named ones and the unified one of a hybrid
+        // host included), and CRIU re-roots the dumped one there. A checkpoint from an older
+        // ferry, whose container sat at `/` of the named hierarchies, is re-rooted the same
+        // way.
         let cg_path = format!(
             "/{}",
             cgroup_path.display().to_string().trim_start_matches('/')
         );
-        let hierarchies = v1_hierarchies();
+        let hierarchies = crate::cgroup_paths::v1_hierarchies();
+        let mut default_root = Cgroup_root::new();
+        default_root.set_path(cg_path.clone());
+        o.cg_root.push(default_root);
+        // Named hierarchies' and the hybrid unified one's cgroups are ferry's to remove (at
+        // delete, or when this restore fails): noted before they are made.
+        let unmanaged: Vec<String> = hierarchies
+            .iter()
+            .filter(|(_, ctrl)| ctrl.starts_with("name="))
+            .map(|(mp, _)| mp.clone())
+            .chain(crate::cgroup_paths::hybrid_unified())
+            .map(|root| {
+                root.join(cg_path.trim_start_matches('/'))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        add_extra_cgroups(dir, &unmanaged);
         for (mountpoint, ctrl) in &hierarchies {
-            if ctrl.starts_with("name=") {
-                // Named hierarchies (name=systemd): ferry's containers stay in the root
-                // cgroup there, and so do restored ones (a runc container's own cgroup in
-                // them would be left behind at delete).
-                let mut cg = Cgroup_root::new();
-                cg.set_ctrl(ctrl.clone());
-                cg.set_path("/".into());
-                o.cg_root.push(cg);
-                continue;
-            }
             // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
             // alone instead of bringing back the dumped ones, a frozen freezer among them
             // (engines pause a container while they checkpoint it).
-            let dir = mountpoint.join(cg_path.trim_start_matches('/'));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
+            let cg_dir = mountpoint.join(cg_path.trim_start_matches('/'));
+            std::fs::create_dir_all(&cg_dir).map_err(|e| {
+                RuntimeError::io(format!("creating cgroup {}", cg_dir.display()), e)
+            })?;
             let mut cg = Cgroup_root::new();
             cg.set_ctrl(ctrl.clone());
             cg.set_path(cg_path.clone());
@@ -791,7 +812,24 @@ impl Runtime {
 
         // The mount tree must be the one that was checkpointed, up to what this host and
         // this bundle explain: where each bind's source lies in its filesystem.
-        let brought = connect_volumes(spec, bundle, &host_ns, pid)?;
+        let reconnected = connect_volumes(spec, bundle, &host_ns, pid, boundary.as_ref())?;
+        let broken = broken_ties(&reconnected, &host_ns, pid)?;
+        if !broken.is_empty() {
+            let msg = format!(
+                "the restored container \"{id}\" lost {} tie(s) to the host's mounts:\n{}",
+                broken.len(),
+                broken.join("\n")
+            );
+            match opts.mount_mismatch {
+                MountMismatch::Fail => {
+                    return Err(RuntimeError::Invalid(format!(
+                    "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
+                )))
+                }
+                MountMismatch::Warn => tracing::warn!("{msg}"),
+            }
+        }
+        let brought = reconnected.brought;
         if let Some(mut expected) = expected {
             let mut live = scan_container(pid)?;
             live = without_host_mounts(&live, &brought);
@@ -931,57 +969,135 @@ fn cgroup_mounts(image: &mountv2::image::MountImage) -> Vec<(String, usize, Stri
         .collect()
 }
 
-/// Re-make each slave or shared volume's boundary with this host: bring in the mounts the host
-/// has under the volume's source now (copies tied to the host's groups, as a container started
-/// here would have), then tie the volume itself to the host mount holding its source. Returns
-/// the mount points brought in.
-fn connect_volumes(
-    spec: &oci_spec::runtime::Spec,
-    bundle: &Path,
-    host_ns: &File,
-    pid: i32,
-) -> Result<Vec<String>> {
-    use std::os::fd::AsFd;
-    let vols: Vec<Volume> = volumes(spec)
+/// This host's names for host mounts (read in the namespace ferry runs in): the mount
+/// holding each volume's source, and each cgroup v1 hierarchy's mount.
+fn host_names(spec: &oci_spec::runtime::Spec, bundle: &Path) -> HostNames {
+    let volume_holders = volumes(spec)
         .into_iter()
-        .filter(|v| {
-            matches!(
-                v.propagation,
-                VolumePropagation::Slave | VolumePropagation::Shared
-            )
-        })
-        .collect();
-    if vols.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Gather, from the host's namespace, the host mount of each source and copies of what
-    // lies below it.
-    struct Gathered {
-        volume: Volume,
-        source_fd: File,
-        shared: bool,
-        copies: Vec<(String, std::os::fd::OwnedFd)>,
-    }
-    let own = File::open("/proc/self/ns/mnt")
-        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
-    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
-    let gathered: Result<Vec<Gathered>> = vols
-        .into_iter()
-        .map(|v| {
+        .filter_map(|v| {
             let src = if v.source.is_absolute() {
                 v.source.clone()
             } else {
                 bundle.join(&v.source)
             };
-            let (holder, shared) = crate::boundary::host_mount_of(&src).ok_or_else(|| {
-                RuntimeError::Invalid(format!(
-                    "no host mount holds volume source {}",
-                    src.display()
-                ))
-            })?;
-            let source_fd = crate::boundary::open_path(&holder)?;
-            let mut copies = Vec::new();
+            crate::boundary::host_mount_of(&src)
+                .map(|(holder, _)| (v.destination, holder.display().to_string()))
+        })
+        .collect();
+    let hierarchies = crate::cgroup_paths::v1_hierarchies()
+        .into_iter()
+        .map(|(mp, name)| (mp.display().to_string(), name))
+        .collect();
+    HostNames {
+        volume_holders,
+        hierarchies,
+    }
+}
+
+/// The ties a checkpoint without recorded ties (an older ferry's) implies: each slave or
+/// shared volume to the host mount holding its source, when that mount is shared.
+fn ties_from_options(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Tie> {
+    volumes(spec)
+        .into_iter()
+        .filter_map(|v| {
+            let kind = match v.propagation {
+                VolumePropagation::Slave => TieKind::Slave,
+                VolumePropagation::Shared => TieKind::Peer,
+                _ => return None,
+            };
+            let src = if v.source.is_absolute() {
+                v.source.clone()
+            } else {
+                bundle.join(&v.source)
+            };
+            let (_, shared) = crate::boundary::host_mount_of(&src)?;
+            shared.then(|| Tie {
+                mountpoint: v.destination.clone(),
+                kind,
+                host: HostAnchor::VolumeSource {
+                    destination: v.destination,
+                },
+                master_host: None,
+                also_shared: false,
+            })
+        })
+        .collect()
+}
+
+/// The container's ties to this host after [`connect_volumes`]: what the checkpoint
+/// recorded, and this host's names for the mounts they are tied to.
+struct Reconnected {
+    /// Mount points brought in from this host (below tied volumes).
+    brought: Vec<String>,
+    ties: Vec<Tie>,
+    names: HostNames,
+    /// Ties the kernel refused to re-make, in words.
+    failed: Vec<String>,
+}
+
+/// Re-make the container's boundary with this host: bring in the mounts the host has under
+/// each tied volume's source now (copies tied to the host's groups, as a container started
+/// here would have), then re-tie every container mount that was a peer or slave of a host
+/// mount at checkpoint to this host's counterpart.
+fn connect_volumes(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    host_ns: &File,
+    pid: i32,
+    boundary: Option<&Boundary>,
+) -> Result<Reconnected> {
+    use std::os::fd::AsFd;
+    // Gather, from the host's namespace, this host's names, the host mount of each tie and
+    // copies of what lies below each tied volume's source.
+    struct Anchor {
+        tie: Tie,
+        host: Option<(File, bool)>,
+    }
+    let own = File::open("/proc/self/ns/mnt")
+        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
+    let gathered = (|| -> Result<(HostNames, Vec<Tie>, Vec<Anchor>, Vec<_>)> {
+        let names = host_names(spec, bundle);
+        let ties = match boundary {
+            Some(b) if b.version >= 2 => b.ties.clone(),
+            _ => ties_from_options(spec, bundle),
+        };
+        let host_mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
+        let mut anchors = Vec::new();
+        for t in &ties {
+            let host = names.resolve(&t.host).and_then(|mp| {
+                let shared = host_mountinfo.lines().rev().any(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes()))
+                        == Some(mp.as_bytes().to_vec())
+                        && f.iter()
+                            .skip(6)
+                            .take_while(|x| **x != "-")
+                            .any(|x| x.starts_with("shared:"))
+                });
+                crate::boundary::open_path(Path::new(&mp))
+                    .ok()
+                    .map(|f| (f, shared))
+            });
+            anchors.push(Anchor {
+                tie: t.clone(),
+                host,
+            });
+        }
+        let mut copies = Vec::new();
+        for v in volumes(spec) {
+            let Some(t) = ties.iter().find(|t| {
+                t.mountpoint.trim_end_matches('/') == v.destination.trim_end_matches('/')
+            }) else {
+                continue;
+            };
+            let src = if v.source.is_absolute() {
+                v.source.clone()
+            } else {
+                bundle.join(&v.source)
+            };
             let below = crate::boundary::host_mounts_below(&src)?;
             for h in &below {
                 // Only the topmost of nested host mounts is copied, recursively.
@@ -1001,52 +1117,90 @@ fn connect_volumes(
                 .map_err(|e| {
                     RuntimeError::io(format!("copying host mount {}", h.path.display()), e.into())
                 })?;
-                copies.push((h.rel.clone(), copy));
+                copies.push((v.destination.clone(), t.kind, h.rel.clone(), copy));
             }
-            Ok(Gathered {
-                volume: v,
-                source_fd,
-                shared,
-                copies,
-            })
-        })
-        .collect();
+        }
+        Ok((names, ties, anchors, copies))
+    })();
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
-    let gathered = gathered?;
+    let (names, ties, anchors, copies) = gathered?;
     let mut brought = Vec::new();
+    let mut failed = Vec::new();
     in_mount_namespace(pid, |root| {
-        for g in &gathered {
-            let dest = g.volume.destination.trim_matches('/').to_string();
+        // Copies first, while the volumes are not yet peers of the host's groups: attaching
+        // them must not propagate back to the host.
+        for (dest, kind, rel, copy) in &copies {
+            let dest = dest.trim_matches('/');
             let vol =
-                mountv2::sys::open_beneath(root, &dest, rustix::fs::OFlags::PATH).map_err(|e| {
+                mountv2::sys::open_beneath(root, dest, rustix::fs::OFlags::PATH).map_err(|e| {
                     RuntimeError::io(format!("opening volume /{dest} in the container"), e)
                 })?;
-            // Copies first, while the volume is not yet a peer of the host's group: attaching
-            // them must not propagate back to the host.
-            for (rel, copy) in &g.copies {
-                if g.volume.propagation == VolumePropagation::Slave {
-                    mountv2::sys::set_propagation(
-                        copy.as_fd(),
-                        mountv2::sys::PropagationType::Slave,
-                    )
-                    .map_err(|e| {
-                        RuntimeError::io(format!("making the copy of {rel} a slave"), e)
-                    })?;
-                }
-                crate::boundary::attach(copy.as_fd(), vol.as_fd(), rel)?;
-                brought.push(format!("/{dest}/{rel}"));
+            if *kind == TieKind::Slave {
+                mountv2::sys::set_propagation(copy.as_fd(), mountv2::sys::PropagationType::Slave)
+                    .map_err(|e| RuntimeError::io(format!("making the copy of {rel} a slave"), e))?;
             }
-            crate::boundary::retie_volume(
-                g.source_fd.as_fd(),
-                vol.as_fd(),
-                g.volume.propagation,
-                g.shared,
-            )?;
+            crate::boundary::attach(copy.as_fd(), vol.as_fd(), rel)?;
+            brought.push(format!("/{dest}/{rel}"));
+        }
+        for a in &anchors {
+            let Some((host, shared)) = &a.host else {
+                failed.push(format!(
+                    "{}: {} is not on this host",
+                    a.tie.mountpoint, a.tie.host
+                ));
+                continue;
+            };
+            let rel = a.tie.mountpoint.trim_matches('/');
+            let made = mountv2::sys::open_beneath(root, rel, rustix::fs::OFlags::PATH)
+                .map_err(|e| {
+                    RuntimeError::io(format!("opening {} in the container", a.tie.mountpoint), e)
+                })
+                .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), &a.tie));
+            if let Err(e) = made {
+                // The check below names the tie and what the mount has instead.
+                tracing::warn!("re-tying {}: {e}", a.tie.mountpoint);
+                failed.push(format!("{}: {e}", a.tie.mountpoint));
+            }
         }
         Ok(())
     })?;
-    Ok(brought)
+    Ok(Reconnected {
+        brought,
+        ties,
+        names,
+        failed,
+    })
+}
+
+/// Whether every tie of `r` holds now: the restored container's mountinfo against the
+/// host's. One line per broken tie.
+fn broken_ties(r: &Reconnected, host_ns: &File, pid: i32) -> Result<Vec<String>> {
+    use std::os::fd::AsFd;
+    if r.ties.is_empty() {
+        return Ok(Vec::new());
+    }
+    let container = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map_err(|e| RuntimeError::io("reading the restored container's mountinfo", e))?;
+    // ferry restores from a namespace of its own: the host's mountinfo is read in the host's.
+    let own = File::open("/proc/self/ns/mnt")
+        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
+    let host = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("reading the host's mountinfo", e));
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    let mut broken = check_ties(&r.ties, &container, &host?, &r.names);
+    for f in &r.failed {
+        if !broken
+            .iter()
+            .any(|b| b.split(':').next() == f.split(':').next())
+        {
+            broken.push(f.clone());
+        }
+    }
+    Ok(broken)
 }
 
 /// The mount tree of `pid`'s namespace as the process sees it, scanned from inside.
@@ -1144,69 +1298,34 @@ fn joined_namespaces(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, Strin
         .collect()
 }
 
-/// Note the restored init's cgroup in the unified hierarchy of a hybrid host when it is not
-/// the root (a runc checkpoint has its own there; CRIU made it), so delete removes it.
+/// Note the restored init's cgroups in the hierarchies libcontainer leaves alone (named v1
+/// ones, the unified one of a hybrid host), so that delete removes them.
 fn record_extra_cgroups(pid: i32, dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return;
-    };
-    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return;
-    };
-    if path == "/" || !Path::new("/sys/fs/cgroup/unified").is_dir() {
-        return;
-    }
-    let cg = format!("/sys/fs/cgroup/unified{path}");
-    let _ = std::fs::write(dir.join(crate::lifecycle::EXTRA_CGROUPS), cg);
+    let dirs: Vec<String> = crate::cgroup_paths::unmanaged_of(pid)
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    add_extra_cgroups(dir, &dirs);
 }
 
-/// This host's cgroup v1 hierarchies: where each is mounted and its controller set
-/// (`cpu,cpuacct`, `memory`, ...) or, for a named hierarchy, its name (`name=systemd`).
-fn v1_hierarchies() -> Vec<(PathBuf, String)> {
-    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
+/// Add cgroup directories to the container's list of those delete removes.
+fn add_extra_cgroups(dir: &Path, dirs: &[String]) {
+    let file = dir.join(crate::lifecycle::EXTRA_CGROUPS);
+    let mut all: Vec<String> = std::fs::read_to_string(&file)
         .unwrap_or_default()
         .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .map(str::to_string)
         .collect();
-    let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-    {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let f: Vec<&str> = after.split(' ').collect();
-        if f.first() != Some(&"cgroup") {
-            continue;
-        }
-        let options = f.get(2).unwrap_or(&"");
-        let ctrls: Vec<&str> = options
-            .split(',')
-            .filter(|o| known.iter().any(|k| k == o))
-            .collect();
-        let Some(mp) = before.split(' ').nth(4) else {
-            continue;
-        };
-        let set = if ctrls.is_empty() {
-            match options.split(',').find(|o| o.starts_with("name=")) {
-                Some(name) => name.to_string(),
-                None => continue,
-            }
-        } else {
-            ctrls.join(",")
-        };
-        if out.iter().all(|(_, s)| *s != set) {
-            out.push((
-                PathBuf::from(
-                    String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),
-                ),
-                set,
-            ));
+    for d in dirs {
+        if !all.contains(d) {
+            all.push(d.clone());
         }
     }
-    out
+    if !all.is_empty() {
+        if let Err(e) = std::fs::write(&file, all.join("\n")) {
+            tracing::warn!("noting the cgroups of the restored container: {e}");
+        }
+    }
 }
 
 /// Move this process into a new mount namespace whose mounts are slaves of the current

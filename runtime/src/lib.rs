@@ -2,6 +2,7 @@
 //! between a container's mounts and the host's.
 
 pub mod boundary;
+pub mod cgroup_paths;
 pub mod checkpoint;
 pub mod criu;
 pub mod error;

@@ -393,6 +393,17 @@ impl Runtime {
             opts.console_socket.as_ref(),
             opts.preserve_fds,
         )?;
+        // Named cgroup hierarchies and the unified one of a hybrid host: the init starts in
+        // the container's own cgroup there, as with runc (libcontainer does the others).
+        let entered = match self.systemd_cgroup {
+            true => crate::cgroup_paths::Entered::default(),
+            false => crate::cgroup_paths::enter_unmanaged(&crate::cgroup_paths::container_cgroup(
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.cgroups_path().as_deref()),
+                id,
+            ))?,
+        };
         let container = builder
             .as_init(config_bundle.as_ref().unwrap_or(&bundle))
             .with_systemd(self.systemd_cgroup)
@@ -401,15 +412,26 @@ impl Runtime {
             .with_detach(!opts.foreground || opts.console_socket.is_some())
             .with_no_pivot(opts.no_pivot)
             .build();
+        entered.leave();
         let mut container = match container {
             Ok(c) => c,
             Err(e) => {
                 // libcontainer leaves a half-made state directory behind on some failures;
                 // remove it so that the id can be used again.
                 self.cleanup_failed_create(id);
+                entered.remove();
                 return Err(RuntimeError::container(&what, e));
             }
         };
+        if !entered.dirs.is_empty() {
+            let list: Vec<String> = entered
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            std::fs::write(self.container_dir(id).join(EXTRA_CGROUPS), list.join("\n"))
+                .map_err(|e| RuntimeError::io(format!("recording the cgroups of \"{id}\""), e))?;
+        }
         if config_bundle.is_some() {
             // The state names the user's bundle, as runc's does.
             container.state.bundle = bundle.clone();
@@ -444,17 +466,29 @@ impl Runtime {
                 path: bundle.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        let Some(prop) = cfg["linux"]["rootfsPropagation"].as_str() else {
+        let plain = match cfg["linux"]["rootfsPropagation"].as_str() {
+            Some("rshared") => Some("shared"),
+            Some("rslave") => Some("slave"),
+            Some("rprivate") => Some("private"),
+            Some("runbindable") => Some("unbindable"),
+            _ => None,
+        };
+        // libcontainer names a container without an absolute cgroupsPath `:youki:<id>` at
+        // the hierarchies' roots; runc's place is the id (or the relative path) below the
+        // caller's cgroup.
+        let cgroups = cfg["linux"].is_object() && !self.systemd_cgroup && {
+            let given = cfg["linux"]["cgroupsPath"].as_str().map(PathBuf::from);
+            let path = crate::cgroup_paths::container_cgroup(given.as_deref(), id);
+            let changed = given.as_deref() != Some(Path::new(&path));
+            cfg["linux"]["cgroupsPath"] = path.into();
+            changed
+        };
+        if plain.is_none() && !cgroups {
             return Ok(None);
-        };
-        let plain = match prop {
-            "rshared" => "shared",
-            "rslave" => "slave",
-            "rprivate" => "private",
-            "runbindable" => "unbindable",
-            _ => return Ok(None),
-        };
-        cfg["linux"]["rootfsPropagation"] = plain.into();
+        }
+        if let Some(plain) = plain {
+            cfg["linux"]["rootfsPropagation"] = plain.into();
+        }
         if let Some(root) = cfg["root"]["path"].as_str() {
             let abs = bundle.join(root);
             cfg["root"]["path"] = abs.display().to_string().into();
@@ -960,6 +994,17 @@ impl Runtime {
             }
             process_file = self.exec_process_file(&c, opts)?;
         }
+        // The process joins the container's cgroups that libcontainer does not manage (named
+        // hierarchies, the unified one of a hybrid host), as runc's exec does.
+        let joined: Vec<PathBuf> =
+            std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("/sys/fs/cgroup/"))
+                .map(PathBuf::from)
+                .filter(|d| d.is_dir())
+                .collect();
+        let entered = crate::cgroup_paths::enter(joined)?;
         let builder = self.builder(
             id,
             &what,
@@ -974,6 +1019,7 @@ impl Runtime {
             .with_detach(opts.console_socket.is_some())
             .with_process(Some(process_file.path()))
             .build();
+        entered.leave();
         drop(process_file);
         pid.map(|p| p.as_raw())
             .map_err(|e| RuntimeError::container(&what, e))

@@ -1,0 +1,302 @@
+//! Where a container's cgroups are, as runc's cgroupfs driver places them: in every
+//! hierarchy, named v1 ones (`name=systemd`) and the unified one of a hybrid host included,
+//! at `cgroupsPath` when it is absolute, else below the caller's own cgroup, with the
+//! container id as the default name.
+//!
+//! libcontainer manages the v1 controllers only and names a container without `cgroupsPath`
+//! `:youki:<id>`; the rest is done here. A container left at `/` of a hierarchy makes CRIU
+//! dump that hierarchy's whole tree, other services' cgroups among them, and a restore then
+//! depends on every one of them still being there.
+
+use crate::error::{Result, RuntimeError};
+use std::path::{Path, PathBuf};
+
+/// This host's cgroup v1 hierarchies: where each is mounted and its controller set
+/// (`cpu,cpuacct`, `memory`, ...) or, for a named hierarchy, its name (`name=systemd`).
+pub fn v1_hierarchies() -> Vec<(PathBuf, String)> {
+    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+    {
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = after.split(' ').collect();
+        if f.first() != Some(&"cgroup") {
+            continue;
+        }
+        let options = f.get(2).unwrap_or(&"");
+        let ctrls: Vec<&str> = options
+            .split(',')
+            .filter(|o| known.iter().any(|k| k == o))
+            .collect();
+        let Some(mp) = before.split(' ').nth(4) else {
+            continue;
+        };
+        let set = if ctrls.is_empty() {
+            match options.split(',').find(|o| o.starts_with("name=")) {
+                Some(name) => name.to_string(),
+                None => continue,
+            }
+        } else {
+            ctrls.join(",")
+        };
+        if out.iter().all(|(_, s)| *s != set) {
+            out.push((
+                PathBuf::from(
+                    String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),
+                ),
+                set,
+            ));
+        }
+    }
+    out
+}
+
+/// The unified hierarchy's mount point on a hybrid host (cgroup2 beside v1 hierarchies).
+pub fn hybrid_unified() -> Option<PathBuf> {
+    if v1_hierarchies().is_empty() {
+        return None;
+    }
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            (after.split(' ').next() == Some("cgroup2")).then(|| {
+                before.split(' ').nth(4).map(|mp| {
+                    PathBuf::from(
+                        String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes()))
+                            .into_owned(),
+                    )
+                })
+            })?
+        })
+}
+
+/// Normalise a cgroup path: absolute, no empty, `.` or `..` components (a `..` cannot climb
+/// above the root, as runc's CleanPath).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The caller's own cgroup, from `/proc/self/cgroup` text: the path most v1 controller
+/// hierarchies agree on, or the unified one on a cgroup v2 host. One path serves every
+/// hierarchy (libcontainer takes one): where the caller sits in different cgroups in
+/// different hierarchies, runc would follow each, ferry the majority.
+fn own_cgroup(proc_cgroup: &str) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut unified = None;
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if id == "0" && ctrls.is_empty() {
+            unified = Some(path.to_string());
+        } else if !ctrls.starts_with("name=") && !ctrls.is_empty() {
+            match counts.iter_mut().find(|(p, _)| p == path) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((path.to_string(), 1)),
+            }
+        }
+    }
+    // On a cgroup v2 host a scope holds processes already, and v2 allows no children with
+    // controllers beside them: runc goes up to the scope's parent.
+    let unified = unified.map(|u| match u.rsplit_once('/') {
+        Some((parent, leaf)) if leaf.ends_with(".scope") => parent.to_string(),
+        _ => u,
+    });
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(p, _)| p)
+        .or(unified)
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The container's cgroup path in every hierarchy, as runc's cgroupfs driver resolves it:
+/// `cgroupsPath` when absolute; relative (or unset: the id) below the caller's own cgroup.
+pub fn container_cgroup(cgroups_path: Option<&Path>, id: &str) -> String {
+    let given = cgroups_path.map(|p| p.to_string_lossy().into_owned());
+    match given {
+        Some(p) if p.starts_with('/') => clean(&p),
+        other => {
+            let rel = other.filter(|p| !p.is_empty()).unwrap_or_else(|| id.into());
+            let own = own_cgroup(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
+            clean(&format!("{own}/{rel}"))
+        }
+    }
+}
+
+/// The hierarchies libcontainer leaves alone: named v1 ones and the unified one of a
+/// hybrid host (their mount points).
+fn unmanaged_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = v1_hierarchies()
+        .into_iter()
+        .filter(|(_, name)| name.starts_with("name="))
+        .map(|(mp, _)| mp)
+        .collect();
+    roots.extend(hybrid_unified());
+    roots
+}
+
+/// This process's cgroup directories in the hierarchies libcontainer leaves alone.
+fn own_unmanaged() -> Vec<PathBuf> {
+    let me = std::process::id() as i32;
+    let text = std::fs::read_to_string(format!("/proc/{me}/cgroup")).unwrap_or_default();
+    let hierarchies = v1_hierarchies();
+    let unified = hybrid_unified();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(3, ':');
+            let (id, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let root = if id == "0" && ctrls.is_empty() {
+                unified.clone()
+            } else if ctrls.starts_with("name=") {
+                hierarchies
+                    .iter()
+                    .find(|(_, n)| n == ctrls)
+                    .map(|(mp, _)| mp.clone())
+            } else {
+                None
+            }?;
+            Some(root.join(path.trim_start_matches('/')))
+        })
+        .collect()
+}
+
+fn move_self(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())
+}
+
+/// Where this process was before [`enter_unmanaged`], and the directories it entered.
+#[derive(Debug, Default)]
+pub struct Entered {
+    pub dirs: Vec<PathBuf>,
+    previous: Vec<PathBuf>,
+}
+
+/// Move this process into the container's cgroup `path` of the hierarchies libcontainer
+/// leaves alone, so that the container's init, forked next, starts there (and mounts its
+/// own cgroup there, as with runc). [`Entered::leave`] comes back.
+pub fn enter_unmanaged(path: &str) -> Result<Entered> {
+    let dirs = unmanaged_roots()
+        .into_iter()
+        .map(|root| root.join(path.trim_start_matches('/')))
+        .collect();
+    enter(dirs)
+}
+
+/// Move this process into the cgroup directories `dirs` (made when missing), so that a
+/// process it forks next starts there; [`Entered::leave`] comes back.
+pub fn enter(dirs: Vec<PathBuf>) -> Result<Entered> {
+    let mut entered = Entered {
+        dirs: Vec::new(),
+        previous: own_unmanaged(),
+    };
+    for dir in dirs {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::io(format!("creating cgroup {}", dir.display()), e))?;
+        entered.dirs.push(dir.clone());
+        if let Err(e) = move_self(&dir) {
+            entered.leave();
+            entered.remove();
+            return Err(RuntimeError::io(
+                format!("entering cgroup {}", dir.display()),
+                e,
+            ));
+        }
+    }
+    Ok(entered)
+}
+
+impl Entered {
+    /// Back to the cgroups this process had.
+    pub fn leave(&self) {
+        for dir in &self.previous {
+            if let Err(e) = move_self(dir) {
+                tracing::warn!("returning to cgroup {}: {e}", dir.display());
+            }
+        }
+    }
+
+    /// Remove the entered directories (after a failed create).
+    pub fn remove(&self) {
+        for dir in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The directories of `pid`'s cgroups in the hierarchies libcontainer leaves alone (named
+/// v1 ones, the unified one of a hybrid host), when they are not a hierarchy's root.
+pub fn unmanaged_of(pid: i32) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let hierarchies = v1_hierarchies();
+    let unified = hybrid_unified();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if path == "/" {
+            continue;
+        }
+        let root = if id == "0" && ctrls.is_empty() {
+            unified.clone()
+        } else if ctrls.starts_with("name=") {
+            hierarchies
+                .iter()
+                .find(|(_, n)| n == ctrls)
+                .map(|(mp, _)| mp.clone())
+        } else {
+            None
+        };
+        if let Some(root) = root {
+            out.push(root.join(path.trim_start_matches('/')));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_callers_cgroup() {
+        let text = "9:name=systemd:/user.slice\n4:memory:/a/b\n3:cpu:/\n2:pids:/\n0::/user.slice\n";
+        assert_eq!(own_cgroup(text), "/");
+        let text = "3:cpu:/svc\n2:pids:/svc\n1:memory:/\n0::/\n";
+        assert_eq!(own_cgroup(text), "/svc");
+        assert_eq!(own_cgroup("0::/x.slice/y\n"), "/x.slice/y");
+        assert_eq!(
+            own_cgroup("0::/user.slice/session-1.scope\n"),
+            "/user.slice"
+        );
+        assert_eq!(clean("/a//b/./c/../d"), "/a/b/d");
+        assert_eq!(clean("/../.."), "/");
+        assert_eq!(container_cgroup(Some(Path::new("/abs//x")), "id"), "/abs/x");
+    }
+}
