@@ -10,6 +10,7 @@ use crate::boundary::{
     classify, host_tied_mounts, volume_propagation, without_host_mounts, Boundary, Volume,
     VolumePropagation, BOUNDARY_FILE,
 };
+use crate::cleanup::RestoreUndo;
 use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
 use crate::lifecycle::{load_bundle_spec, validate_id, Runtime};
@@ -136,10 +137,30 @@ fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
     })
 }
 
+/// Open the image or work directory, creating it (and missing parents) readable by root
+/// only, as runc does: it holds the container's memory.
 fn open_dir(path: &Path, what: &str) -> Result<File> {
-    std::fs::create_dir_all(path)
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
         .map_err(|e| RuntimeError::io(format!("creating {what} {}", path.display()), e))?;
     File::open(path).map_err(|e| RuntimeError::io(format!("opening {what} {}", path.display()), e))
+}
+
+/// Write one of ferry's image files, readable by its owner only (also when it existed).
+fn write_image_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> RuntimeError {
@@ -238,7 +259,7 @@ impl Runtime {
             let text = image
                 .to_json()
                 .map_err(|e| RuntimeError::Invalid(format!("encoding the mount image: {e}")))?;
-            std::fs::write(opts.common.image_path.join(MOUNT_IMAGE), text)
+            write_image_file(&opts.common.image_path.join(MOUNT_IMAGE), text.as_bytes())
                 .map_err(|e| RuntimeError::io(format!("writing {MOUNT_IMAGE}"), e))?;
             let descriptors: Vec<String> = (0..3)
                 .map(|fd| {
@@ -249,7 +270,7 @@ impl Runtime {
                 .collect();
             let text = serde_json::to_vec(&descriptors)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding descriptors: {e}")))?;
-            std::fs::write(opts.common.image_path.join(DESCRIPTORS), text)
+            write_image_file(&opts.common.image_path.join(DESCRIPTORS), &text)
                 .map_err(|e| RuntimeError::io("writing descriptors.json", e))?;
         }
 
@@ -328,7 +349,7 @@ impl Runtime {
             o.set_ext_sharing(true);
             let text = serde_json::to_vec_pretty(&boundary)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding {BOUNDARY_FILE}: {e}")))?;
-            std::fs::write(opts.common.image_path.join(BOUNDARY_FILE), text)
+            write_image_file(&opts.common.image_path.join(BOUNDARY_FILE), &text)
                 .map_err(|e| RuntimeError::io(format!("writing {BOUNDARY_FILE}"), e))?;
         }
         for key in external {
@@ -360,8 +381,14 @@ impl Runtime {
             "dump.log"
         });
         let op = if opts.pre_dump { "pre-dump" } else { "dump" };
+        // CRIU's images hold the container's memory: readable by root only.
+        let private_files: crate::criu::PreExec = Box::new(|| {
+            // SAFETY: umask only sets the calling process's file mode mask.
+            unsafe { libc::umask(0o077) };
+            Ok(())
+        });
         let resp = criu
-            .call(req, &mut |_n: Notification| Ok(()), None)
+            .call(req, &mut |_n: Notification| Ok(()), Some(private_files))
             .map_err(|e| criu_failed(op, e, &log))?;
         if !resp.success() {
             return Err(criu_failed(
@@ -378,11 +405,15 @@ impl Runtime {
             // As runc: the dumped container's tasks are gone; remove it so that its id can be
             // restored.
             c.refresh_status().ok();
+            crate::cleanup::prepare_delete(&dir)?;
             c.delete(true).map_err(|e| {
                 RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
             })?;
-            let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+            for path in [dir.clone(), self.shadow_bundle(id)] {
+                if let Err(e) = crate::cleanup::remove_state_path(&self.root, &path) {
+                    tracing::warn!("{e}");
+                }
+            }
         }
         Ok(())
     }
@@ -413,6 +444,7 @@ impl Runtime {
                 opts.common.image_path.display()
             )));
         }
+        crate::images::check_page_images(&opts.common.image_path)?;
         // Every bind source must exist on this host before anything is made.
         let mut ext = Vec::new();
         for (dest, src) in bind_mounts(&spec) {
@@ -442,41 +474,34 @@ impl Runtime {
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+        let lock = StateLock::lock_dir(&dir, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e));
+        let lock = match lock {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = crate::cleanup::remove_state_path(&self.root, &dir);
+                return Err(e);
+            }
+        };
         drop(root_lock);
-        let mut restored_pid: Option<i32> = None;
-        let result = self.restore_inner(
-            id,
-            opts,
-            &spec,
-            &bundle,
-            &ext,
-            &criu,
-            &dir,
-            &mut restored_pid,
-        );
-        if let Err(e) = &result {
-            tracing::error!("restore of \"{id}\" failed, removing what it made: {e}");
-            if let Some(pid) = restored_pid {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            }
-            let extra = std::fs::read_to_string(dir.join(crate::lifecycle::EXTRA_CGROUPS))
-                .unwrap_or_default();
-            if let Ok(mut c) = Container::load(dir.clone()) {
-                let _ = c.delete(true);
-            }
-            for cg in extra.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
-                let _ = std::fs::remove_dir(cg);
-            }
-            // CRIU's root bind lives in ferry's own namespace; it must go before the
-            // directory can.
-            let _ = nix::mount::umount2(&dir.join("criu-root"), nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir_all(&dir);
+        // From here on, everything this restore makes is undone unless it succeeds.
+        let undo = RestoreUndo {
+            runtime: self,
+            id: id.to_string(),
+            dir: dir.clone(),
+            pid_file: opts.pid_file.clone(),
+            restored: std::cell::Cell::new(None),
+            armed: true,
+            _lock: lock,
+        };
+        // As runc's restore: ferry reaps as a subreaper, so that what CRIU leaves behind when
+        // it dies (helpers, half-restored tasks) comes to ferry, which ends it on failure.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::debug!("becoming a subreaper: {e}");
         }
-        result
+        let pid = self.restore_inner(id, opts, &spec, &bundle, &ext, &criu, &dir, &undo)?;
+        undo.disarm();
+        Ok(pid)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -489,10 +514,8 @@ impl Runtime {
         ext: &[(PathBuf, PathBuf)],
         criu: &Criu,
         dir: &Path,
-        restored_pid: &mut Option<i32>,
+        undo: &RestoreUndo<'_>,
     ) -> Result<i32> {
-        let _lock = StateLock::lock_dir(dir, true)
-            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, dir)
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         c.set_systemd(self.systemd_cgroup);
@@ -726,9 +749,15 @@ impl Runtime {
             match n.script.as_str() {
                 "setup-namespaces" => {
                     seen_pid = Some(n.pid);
+                    undo.note_restored(n.pid);
                     manager
                         .add_task(nix::unistd::Pid::from_raw(n.pid))
                         .map_err(|e| format!("placing the restored init in its cgroup: {e}"))?;
+                    // Recorded at once, still `creating`: should ferry die before the end,
+                    // `state`, `kill` and `delete` find the restored task (in its cgroup).
+                    c.set_pid(n.pid);
+                    c.save()
+                        .map_err(|e| format!("recording the restored init's pid: {e}"))?;
                     manager
                         .apply(&ControllerOpt {
                             resources: &resources,
@@ -740,6 +769,7 @@ impl Runtime {
                 }
                 "post-restore" => {
                     seen_pid = Some(n.pid);
+                    undo.note_restored(n.pid);
                     if let Some(p) = &pid_file {
                         write_pid_file(p, n.pid)
                             .map_err(|e| format!("writing pid file {}: {e}", p.display()))?;
@@ -760,7 +790,6 @@ impl Runtime {
             Ok(())
         };
         let resp = criu.call(req, &mut notify, None);
-        *restored_pid = seen_pid;
         let resp = resp.map_err(|e| criu_failed("restore", e, &log))?;
         if !resp.success() {
             return Err(criu_failed(
@@ -779,7 +808,7 @@ impl Runtime {
             .map(|r| r.pid())
             .or(seen_pid)
             .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
-        *restored_pid = Some(pid);
+        undo.note_restored(pid);
         // A container is restored running (as runc does), also when its checkpoint was taken
         // while paused.
         manager

@@ -3,9 +3,11 @@
 
 pub mod boundary;
 pub mod checkpoint;
+pub mod cleanup;
 pub mod criu;
 pub mod error;
 pub mod features;
+pub mod images;
 pub mod lifecycle;
 pub mod lock;
 pub mod sealed;

@@ -312,12 +312,18 @@ impl Runtime {
     }
 
     fn cleanup_failed_create(&self, id: &str) {
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
         let dir = self.container_dir(id);
-        if let Ok(mut c) = Container::load(dir.clone()) {
-            let _ = c.delete(true);
+        // libcontainer's delete removes the directory recursively: only with nothing mounted.
+        if crate::cleanup::prepare_delete(&dir).is_ok() {
+            if let Ok(mut c) = Container::load(dir.clone()) {
+                let _ = c.delete(true);
+            }
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        for path in [self.shadow_bundle(id), dir] {
+            if let Err(e) = crate::cleanup::remove_state_path(&self.root, &path) {
+                tracing::warn!("{e}");
+            }
+        }
     }
 
     /// `start`: let a created container's init run its program.
@@ -410,7 +416,8 @@ impl Runtime {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => true,
             // `kill --all` of a stopped container reaches processes its init left behind.
             ContainerStatus::Stopped => all,
-            ContainerStatus::Creating => false,
+            // Only a restore that was interrupted leaves `creating` with a pid: its tasks run.
+            ContainerStatus::Creating => c.pid().is_some(),
         };
         if !signallable {
             return Err(RuntimeError::NotRunning {
@@ -418,6 +425,10 @@ impl Runtime {
                 id: id.into(),
                 status: status_name(status).into(),
             });
+        }
+        if status == ContainerStatus::Creating {
+            // libcontainer signals only containers it knows to be up.
+            c.set_status(ContainerStatus::Running);
         }
         c.kill(signal, all)
             .map_err(|e| RuntimeError::container(format!("signalling container \"{id}\""), e))?;
@@ -443,7 +454,13 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         let status = c.status();
-        if !force && matches!(status, ContainerStatus::Running | ContainerStatus::Paused) {
+        // `creating` after loading: an interrupted restore whose task lives.
+        if !force
+            && matches!(
+                status,
+                ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating
+            )
+        {
             return Err(RuntimeError::WrongState {
                 op: "delete",
                 id: id.into(),
@@ -453,6 +470,7 @@ impl Runtime {
         }
         let extra_cgroups =
             std::fs::read_to_string(self.container_dir(id).join(EXTRA_CGROUPS)).unwrap_or_default();
+        crate::cleanup::prepare_delete(&self.container_dir(id))?;
         c.delete(force)
             .map_err(|e| RuntimeError::container(format!("deleting container \"{id}\""), e))?;
         // Cgroups outside libcontainer's care that a restore put the container in.
@@ -462,10 +480,10 @@ impl Runtime {
         {
             let _ = std::fs::remove_dir(cg);
         }
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
-        let dir = self.container_dir(id);
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        for path in [self.shadow_bundle(id), self.container_dir(id)] {
+            if let Err(e) = crate::cleanup::remove_state_path(&self.root, &path) {
+                tracing::warn!("{e}");
+            }
         }
         Ok(())
     }
