@@ -491,6 +491,7 @@ impl Runtime {
             dir: dir.clone(),
             pid_file: opts.pid_file.clone(),
             restored: std::cell::Cell::new(None),
+            made_in_rootfs: std::cell::RefCell::new(None),
             armed: true,
             _lock: lock,
         };
@@ -568,7 +569,7 @@ impl Runtime {
         .map_err(|e| {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
-        create_mountpoints(&rootfs, spec, bundle);
+        undo.note_made_in_rootfs(&rootfs, create_mountpoints(&rootfs, spec, bundle));
         let images = open_dir(&opts.common.image_path, "image directory")?;
         let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
@@ -915,17 +916,43 @@ impl Runtime {
 
 /// CRIU mounts onto the paths it recorded; in a fresh root filesystem (an imported
 /// checkpoint, another host) the bundle's mount points may not exist yet. Create them, never
-/// following a symlink out of the root; what cannot be made is left for CRIU to report.
-fn create_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, bundle: &Path) {
+/// following a symlink out of the root; what cannot be made is left for CRIU to report. A
+/// mount point beneath another of the bundle's mounts (`/dev/pts` in `/dev`'s tmpfs) lies in
+/// that mount, which CRIU restores, not in the root filesystem. Returns what was made
+/// (relative path, whether a file), parents first, for a failed restore to take away again.
+fn create_mountpoints(
+    rootfs: &Path,
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+) -> Vec<(String, bool)> {
     use std::os::fd::AsFd;
-    let Ok(root) = File::open(rootfs) else { return };
+    let mut made = Vec::new();
+    let Ok(root) = File::open(rootfs) else {
+        return made;
+    };
+    let normal = |p: &Path| -> String {
+        p.components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let destinations: Vec<String> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| normal(m.destination()))
+        .filter(|d| !d.is_empty())
+        .collect();
     for m in spec.mounts().iter().flatten() {
-        let rel = m
-            .destination()
-            .to_string_lossy()
-            .trim_matches('/')
-            .to_string();
-        if rel.is_empty() {
+        let rel = normal(m.destination());
+        if rel.is_empty()
+            || destinations
+                .iter()
+                .any(|d| rel.starts_with(&format!("{d}/")))
+        {
             continue;
         }
         let file = m.source().as_ref().is_some_and(|src| {
@@ -936,10 +963,26 @@ fn create_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, bundle: &Pa
             };
             std::fs::metadata(src).is_ok_and(|md| !md.is_dir())
         });
+        // What is missing now is what the call below makes.
+        let comps: Vec<&str> = rel.split('/').collect();
+        let first_missing = (1..=comps.len()).find(|&n| {
+            mountv2::sys::open_beneath(
+                root.as_fd(),
+                &comps[..n].join("/"),
+                rustix::fs::OFlags::PATH,
+            )
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        });
         if let Err(e) = mountv2::sys::open_or_create_mountpoint(root.as_fd(), &rel, file) {
             tracing::debug!("mount point /{rel} in {}: {e}", rootfs.display());
         }
+        if let Some(n) = first_missing {
+            for k in n..=comps.len() {
+                made.push((comps[..k].join("/"), file && k == comps.len()));
+            }
+        }
     }
+    made
 }
 
 fn load_mount_image(path: &Path) -> Result<mountv2::image::MountImage> {

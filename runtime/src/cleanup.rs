@@ -258,6 +258,9 @@ pub(crate) struct RestoreUndo<'a> {
     pub pid_file: Option<PathBuf>,
     /// The restored init, once CRIU has named it.
     pub restored: std::cell::Cell<Option<i32>>,
+    /// Mount points made in the bundle's root filesystem: the root filesystem, and paths
+    /// relative to it (whether a file), parents first.
+    pub made_in_rootfs: std::cell::RefCell<Option<(PathBuf, Vec<(String, bool)>)>>,
     pub armed: bool,
     pub _lock: crate::lock::StateLock,
 }
@@ -265,6 +268,10 @@ pub(crate) struct RestoreUndo<'a> {
 impl RestoreUndo<'_> {
     pub fn note_restored(&self, pid: i32) {
         self.restored.set(Some(pid));
+    }
+
+    pub fn note_made_in_rootfs(&self, rootfs: &Path, made: Vec<(String, bool)>) {
+        *self.made_in_rootfs.borrow_mut() = Some((rootfs.to_path_buf(), made));
     }
 
     /// The restore succeeded: keep everything.
@@ -326,6 +333,9 @@ impl RestoreUndo<'_> {
         if let Err(e) = remove_state_path(&self.runtime.root, &self.dir) {
             tracing::error!("removing the state of \"{id}\": {e}");
         }
+        if let Some((rootfs, made)) = self.made_in_rootfs.borrow().as_ref() {
+            remove_made_mountpoints(rootfs, made);
+        }
     }
 }
 
@@ -333,6 +343,41 @@ impl Drop for RestoreUndo<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.undo();
+        }
+    }
+}
+
+/// Take away mount points made in the root filesystem `rootfs` (paths relative to it, parents
+/// first, whether a file): deepest first, a directory only when empty, a file only when it is
+/// an empty regular file; never following a symbolic link.
+pub fn remove_made_mountpoints(rootfs: &Path, made: &[(String, bool)]) {
+    let Ok(root) = std::fs::File::open(rootfs) else {
+        return;
+    };
+    for (rel, file) in made.iter().rev() {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel.as_str()));
+        let Ok(dir) =
+            mountv2::sys::open_beneath(root.as_fd(), parent, OFlags::RDONLY | OFlags::DIRECTORY)
+        else {
+            continue;
+        };
+        let removed = if *file {
+            let empty_file =
+                rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+                    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_size == 0
+                });
+            if !empty_file {
+                continue;
+            }
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty())
+        } else {
+            rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)
+        };
+        if let Err(e) = removed {
+            tracing::debug!(
+                "removing mount point /{rel} made in {}: {e}",
+                rootfs.display()
+            );
         }
     }
 }

@@ -149,7 +149,16 @@ impl Criu {
             .map_err(|e| CriuError::NotFound(format!("running {}: {e}", self.path.display())))?;
         drop(theirs);
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let result = converse(&ours, req, notify, deadline, self.timeout);
+        let result = converse(
+            &ours,
+            req,
+            notify,
+            &mut Waiting {
+                criu: &mut child,
+                deadline,
+                limit: self.timeout,
+            },
+        );
         drop(ours);
         match &result {
             // CRIU exits after its reply; a CRIU that does not is ended like a hung one.
@@ -190,9 +199,10 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> bool {
 }
 
 /// Kill CRIU and everything it started (helpers, action scripts, tasks it was restoring that
-/// are still its children), then reap it.
+/// are still its children), then reap it. A CRIU already reaped is not looked for by its pid,
+/// which may name another process by now (its orphans went to a subreaper or init).
 fn end(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
+    if let (Ok(None), Ok(pid)) = (child.try_wait(), i32::try_from(child.id())) {
         let killed = crate::cleanup::kill_tree(pid, false);
         tracing::debug!("killed CRIU ({pid}) and its processes: {killed:?}");
     }
@@ -213,26 +223,60 @@ fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
     Ok(())
 }
 
+/// How the conversation waits: for CRIU's process and until the deadline.
+struct Waiting<'a> {
+    criu: &'a mut Child,
+    deadline: Option<Instant>,
+    /// The configured limit, for the message.
+    limit: Option<Duration>,
+}
+
+/// How often a wait for CRIU's reply looks whether CRIU still runs: its socket can outlive
+/// it, held open by tasks it forked, so a dead CRIU does not always close the connection.
+const LIVENESS_POLL: Duration = Duration::from_millis(200);
+
 fn receive(
     sock: &OwnedFd,
-    deadline: Option<Instant>,
-    limit: Option<Duration>,
+    waiting: &mut Waiting<'_>,
 ) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
-    use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
-    let timed_out = || CriuError::Timeout(limit.map(|l| l.as_secs()).unwrap_or_default());
-    if let Some(deadline) = deadline {
-        // A receive timeout of zero means none: a deadline already past is a timeout here.
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
+    use nix::sys::socket::{setsockopt, sockopt};
+    loop {
+        let slice = match waiting.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(CriuError::Timeout(
+                        waiting.limit.map(|l| l.as_secs()).unwrap_or_default(),
+                    ));
+                }
+                left.min(LIVENESS_POLL)
+            }
+            None => LIVENESS_POLL,
+        };
+        // A receive timeout of zero would mean none.
         let tv = nix::sys::time::TimeVal::new(
-            i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            i64::from(left.subsec_micros()).max(1),
+            i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
+            i64::from(slice.subsec_micros()).max(1),
         );
         setsockopt(sock, sockopt::ReceiveTimeout, &tv)
             .map_err(|e| CriuError::Rpc(format!("setting the reply timeout: {e}")))?;
+        match receive_once(sock) {
+            Ok(r) => return r,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                if let Ok(Some(status)) = waiting.criu.try_wait() {
+                    return Err(CriuError::Rpc(format!(
+                        "CRIU exited ({status}) without a reply (it crashed or was killed; see its log)"
+                    )));
+                }
+            }
+            Err(e) => return Err(CriuError::Rpc(format!("receiving reply: {e}"))),
+        }
     }
+}
+
+/// One message from CRIU, with the descriptor it may carry.
+fn receive_once(sock: &OwnedFd) -> nix::Result<Result<(Criu_resp, Option<OwnedFd>), CriuError>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; 1 << 20];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
@@ -241,11 +285,7 @@ fn receive(
         &mut iov,
         Some(&mut cmsg),
         MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| match e {
-        nix::errno::Errno::EAGAIN => timed_out(),
-        e => CriuError::Rpc(format!("receiving reply: {e}")),
-    })?;
+    )?;
     let mut fd = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
@@ -262,26 +302,25 @@ fn receive(
     }
     let n = msg.bytes;
     if n == 0 {
-        return Err(CriuError::Rpc(
+        return Ok(Err(CriuError::Rpc(
             "CRIU closed the connection without a reply (it crashed or was killed; see its log)"
                 .into(),
-        ));
+        )));
     }
-    let resp = Criu_resp::parse_from_bytes(&buf[..n])
-        .map_err(|e| CriuError::Rpc(format!("decoding reply: {e}")))?;
-    Ok((resp, fd))
+    Ok(Criu_resp::parse_from_bytes(&buf[..n])
+        .map(|resp| (resp, fd))
+        .map_err(|e| CriuError::Rpc(format!("decoding reply: {e}"))))
 }
 
 fn converse(
     sock: &OwnedFd,
     req: Criu_req,
     notify: &mut dyn FnMut(Notification) -> Result<(), String>,
-    deadline: Option<Instant>,
-    limit: Option<Duration>,
+    waiting: &mut Waiting<'_>,
 ) -> Result<Criu_resp, CriuError> {
     send(sock, &req)?;
     loop {
-        let (resp, fd) = receive(sock, deadline, limit)?;
+        let (resp, fd) = receive(sock, waiting)?;
         if resp.type_() != Criu_req_type::NOTIFY {
             return Ok(resp);
         }
