@@ -176,14 +176,15 @@ fn criu_killed_mid_restore() {
     let out = faults(
         "CRIU killed",
         r#"act post-restore 'kill -9 $PPID'
-restore; says CRIU; intact; leftovers
+restore; says "crashed or was killed"; intact; leftovers
 act setup-namespaces 'kill -9 $PPID'
-restore; says CRIU; intact; leftovers"#,
+restore; says "crashed or was killed"; intact; leftovers"#,
     );
     assert_eq!(
         out,
         format!(
-            "restore: rc=1\nsays: CRIU\n{NOTHING_LOST}restore: rc=1\nsays: CRIU\n{NOTHING_LOST}"
+            "restore: rc=1\nsays: crashed or was killed\n{NOTHING_LOST}\
+             restore: rc=1\nsays: crashed or was killed\n{NOTHING_LOST}"
         )
     );
 }

@@ -246,6 +246,10 @@ fn empty_dir(dir: BorrowedFd<'_>, path: &Path, depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// Mount points made in a root filesystem: paths relative to it (whether a file), parents
+/// first.
+pub type MadeMountpoints = Vec<(String, bool)>;
+
 /// Undoes a restore that did not finish, when dropped armed: kills what the restore started
 /// (the restored tasks, anything CRIU left, everything in the container's cgroups), removes
 /// the cgroups, a pid file naming a restored task, and the state directory, unmounting what is
@@ -260,7 +264,7 @@ pub(crate) struct RestoreUndo<'a> {
     pub restored: std::cell::Cell<Option<i32>>,
     /// Mount points made in the bundle's root filesystem: the root filesystem, and paths
     /// relative to it (whether a file), parents first.
-    pub made_in_rootfs: std::cell::RefCell<Option<(PathBuf, Vec<(String, bool)>)>>,
+    pub made_in_rootfs: std::cell::RefCell<Option<(PathBuf, MadeMountpoints)>>,
     pub armed: bool,
     pub _lock: crate::lock::StateLock,
 }
