@@ -362,3 +362,27 @@ sleep 0.3; [ "$(count)" -gt "$prev" ] && echo "counts""#
         format!("cycles: {cycles} of {cycles}\nrunning\ncounts\n")
     );
 }
+
+#[test]
+fn delete_and_checkpoint_never_reach_into_mounts_in_the_state_dir() {
+    if !require_root() {
+        return;
+    }
+    // Something mounted inside a container's state directory (as CRIU's root bind is during a
+    // restore): removing the container must unmount it, not delete through it.
+    let out = faults(
+        "mounts in the state directory",
+        r#"r run -d --bundle $B rs-c2 </dev/null >/dev/null 2>&1
+mkdir $ST/rs-c2/x; mount --bind $B/rootfs $ST/rs-c2/x
+r delete --force rs-c2 && echo "delete: ok"
+intact; leftovers
+r run -d --bundle $B rs-c3 </dev/null >/dev/null 2>&1; sleep 0.3
+mkdir $ST/rs-c3/x; mount --bind $W/vol $ST/rs-c3/x
+r checkpoint --image-path $W/ck3 rs-c3 && echo "checkpoint: ok"
+intact; leftovers"#,
+    );
+    assert_eq!(
+        out,
+        format!("delete: ok\n{NOTHING_LOST}checkpoint: ok\n{NOTHING_LOST}")
+    );
+}

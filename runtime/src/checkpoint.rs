@@ -930,10 +930,12 @@ fn create_mountpoints(
     let Ok(root) = File::open(rootfs) else {
         return made;
     };
+    // Relative, without empty or `.` parts; `..` is kept for open_beneath to refuse.
     let normal = |p: &Path| -> String {
         p.components()
             .filter_map(|c| match c {
                 std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                std::path::Component::ParentDir => Some("..".into()),
                 _ => None,
             })
             .collect::<Vec<_>>()

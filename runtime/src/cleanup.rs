@@ -304,7 +304,11 @@ impl RestoreUndo<'_> {
                 });
             match manager {
                 Ok(m) => {
-                    // Tasks that were moved into the cgroup but are no children of ferry.
+                    // Tasks that were moved into the cgroup but are no children of ferry. A
+                    // frozen task (a checkpoint taken while paused) dies only once thawed.
+                    if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
+                        tracing::debug!("thawing the cgroups of \"{id}\": {e}");
+                    }
                     for _ in 0..50 {
                         let pids = m.get_all_pids().unwrap_or_default();
                         if pids.is_empty() {
