@@ -491,6 +491,22 @@ pub fn kill_tree(root: i32, spare_root: bool) -> Vec<i32> {
     killed
 }
 
+/// Whether `pid` is gone (or a zombie) within a few seconds: dying takes a moment under load.
+#[cfg(test)]
+pub(crate) fn dies(pid: i32) -> bool {
+    for _ in 0..250 {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = st
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,15 +566,7 @@ mod tests {
         assert!(killed.contains(&pid));
         let _ = child.wait();
         for p in found {
-            // Reaped by init or a subreaper; gone or a zombie.
-            let st = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let state = st
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next());
-            assert!(
-                matches!(state, None | Some("Z") | Some("X")),
-                "{p} lives: {st}"
-            );
+            assert!(dies(p), "{p} lives on");
         }
     }
 }
