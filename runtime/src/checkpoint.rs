@@ -10,6 +10,7 @@ use crate::boundary::{
     check_ties, classify, host_tied_mounts, record_ties, volume_propagation, without_host_mounts,
     Boundary, HostAnchor, HostNames, Tie, TieKind, Volume, VolumePropagation, BOUNDARY_FILE,
 };
+use crate::cleanup::RestoreUndo;
 use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
 use crate::lifecycle::{load_bundle_spec, validate_id, Runtime};
@@ -136,10 +137,30 @@ fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
     })
 }
 
+/// Open the image or work directory, creating it (and missing parents) readable by root
+/// only, as runc does: it holds the container's memory.
 fn open_dir(path: &Path, what: &str) -> Result<File> {
-    std::fs::create_dir_all(path)
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
         .map_err(|e| RuntimeError::io(format!("creating {what} {}", path.display()), e))?;
     File::open(path).map_err(|e| RuntimeError::io(format!("opening {what} {}", path.display()), e))
+}
+
+/// Write one of ferry's image files, readable by its owner only (also when it existed).
+fn write_image_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> RuntimeError {
@@ -237,7 +258,7 @@ impl Runtime {
             let text = image
                 .to_json()
                 .map_err(|e| RuntimeError::Invalid(format!("encoding the mount image: {e}")))?;
-            std::fs::write(opts.common.image_path.join(MOUNT_IMAGE), text)
+            write_image_file(&opts.common.image_path.join(MOUNT_IMAGE), text.as_bytes())
                 .map_err(|e| RuntimeError::io(format!("writing {MOUNT_IMAGE}"), e))?;
             let descriptors: Vec<String> = (0..3)
                 .map(|fd| {
@@ -248,7 +269,7 @@ impl Runtime {
                 .collect();
             let text = serde_json::to_vec(&descriptors)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding descriptors: {e}")))?;
-            std::fs::write(opts.common.image_path.join(DESCRIPTORS), text)
+            write_image_file(&opts.common.image_path.join(DESCRIPTORS), &text)
                 .map_err(|e| RuntimeError::io("writing descriptors.json", e))?;
         }
 
@@ -334,7 +355,7 @@ impl Runtime {
             o.set_ext_sharing(true);
             let text = serde_json::to_vec_pretty(&boundary)
                 .map_err(|e| RuntimeError::Invalid(format!("encoding {BOUNDARY_FILE}: {e}")))?;
-            std::fs::write(opts.common.image_path.join(BOUNDARY_FILE), text)
+            write_image_file(&opts.common.image_path.join(BOUNDARY_FILE), &text)
                 .map_err(|e| RuntimeError::io(format!("writing {BOUNDARY_FILE}"), e))?;
         }
         for key in external {
@@ -366,8 +387,14 @@ impl Runtime {
             "dump.log"
         });
         let op = if opts.pre_dump { "pre-dump" } else { "dump" };
+        // CRIU's images hold the container's memory: readable by root only.
+        let private_files: crate::criu::PreExec = Box::new(|| {
+            // SAFETY: umask only sets the calling process's file mode mask.
+            unsafe { libc::umask(0o077) };
+            Ok(())
+        });
         let resp = criu
-            .call(req, &mut |_n: Notification| Ok(()), None)
+            .call(req, &mut |_n: Notification| Ok(()), Some(private_files))
             .map_err(|e| criu_failed(op, e, &log))?;
         if !resp.success() {
             return Err(criu_failed(
@@ -384,11 +411,14 @@ impl Runtime {
             // As runc: the dumped container's tasks are gone; remove it so that its id can be
             // restored.
             c.refresh_status().ok();
+            crate::cleanup::prepare_delete(&dir)?;
             c.delete(true).map_err(|e| {
                 RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
             })?;
-            let _ = std::fs::remove_dir_all(&dir);
             self.remove_shadow_bundle(id);
+            if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
+                tracing::warn!("{e}");
+            }
         }
         Ok(())
     }
@@ -419,6 +449,7 @@ impl Runtime {
                 opts.common.image_path.display()
             )));
         }
+        crate::images::check_page_images(&opts.common.image_path)?;
         // Every bind source must exist on this host before anything is made.
         let mut ext = Vec::new();
         for (dest, src) in bind_mounts(&spec) {
@@ -446,41 +477,35 @@ impl Runtime {
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+        let lock = StateLock::lock_dir(&dir, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e));
+        let lock = match lock {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = crate::cleanup::remove_state_path(&self.root, &dir);
+                return Err(e);
+            }
+        };
         drop(root_lock);
-        let mut restored_pid: Option<i32> = None;
-        let result = self.restore_inner(
-            id,
-            opts,
-            &spec,
-            &bundle,
-            &ext,
-            &criu,
-            &dir,
-            &mut restored_pid,
-        );
-        if let Err(e) = &result {
-            tracing::error!("restore of \"{id}\" failed, removing what it made: {e}");
-            if let Some(pid) = restored_pid {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            }
-            let extra = std::fs::read_to_string(dir.join(crate::lifecycle::EXTRA_CGROUPS))
-                .unwrap_or_default();
-            if let Ok(mut c) = Container::load(dir.clone()) {
-                let _ = c.delete(true);
-            }
-            for cg in extra.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
-                let _ = std::fs::remove_dir(cg);
-            }
-            // CRIU's root bind lives in ferry's own namespace; it must go before the
-            // directory can.
-            let _ = nix::mount::umount2(&dir.join("criu-root"), nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir_all(&dir);
+        // From here on, everything this restore makes is undone unless it succeeds.
+        let undo = RestoreUndo {
+            runtime: self,
+            id: id.to_string(),
+            dir: dir.clone(),
+            pid_file: opts.pid_file.clone(),
+            restored: std::cell::Cell::new(None),
+            made_in_rootfs: std::cell::RefCell::new(None),
+            armed: true,
+            _lock: lock,
+        };
+        // As runc's restore: ferry reaps as a subreaper, so that what CRIU leaves behind when
+        // it dies (helpers, half-restored tasks) comes to ferry, which ends it on failure.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::debug!("becoming a subreaper: {e}");
         }
-        result
+        let pid = self.restore_inner(id, opts, &spec, &bundle, &ext, &criu, &dir, &undo)?;
+        undo.disarm();
+        Ok(pid)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -493,10 +518,8 @@ impl Runtime {
         ext: &[(PathBuf, PathBuf)],
         criu: &Criu,
         dir: &Path,
-        restored_pid: &mut Option<i32>,
+        undo: &RestoreUndo<'_>,
     ) -> Result<i32> {
-        let _lock = StateLock::lock_dir(dir, true)
-            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e))?;
         let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, dir)
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         c.set_systemd(self.systemd_cgroup);
@@ -554,7 +577,7 @@ impl Runtime {
         .map_err(|e| {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
-        create_mountpoints(&rootfs, spec, bundle);
+        undo.note_made_in_rootfs(&rootfs, create_mountpoints(&rootfs, spec, bundle));
         let images = open_dir(&opts.common.image_path, "image directory")?;
         let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
@@ -744,9 +767,15 @@ impl Runtime {
             match n.script.as_str() {
                 "setup-namespaces" => {
                     seen_pid = Some(n.pid);
+                    undo.note_restored(n.pid);
                     manager
                         .add_task(nix::unistd::Pid::from_raw(n.pid))
                         .map_err(|e| format!("placing the restored init in its cgroup: {e}"))?;
+                    // Recorded at once, still `creating`: should ferry die before the end,
+                    // `state`, `kill` and `delete` find the restored task (in its cgroup).
+                    c.set_pid(n.pid);
+                    c.save()
+                        .map_err(|e| format!("recording the restored init's pid: {e}"))?;
                     manager
                         .apply(&ControllerOpt {
                             resources: &resources,
@@ -758,6 +787,7 @@ impl Runtime {
                 }
                 "post-restore" => {
                     seen_pid = Some(n.pid);
+                    undo.note_restored(n.pid);
                     if let Some(p) = &pid_file {
                         write_pid_file(p, n.pid)
                             .map_err(|e| format!("writing pid file {}: {e}", p.display()))?;
@@ -778,7 +808,6 @@ impl Runtime {
             Ok(())
         };
         let resp = criu.call(req, &mut notify, None);
-        *restored_pid = seen_pid;
         let resp = resp.map_err(|e| criu_failed("restore", e, &log))?;
         if !resp.success() {
             return Err(criu_failed(
@@ -797,7 +826,7 @@ impl Runtime {
             .map(|r| r.pid())
             .or(seen_pid)
             .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
-        *restored_pid = Some(pid);
+        undo.note_restored(pid);
         // A container is restored running (as runc does), also when its checkpoint was taken
         // while paused.
         manager
@@ -922,17 +951,45 @@ impl Runtime {
 
 /// CRIU mounts onto the paths it recorded; in a fresh root filesystem (an imported
 /// checkpoint, another host) the bundle's mount points may not exist yet. Create them, never
-/// following a symlink out of the root; what cannot be made is left for CRIU to report.
-fn create_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, bundle: &Path) {
+/// following a symlink out of the root; what cannot be made is left for CRIU to report. A
+/// mount point beneath another of the bundle's mounts (`/dev/pts` in `/dev`'s tmpfs) lies in
+/// that mount, which CRIU restores, not in the root filesystem. Returns what was made
+/// (relative path, whether a file), parents first, for a failed restore to take away again.
+fn create_mountpoints(
+    rootfs: &Path,
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+) -> Vec<(String, bool)> {
     use std::os::fd::AsFd;
-    let Ok(root) = File::open(rootfs) else { return };
+    let mut made = Vec::new();
+    let Ok(root) = File::open(rootfs) else {
+        return made;
+    };
+    // Relative, without empty or `.` parts; `..` is kept for open_beneath to refuse.
+    let normal = |p: &Path| -> String {
+        p.components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                std::path::Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let destinations: Vec<String> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| normal(m.destination()))
+        .filter(|d| !d.is_empty())
+        .collect();
     for m in spec.mounts().iter().flatten() {
-        let rel = m
-            .destination()
-            .to_string_lossy()
-            .trim_matches('/')
-            .to_string();
-        if rel.is_empty() {
+        let rel = normal(m.destination());
+        if rel.is_empty()
+            || destinations
+                .iter()
+                .any(|d| rel.starts_with(&format!("{d}/")))
+        {
             continue;
         }
         let file = m.source().as_ref().is_some_and(|src| {
@@ -943,10 +1000,26 @@ fn create_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, bundle: &Pa
             };
             std::fs::metadata(src).is_ok_and(|md| !md.is_dir())
         });
+        // What is missing now is what the call below makes.
+        let comps: Vec<&str> = rel.split('/').collect();
+        let first_missing = (1..=comps.len()).find(|&n| {
+            mountv2::sys::open_beneath(
+                root.as_fd(),
+                &comps[..n].join("/"),
+                rustix::fs::OFlags::PATH,
+            )
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        });
         if let Err(e) = mountv2::sys::open_or_create_mountpoint(root.as_fd(), &rel, file) {
             tracing::debug!("mount point /{rel} in {}: {e}", rootfs.display());
         }
+        if let Some(n) = first_missing {
+            for k in n..=comps.len() {
+                made.push((comps[..k].join("/"), file && k == comps.len()));
+            }
+        }
     }
+    made
 }
 
 fn load_mount_image(path: &Path) -> Result<mountv2::image::MountImage> {

@@ -9,10 +9,18 @@ use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// The CRIU version ferry needs: 4.1 handles this kernel's vdso layout.
 pub const MIN_VERSION: u32 = 40100;
+
+/// How long one CRIU call may take, in seconds, unless [`TIMEOUT_ENV`] says otherwise. A CRIU
+/// that never finishes (a restored task spinning on a damaged image) must not hold ferry, and
+/// an engine waiting on it, forever; restoring even tens of gigabytes of memory takes far less.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The environment variable that sets the limit: whole seconds, 0 for none.
+pub const TIMEOUT_ENV: &str = "FERRY_CRIU_TIMEOUT";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CriuError {
@@ -22,6 +30,10 @@ pub enum CriuError {
     TooOld { path: PathBuf, found: String },
     #[error("talking to CRIU: {0}")]
     Rpc(String),
+    #[error("{TIMEOUT_ENV}={0:?}: give whole seconds (0: no limit)")]
+    BadTimeout(String),
+    #[error("CRIU did not finish within {0} s; ferry killed it and every process it started (set {TIMEOUT_ENV}=SECONDS to allow longer, 0 for no limit)")]
+    Timeout(u64),
     #[error("CRIU {op} failed: {msg} (see {log})")]
     Failed {
         op: &'static str,
@@ -40,6 +52,8 @@ pub struct Notification {
 #[derive(Debug, Clone)]
 pub struct Criu {
     pub path: PathBuf,
+    /// The longest one call may take ([`TIMEOUT_ENV`]); `None`: no limit.
+    pub timeout: Option<Duration>,
 }
 
 /// Work to do in CRIU's process between fork and exec (for restore: a private mount
@@ -47,11 +61,15 @@ pub struct Criu {
 pub type PreExec = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
 
 impl Criu {
-    /// `--criu PATH`, else `criu` on PATH.
+    /// `--criu PATH`, else `criu` on PATH; the time limit from [`TIMEOUT_ENV`].
     pub fn find(explicit: Option<&Path>) -> Result<Criu, CriuError> {
+        let timeout = timeout_from_env(std::env::var(TIMEOUT_ENV).ok().as_deref())?;
         if let Some(p) = explicit {
             if p.is_file() {
-                return Ok(Criu { path: p.into() });
+                return Ok(Criu {
+                    path: p.into(),
+                    timeout,
+                });
             }
             return Err(CriuError::NotFound(format!(
                 "{} does not exist",
@@ -62,7 +80,7 @@ impl Criu {
         for dir in std::env::split_paths(&path) {
             let c = dir.join("criu");
             if c.is_file() {
-                return Ok(Criu { path: c });
+                return Ok(Criu { path: c, timeout });
             }
         }
         Err(CriuError::NotFound("no criu on PATH".into()))
@@ -93,7 +111,8 @@ impl Criu {
     }
 
     /// Send one request and run the conversation to its end. `notify` answers each
-    /// notification: an error there makes CRIU abort the operation.
+    /// notification: an error there makes CRIU abort the operation. When the conversation
+    /// breaks or outlasts the time limit, CRIU and every process it started are killed.
     pub fn call(
         &self,
         req: Criu_req,
@@ -129,11 +148,65 @@ impl Criu {
             .spawn()
             .map_err(|e| CriuError::NotFound(format!("running {}: {e}", self.path.display())))?;
         drop(theirs);
-        let result = converse(&ours, req, notify);
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let result = converse(
+            &ours,
+            req,
+            notify,
+            &mut Waiting {
+                criu: &mut child,
+                deadline,
+                limit: self.timeout,
+            },
+        );
         drop(ours);
-        let _ = child.wait();
+        match &result {
+            // CRIU exits after its reply; a CRIU that does not is ended like a hung one.
+            Ok(_) => {
+                if !wait_until(&mut child, deadline) {
+                    end(&mut child);
+                }
+            }
+            Err(_) => end(&mut child),
+        }
         result
     }
+}
+
+/// The time limit [`TIMEOUT_ENV`] sets (`value`), else the default.
+fn timeout_from_env(value: Option<&str>) -> Result<Option<Duration>, CriuError> {
+    let secs = match value.map(str::trim) {
+        None | Some("") => DEFAULT_TIMEOUT_SECS,
+        Some(v) => v
+            .parse::<u64>()
+            .map_err(|_| CriuError::BadTimeout(v.to_string()))?,
+    };
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// Wait for `child` until `deadline`; false when it still runs then.
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> bool {
+    let Some(deadline) = deadline else {
+        return child.wait().is_ok();
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) if Instant::now() >= deadline => return false,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Kill CRIU and everything it started (helpers, action scripts, tasks it was restoring that
+/// are still its children), then reap it. A CRIU already reaped is not looked for by its pid,
+/// which may name another process by now (its orphans went to a subreaper or init).
+fn end(child: &mut Child) {
+    if let (Ok(None), Ok(pid)) = (child.try_wait(), i32::try_from(child.id())) {
+        let killed = crate::cleanup::kill_tree(pid, false);
+        tracing::debug!("killed CRIU ({pid}) and its processes: {killed:?}");
+    }
+    let _ = child.wait();
 }
 
 fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
@@ -150,7 +223,59 @@ fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
     Ok(())
 }
 
-fn receive(sock: &OwnedFd) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
+/// How the conversation waits: for CRIU's process and until the deadline.
+struct Waiting<'a> {
+    criu: &'a mut Child,
+    deadline: Option<Instant>,
+    /// The configured limit, for the message.
+    limit: Option<Duration>,
+}
+
+/// How often a wait for CRIU's reply looks whether CRIU still runs: its socket can outlive
+/// it, held open by tasks it forked, so a dead CRIU does not always close the connection.
+const LIVENESS_POLL: Duration = Duration::from_millis(200);
+
+fn receive(
+    sock: &OwnedFd,
+    waiting: &mut Waiting<'_>,
+) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    loop {
+        let slice = match waiting.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(CriuError::Timeout(
+                        waiting.limit.map(|l| l.as_secs()).unwrap_or_default(),
+                    ));
+                }
+                left.min(LIVENESS_POLL)
+            }
+            None => LIVENESS_POLL,
+        };
+        // A receive timeout of zero would mean none.
+        let tv = nix::sys::time::TimeVal::new(
+            i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
+            i64::from(slice.subsec_micros()).max(1),
+        );
+        setsockopt(sock, sockopt::ReceiveTimeout, &tv)
+            .map_err(|e| CriuError::Rpc(format!("setting the reply timeout: {e}")))?;
+        match receive_once(sock) {
+            Ok(r) => return r,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                if let Ok(Some(status)) = waiting.criu.try_wait() {
+                    return Err(CriuError::Rpc(format!(
+                        "CRIU exited ({status}) without a reply (it crashed or was killed; see its log)"
+                    )));
+                }
+            }
+            Err(e) => return Err(CriuError::Rpc(format!("receiving reply: {e}"))),
+        }
+    }
+}
+
+/// One message from CRIU, with the descriptor it may carry.
+fn receive_once(sock: &OwnedFd) -> nix::Result<Result<(Criu_resp, Option<OwnedFd>), CriuError>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; 1 << 20];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
@@ -160,8 +285,7 @@ fn receive(sock: &OwnedFd) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
         &mut iov,
         Some(&mut cmsg),
         MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| CriuError::Rpc(format!("receiving reply: {e}")))?;
+    )?;
     let mut fd = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
@@ -178,24 +302,25 @@ fn receive(sock: &OwnedFd) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
     }
     let n = msg.bytes;
     if n == 0 {
-        return Err(CriuError::Rpc(
+        return Ok(Err(CriuError::Rpc(
             "CRIU closed the connection without a reply (it crashed or was killed; see its log)"
                 .into(),
-        ));
+        )));
     }
-    let resp = Criu_resp::parse_from_bytes(&buf[..n])
-        .map_err(|e| CriuError::Rpc(format!("decoding reply: {e}")))?;
-    Ok((resp, fd))
+    Ok(Criu_resp::parse_from_bytes(&buf[..n])
+        .map(|resp| (resp, fd))
+        .map_err(|e| CriuError::Rpc(format!("decoding reply: {e}"))))
 }
 
 fn converse(
     sock: &OwnedFd,
     req: Criu_req,
     notify: &mut dyn FnMut(Notification) -> Result<(), String>,
+    waiting: &mut Waiting<'_>,
 ) -> Result<Criu_resp, CriuError> {
     send(sock, &req)?;
     loop {
-        let (resp, fd) = receive(sock)?;
+        let (resp, fd) = receive(sock, waiting)?;
         if resp.type_() != Criu_req_type::NOTIFY {
             return Ok(resp);
         }
@@ -215,5 +340,59 @@ fn converse(
             tracing::error!("CRIU notification {:?}: {e}", n.script());
         }
         send(sock, &ack)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_from_the_environment() {
+        assert_eq!(
+            timeout_from_env(None).expect("default"),
+            Some(Duration::from_secs(DEFAULT_TIMEOUT_SECS))
+        );
+        assert_eq!(
+            timeout_from_env(Some("5")).expect("5"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(timeout_from_env(Some("0")).expect("0"), None);
+        assert!(timeout_from_env(Some("5s")).is_err());
+        assert!(timeout_from_env(Some("-1")).is_err());
+    }
+
+    /// A CRIU that never answers is killed at the deadline, with whatever it started.
+    #[test]
+    fn a_silent_criu_is_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = dir.path().join("criu");
+        let pidfile = dir.path().join("child");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+                pidfile.display()
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let criu = Criu {
+            path: fake,
+            timeout: Some(Duration::from_secs(1)),
+        };
+        let start = Instant::now();
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::VERSION);
+        let err = criu.call(req, &mut |_| Ok(()), None).expect_err("no reply");
+        assert!(matches!(err, CriuError::Timeout(1)), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let child: i32 = std::fs::read_to_string(&pidfile)
+            .expect("child pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(crate::cleanup::dies(child), "CRIU's child lives on");
     }
 }

@@ -36,8 +36,6 @@ pub enum RuntimeError {
         #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
-    #[error("refusing to remove {}: {} is mounted below it; unmount it (`umount -l {}`) and retry", .path.display(), .mount.display(), .mount.display())]
-    MountBelow { path: PathBuf, mount: PathBuf },
     #[error("{0}")]
     Invalid(String),
     #[error("ferry needs root for {0}: run it as root, or pass --rootless with a user namespace in config.json")]

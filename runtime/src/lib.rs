@@ -4,9 +4,11 @@
 pub mod boundary;
 pub mod cgroup_paths;
 pub mod checkpoint;
+pub mod cleanup;
 pub mod criu;
 pub mod error;
 pub mod features;
+pub mod images;
 pub mod lifecycle;
 pub mod lock;
 pub mod propagation;

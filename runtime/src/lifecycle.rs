@@ -59,54 +59,6 @@ fn init_identity_holds(dir: &Path, pid: i32) -> bool {
     }
 }
 
-/// Undo mountinfo's octal escapes (`\040` for a space) in a mount point.
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
-/// Removing a state directory must never recurse through a mount point into what is mounted
-/// there (a root filesystem, a volume): refuse while anything is mounted at or below `dir` in
-/// ferry's mount namespace.
-fn refuse_mounts_below(dir: &Path) -> Result<()> {
-    let Ok(dir) = std::fs::canonicalize(dir) else {
-        return Ok(());
-    };
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| RuntimeError::io("reading /proc/self/mountinfo", e))?;
-    for line in info.lines() {
-        let Some(field) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let mount = unescape_mountinfo(field);
-        if mount.starts_with(&dir) {
-            return Err(RuntimeError::MountBelow { path: dir, mount });
-        }
-    }
-    Ok(())
-}
-
 /// Where container state lives and how cgroups are driven.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -527,14 +479,17 @@ impl Runtime {
     fn cleanup_failed_create(&self, id: &str) {
         self.remove_shadow_bundle(id);
         let dir = self.container_dir(id);
-        if let Err(e) = refuse_mounts_below(&dir) {
+        // libcontainer's delete removes the directory recursively: only with nothing mounted.
+        if let Err(e) = crate::cleanup::prepare_delete(&dir) {
             tracing::warn!("leaving the state of the failed create of \"{id}\": {e}");
             return;
         }
         if let Ok(mut c) = Container::load(dir.clone()) {
             let _ = c.delete(true);
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
+            tracing::warn!("{e}");
+        }
     }
 
     /// `start`: let a created container's init run its program.
@@ -635,7 +590,8 @@ impl Runtime {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => true,
             // `kill --all` of a stopped container reaches processes its init left behind.
             ContainerStatus::Stopped => all,
-            ContainerStatus::Creating => false,
+            // Only a restore that was interrupted leaves `creating` with a pid: its tasks run.
+            ContainerStatus::Creating => c.pid().is_some(),
         };
         if !signallable {
             return Err(RuntimeError::NotRunning {
@@ -646,6 +602,11 @@ impl Runtime {
         }
         if !all {
             return self.signal_init(id, &c, status, signal);
+        }
+        if status == ContainerStatus::Creating {
+            // libcontainer signals only containers it knows to be up (an interrupted restore
+            // leaves one creating with its restored pid).
+            c.set_status(ContainerStatus::Running);
         }
         // libcontainer signals the processes of the cgroup, which a reused pid is not in, and
         // records the container as stopped.
@@ -741,7 +702,13 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         let status = c.status();
-        if !force && matches!(status, ContainerStatus::Running | ContainerStatus::Paused) {
+        // `creating` after loading: an interrupted restore whose task lives.
+        if !force
+            && matches!(
+                status,
+                ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating
+            )
+        {
             return Err(RuntimeError::WrongState {
                 op: "delete",
                 id: id.into(),
@@ -750,8 +717,9 @@ impl Runtime {
             });
         }
         let dir = self.container_dir(id);
-        // libcontainer's delete ends in a recursive removal of the directory.
-        refuse_mounts_below(&dir)?;
+        // libcontainer's delete ends in a recursive removal of the directory: unmount what is
+        // below it first, so that the removal cannot reach into a mount.
+        crate::cleanup::prepare_delete(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
         if let Err(e) = c.delete(force) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
@@ -765,14 +733,14 @@ impl Runtime {
         }
         remove_extra_cgroups(&extra_cgroups);
         self.remove_shadow_bundle(id);
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
+            tracing::warn!("{e}");
         }
         Ok(())
     }
 
     /// The cgroup of a container whose state cannot be read: the one its youki_config.json
-    /// names, else the one libcontainer picks for a config that names none.
+    /// names, else the one ferry gives a config that names none.
     fn leftover_cgroup_manager(
         &self,
         id: &str,
@@ -780,7 +748,7 @@ impl Runtime {
     ) -> Result<libcgroups::common::AnyCgroupManager> {
         let cgroup_path = libcontainer::config::YoukiConfig::load(self.container_dir(id))
             .map(|c| c.cgroup_path)
-            .unwrap_or_else(|_| libcontainer::utils::get_cgroup_path(&None, id));
+            .unwrap_or_else(|_| PathBuf::from(crate::cgroup_paths::container_cgroup(None, id)));
         libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
             cgroup_path,
             systemd_cgroup: systemd,
@@ -829,7 +797,7 @@ impl Runtime {
     /// directory; the caller holds the directory's lock.
     fn remove_leftover(&self, id: &str, systemd: bool) -> Result<()> {
         let dir = self.container_dir(id);
-        refuse_mounts_below(&dir)?;
+        crate::cleanup::prepare_delete(&dir)?;
         let m = self.leftover_cgroup_manager(id, systemd)?;
         let pids = m.get_all_pids().unwrap_or_default();
         for pid in &pids {
@@ -845,8 +813,7 @@ impl Runtime {
         })?;
         remove_extra_cgroups(&std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default());
         self.remove_shadow_bundle(id);
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))
+        crate::cleanup::remove_state_path(&self.root, &dir)
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
@@ -1222,16 +1189,6 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            unescape_mountinfo(r"/a\040b\011c\134d"),
-            PathBuf::from("/a b\tc\\d")
-        );
-        // Not an escape: kept as it is.
-        assert_eq!(unescape_mountinfo(r"/x\9y\"), PathBuf::from(r"/x\9y\"));
-    }
-
-    #[test]
     fn init_identity_is_the_start_time() {
         let dir = tempfile::tempdir().expect("temp dir");
         let me = std::process::id() as i32;
@@ -1529,7 +1486,7 @@ mod tests {
         }
 
         #[test]
-        fn proc_text_parsers_never_panic() {
+        fn proc_stat_parser_never_panics() {
             let mut rng = Rng(0x009a_45e4);
             let stat = format!(
                 "1 (init) S {}",
@@ -1538,22 +1495,12 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            let mountinfo =
-                r"36 35 98:0 /mnt\040x /mnt/a\134b rw,noatime master:1 - ext3 /dev/root rw";
             for _ in 0..5000 {
                 let mut s = stat.clone().into_bytes();
                 mutate_bytes(&mut s, &mut rng);
                 let s = String::from_utf8_lossy(&s).into_owned();
                 no_panic("start_time_from_stat", s.as_bytes(), || {
                     let _ = start_time_from_stat(&s);
-                });
-                let mut m = mountinfo.as_bytes().to_vec();
-                mutate_bytes(&mut m, &mut rng);
-                let m = String::from_utf8_lossy(&m).into_owned();
-                no_panic("unescape_mountinfo", m.as_bytes(), || {
-                    for field in m.split(' ') {
-                        let _ = unescape_mountinfo(field);
-                    }
                 });
             }
         }
