@@ -266,7 +266,7 @@ if r delete --force st-mnt 2>$W/err; then echo "delete: done"; else echo "delete
 cat $W/precious/file
 grep -q " $ST/st-mnt/vol " /proc/self/mountinfo && echo "mount left"
 [ -e $ST/st-mnt ] && echo "state dir left"
-echo "state: $(status st-mnt 2>/dev/null || echo gone)""#,
+echo "state: $(r state st-mnt >/dev/null 2>&1 && echo present || echo gone)""#,
     );
     assert_eq!(out, "delete: done\nkeep\nstate: gone\n");
 }

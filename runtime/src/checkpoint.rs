@@ -520,8 +520,20 @@ impl Runtime {
         dir: &Path,
         undo: &RestoreUndo<'_>,
     ) -> Result<i32> {
-        let mut c = Container::new(id, ContainerStatus::Creating, None, bundle, dir)
-            .map_err(|e| RuntimeError::container("recording the restored container", e))?;
+        // As at create: libcontainer's state names the config it runs (exec reads the
+        // container's cgroup path from it), `state` the user's bundle.
+        let config_bundle = self.compatible_bundle(id, bundle)?;
+        if config_bundle.is_some() {
+            crate::lifecycle::record_user_bundle(dir, bundle)?;
+        }
+        let mut c = Container::new(
+            id,
+            ContainerStatus::Creating,
+            None,
+            config_bundle.as_deref().unwrap_or(bundle),
+            dir,
+        )
+        .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         c.set_systemd(self.systemd_cgroup);
         c.set_annotations(spec.annotations().clone());
         c.save()

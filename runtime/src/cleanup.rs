@@ -338,6 +338,7 @@ impl RestoreUndo<'_> {
                 let _ = std::fs::remove_file(path);
             }
         }
+        self.runtime.remove_shadow_bundle(id);
         if let Err(e) = remove_state_path(&self.runtime.root, &self.dir) {
             tracing::error!("removing the state of \"{id}\": {e}");
         }

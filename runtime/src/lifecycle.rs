@@ -59,6 +59,41 @@ fn init_identity_holds(dir: &Path, pid: i32) -> bool {
     }
 }
 
+/// In a container's state directory whose config libcontainer reads from ferry's rewritten
+/// copy: the bundle the user gave, which `state` reports.
+const USER_BUNDLE: &str = "ferry-bundle";
+
+/// Write a file only root can read (state, rewritten configs), replacing it whole.
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| RuntimeError::io(format!("writing {}", tmp.display()), e))?;
+    f.write_all(data)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))
+}
+
+pub(crate) fn record_user_bundle(dir: &Path, bundle: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    write_private(&dir.join(USER_BUNDLE), bundle.as_os_str().as_bytes())
+}
+
+/// The bundle the user created (or restored) the container from.
+pub(crate) fn user_bundle(c: &Container) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    match std::fs::read(c.root.join(USER_BUNDLE)) {
+        Ok(b) if !b.is_empty() => PathBuf::from(std::ffi::OsString::from_vec(b)),
+        _ => c.bundle().clone(),
+    }
+}
+
 /// Where container state lives and how cgroups are driven.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -365,7 +400,7 @@ impl Runtime {
             .with_no_pivot(opts.no_pivot)
             .build();
         entered.leave();
-        let mut container = match container {
+        let container = match container {
             Ok(c) => c,
             Err(e) => {
                 // libcontainer leaves a half-made state directory behind on some failures;
@@ -385,11 +420,9 @@ impl Runtime {
                 .map_err(|e| RuntimeError::io(format!("recording the cgroups of \"{id}\""), e))?;
         }
         if config_bundle.is_some() {
-            // The state names the user's bundle, as runc's does.
-            container.state.bundle = bundle.clone();
-            container
-                .save()
-                .map_err(|e| RuntimeError::container(&what, e))?;
+            // libcontainer's state keeps naming the config it runs (exec reads the cgroup path
+            // and the process from it); `state` reports the user's bundle, as runc's does.
+            record_user_bundle(&self.container_dir(id), &bundle)?;
         }
         let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
@@ -409,7 +442,7 @@ impl Runtime {
     /// applies the recursive form for the plain names anyway). Such a config is rewritten
     /// into a private copy of the bundle's config.json with an absolute root; `None` when the
     /// bundle can be used as it is.
-    fn compatible_bundle(&self, id: &str, bundle: &Path) -> Result<Option<PathBuf>> {
+    pub(crate) fn compatible_bundle(&self, id: &str, bundle: &Path) -> Result<Option<PathBuf>> {
         let path = bundle.join("config.json");
         let text = std::fs::read(&path)
             .map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
@@ -445,14 +478,28 @@ impl Runtime {
             let abs = bundle.join(root);
             cfg["root"]["path"] = abs.display().to_string().into();
         }
+        // Relative mount sources are relative to the bundle, which the copy is not beside.
+        if let Some(mounts) = cfg["mounts"].as_array_mut() {
+            for m in mounts {
+                if let Some(src) = m["source"].as_str().filter(|s| !s.starts_with('/')) {
+                    let is_bind = m["type"].as_str() == Some("bind")
+                        || m["options"].as_array().is_some_and(|o| {
+                            o.iter()
+                                .any(|o| matches!(o.as_str(), Some("bind" | "rbind")))
+                        });
+                    if is_bind {
+                        m["source"] = bundle.join(src).display().to_string().into();
+                    }
+                }
+            }
+        }
         let dir = self.shadow_bundle(id);
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
         let text = serde_json::to_vec(&cfg)
             .map_err(|e| RuntimeError::Invalid(format!("encoding config.json: {e}")))?;
-        std::fs::write(dir.join("config.json"), text)
-            .map_err(|e| RuntimeError::io(format!("writing {}", dir.display()), e))?;
+        write_private(&dir.join("config.json"), &text)?;
         Ok(Some(dir))
     }
 
@@ -520,10 +567,10 @@ impl Runtime {
             ContainerStatus::Stopped => 0,
             _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
         };
-        let bundle = c.bundle().clone();
-        let rootfs = load_bundle_spec(&bundle)
+        let bundle = user_bundle(c);
+        let rootfs = load_bundle_spec(c.bundle())
             .ok()
-            .and_then(|s| s.root().as_ref().map(|r| bundle.join(r.path())))
+            .and_then(|s| s.root().as_ref().map(|r| c.bundle().join(r.path())))
             .unwrap_or_else(|| bundle.join("rootfs"));
         let owner = c
             .creator()
