@@ -18,6 +18,7 @@ use std::path::Path;
 
 const IMG_COMMON_MAGIC: u32 = 0x5456_4319;
 const PAGEMAP_MAGIC: u32 = 0x5608_4025;
+const PSTREE_MAGIC: u32 = 0x5027_3030;
 const PE_PRESENT: u64 = 1 << 2;
 /// Pagemaps are small (a few entries per memory mapping); a bigger one is not CRIU's.
 const MAX_PAGEMAP_BYTES: u64 = 256 << 20;
@@ -131,6 +132,32 @@ pub fn parse_pagemap(file: &str, buf: &[u8]) -> Result<Pagemap> {
     })
 }
 
+/// The pids of the dumped process tree (`pstree.img`): only their pagemaps belong to this
+/// checkpoint. A directory checkpointed into more than once (engines reuse one) keeps stale
+/// pagemaps of processes that have since gone, whose page ids the newer dump reuses; CRIU
+/// never reads them. `None` when the file is missing or not a pstree image (then every
+/// pagemap is checked).
+fn dumped_pids(dir: &Path) -> Option<std::collections::BTreeSet<u64>> {
+    let buf = std::fs::read(dir.join("pstree.img")).ok()?;
+    let u32_at = |at: usize| -> Option<u32> {
+        let b = buf.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if u32_at(0)? != IMG_COMMON_MAGIC || u32_at(4)? != PSTREE_MAGIC {
+        return None;
+    }
+    let mut pids = std::collections::BTreeSet::new();
+    let mut pos = 8;
+    while pos < buf.len() {
+        let len = u32_at(pos)? as usize;
+        pos += 4;
+        let msg = buf.get(pos..pos.checked_add(len)?)?;
+        pos += len;
+        pids.insert(*varint_fields(msg)?.get(&1)?);
+    }
+    Some(pids)
+}
+
 /// Check that every page image in `dir` is as long as its pagemaps say.
 pub fn check_page_images(dir: &Path) -> Result<()> {
     let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
@@ -141,10 +168,22 @@ pub fn check_page_images(dir: &Path) -> Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| RuntimeError::io(format!("reading image directory {}", dir.display()), e))?;
     // pages_id -> (pages needed, the pagemap that says so)
+    let pids = dumped_pids(dir);
     let mut needed: BTreeMap<u32, (u64, String)> = BTreeMap::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("pagemap-") && name.ends_with(".img")) {
+        let Some(owner) = name
+            .strip_prefix("pagemap-")
+            .and_then(|n| n.strip_suffix(".img"))
+        else {
+            continue;
+        };
+        // A process's pagemap is `pagemap-PID.img`; others (shared memory) are always checked.
+        let stale = match (&pids, owner.parse::<u64>()) {
+            (Some(pids), Ok(pid)) => !pids.contains(&pid),
+            _ => false,
+        };
+        if stale {
             continue;
         }
         let path = e.path();
@@ -250,5 +289,34 @@ mod tests {
         assert!(e.to_string().contains("pages-1.img"), "{e}");
         std::fs::remove_file(d.path().join("pages-1.img")).expect("rm");
         assert!(check_page_images(d.path()).is_err(), "missing page image");
+    }
+
+    #[test]
+    fn pagemaps_of_processes_not_in_the_pstree_are_stale() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let ps = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .expect("page size") as usize;
+        // This dump: pid 7 with 2 pages in pages-1.img. A dump before it into the same
+        // directory left pid 9's pagemap, which also names pages-1.img.
+        let current = pagemap(1, &[vec![0x08, 0x80, 0x20, 0x10, 2, 0x20, 0x04]]);
+        let stale = pagemap(1, &[vec![0x08, 0x80, 0x20, 0x10, 30, 0x20, 0x04]]);
+        std::fs::write(d.path().join("pagemap-7.img"), current).expect("write");
+        std::fs::write(d.path().join("pagemap-9.img"), stale).expect("write");
+        std::fs::write(d.path().join("pages-1.img"), vec![0u8; 2 * ps]).expect("write");
+        assert!(
+            check_page_images(d.path()).is_err(),
+            "without a pstree all count"
+        );
+        // pstree.img: one entry, pid (field 1) 7, ppid (field 2) 0.
+        let mut tree = Vec::new();
+        tree.extend_from_slice(&IMG_COMMON_MAGIC.to_le_bytes());
+        tree.extend_from_slice(&PSTREE_MAGIC.to_le_bytes());
+        let entry = [0x08, 7, 0x10, 0];
+        tree.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+        tree.extend_from_slice(&entry);
+        std::fs::write(d.path().join("pstree.img"), tree).expect("write");
+        check_page_images(d.path()).expect("the stale pagemap is not this dump's");
     }
 }
