@@ -8,6 +8,7 @@ pub mod error;
 pub mod features;
 pub mod lifecycle;
 pub mod lock;
+pub mod netns;
 pub mod sealed;
 pub mod stats;
 

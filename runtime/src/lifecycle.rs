@@ -421,6 +421,13 @@ impl Runtime {
             self.cleanup_failed_create(id);
             return Err(e);
         }
+        // runc brings up `lo` of a new network namespace; libcontainer does not.
+        let loopback = load_bundle_spec(&opts.bundle)
+            .and_then(|spec| crate::netns::bring_up_loopback_if_new(&spec, pid));
+        if let Err(e) = loopback {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
         Ok(pid)
     }
 
