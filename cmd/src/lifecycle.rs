@@ -5,7 +5,7 @@ use crate::cli::GlobalOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ferry_runtime::lifecycle::{
-    parse_signal, wait_foreground, CreateOptions, ExecOptions, RuncState, Runtime,
+    parse_signal_number, wait_foreground, CreateOptions, ExecOptions, RuncState, Runtime,
 };
 use oci_spec::runtime::LinuxResources;
 use std::io::Write;
@@ -306,8 +306,8 @@ fn print_table(all: &[RuncState]) {
 }
 
 pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
-    let sig = parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
-    runtime(g).kill(&a.id, sig, a.all)?;
+    let signo = parse_signal_number(a.signal.as_deref().unwrap_or("SIGTERM"))?;
+    runtime(g).kill_number(&a.id, signo, a.all)?;
     Ok(0)
 }
 

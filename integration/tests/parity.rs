@@ -41,3 +41,72 @@ r delete --force pa-net"#,
     );
     assert_eq!(out, "0x9\n<LOOPBACK,UP,LOWER_UP>\npong\n");
 }
+
+/// The init traps real-time signals 34, 37, 62 and 64 and logs them to /dev/shm/log (the
+/// root file system of runc's default spec is read-only).
+const RT_TRAPPER: &str = r#"cfg '.process.args=["sh","-c","for s in 34 37 62 64; do trap \"echo got$s >> /dev/shm/log\" $s; done; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
+r run -d --bundle $B pa-sig </dev/null >/dev/null 2>&1
+sleep 0.3
+k() { rc=0; r kill "$@" 2>/dev/null || rc=$?; echo "kill $* rc=$rc"; sleep 0.2; }"#;
+
+/// `kill ID 0` is a liveness check (0 while the init lives, 1 once stopped); numbered
+/// real-time signals are delivered, with and without --all; numbers beyond 64 are refused.
+#[test]
+fn kill_zero_and_real_time_signal_numbers() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "signal numbers",
+        &format!(
+            r#"{RT_TRAPPER}
+k pa-sig 0
+k pa-sig 34
+k pa-sig 64
+k --all pa-sig 62
+k pa-sig 65
+k pa-sig -- -1
+k pa-sig 99999999999
+r exec pa-sig cat /dev/shm/log
+k pa-sig KILL
+sleep 0.5
+k pa-sig 0
+r delete --force pa-sig"#
+        ),
+    );
+    assert_eq!(
+        out,
+        "kill pa-sig 0 rc=0\nkill pa-sig 34 rc=0\nkill pa-sig 64 rc=0\nkill --all pa-sig 62 rc=0\n\
+         kill pa-sig 65 rc=1\nkill pa-sig -- -1 rc=1\nkill pa-sig 99999999999 rc=1\n\
+         got34\ngot64\ngot62\nkill pa-sig KILL rc=0\nkill pa-sig 0 rc=1\n"
+    );
+}
+
+/// ferry also takes real-time signals by name, as podman writes them (`RTMIN+3` stops a
+/// systemd container); runc 1.1 takes their numbers only.
+#[test]
+fn real_time_signal_names() {
+    if !require_root() {
+        return;
+    }
+    let out = run_with(
+        "ferry",
+        &format!(
+            r#"{RT_TRAPPER}
+k pa-sig RTMIN+3
+k pa-sig SIGRTMIN+3
+k pa-sig RTMAX-2
+k pa-sig sigrtmax
+k pa-sig RTMIN+31
+rc=0; r kill pa-sig RTMIN+31 2>$W/err || rc=$?; grep -cF 'unknown signal \"RTMIN+31\": use a name' $W/err
+r exec pa-sig cat /dev/shm/log
+r delete --force pa-sig"#
+        ),
+    );
+    check(&out, "real-time signal names");
+    assert_eq!(
+        text(&out.stdout),
+        "kill pa-sig RTMIN+3 rc=0\nkill pa-sig SIGRTMIN+3 rc=0\nkill pa-sig RTMAX-2 rc=0\n\
+         kill pa-sig sigrtmax rc=0\nkill pa-sig RTMIN+31 rc=1\n1\ngot37\ngot37\ngot62\ngot64\n"
+    );
+}

@@ -18,6 +18,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod signal_number;
+pub use signal_number::{parse_signal_number, SIGRTMAX, SIGRTMIN};
+
 /// In a container's state directory: cgroup directories outside the hierarchies libcontainer
 /// manages (a checkpoint from runc brings its own unified cgroup), removed at delete.
 pub const EXTRA_CGROUPS: &str = "ferry-extra-cgroups";
