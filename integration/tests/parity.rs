@@ -110,3 +110,33 @@ r delete --force pa-sig"#
          kill pa-sig sigrtmax rc=0\nkill pa-sig RTMIN+31 rc=1\n1\ngot37\ngot37\ngot62\ngot64\n"
     );
 }
+
+/// Sizes and intervals as runc reads them (decimals, `MiB`); values too large for the kernel
+/// are refused with exit 1 and a message naming the value, never a panic (exit 101).
+#[test]
+fn update_sizes_and_event_intervals() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "sizes and intervals",
+        r#"r run -d --bundle $B pa-num </dev/null >/dev/null 2>&1
+t() { rc=0; timeout 10 "$RT" --root $ST "$@" >/dev/null 2>$W/err || rc=$?; echo "$1 $2 $3 rc=$rc panics=$(grep -c panicked $W/err || true)"; }
+t events --interval 99999999999999999999999s pa-num
+t events --interval 0s pa-num
+t update --memory 99999999999g pa-num
+t update --memory 1.5g pa-num
+r events --stats pa-num | jq .data.memory.usage.limit
+t update --memory 64MiB pa-num
+r events --stats pa-num | jq .data.memory.usage.limit
+r delete --force pa-num"#,
+    );
+    assert_eq!(
+        out,
+        "events --interval 99999999999999999999999s rc=1 panics=0\n\
+         events --interval 0s rc=1 panics=0\n\
+         update --memory 99999999999g rc=1 panics=0\n\
+         update --memory 1.5g rc=0 panics=0\n1610612736\n\
+         update --memory 64MiB rc=0 panics=0\n67108864\n"
+    );
+}
