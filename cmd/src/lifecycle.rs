@@ -210,7 +210,7 @@ pub struct SpecArgs {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<i32> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(0)
@@ -256,25 +256,25 @@ pub fn list(g: &GlobalOpts, a: ListArgs) -> Result<i32> {
     let all = runtime(g).list()?;
     if a.quiet {
         for s in &all {
-            println!("{}", s.id);
+            crate::outln!("{}", s.id)?;
         }
         return Ok(0);
     }
     match a.format {
         Format::Json => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::output::stdout();
             serde_json::to_writer(&mut out, &all)?;
             writeln!(out)?;
             Ok(0)
         }
         Format::Table => {
-            print_table(&all);
+            print_table(&all)?;
             Ok(0)
         }
     }
 }
 
-fn print_table(all: &[RuncState]) {
+fn print_table(all: &[RuncState]) -> std::io::Result<()> {
     let rows: Vec<[String; 6]> = all
         .iter()
         .map(|s| {
@@ -301,8 +301,9 @@ fn print_table(all: &[RuncState]) {
             .zip(width.iter())
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("   ").trim_end());
+        crate::outln!("{}", line.join("   ").trim_end())?;
     }
+    Ok(())
 }
 
 pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
@@ -378,14 +379,14 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<i32> {
     let Some(pid_col) = header.split_whitespace().position(|c| c == "PID") else {
         bail!("ps output has no PID column: pass ps arguments that print one");
     };
-    println!("{header}");
+    crate::outln!("{header}")?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(pid_col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            crate::outln!("{line}")?;
         }
     }
     Ok(0)
@@ -567,7 +568,7 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
     let interval = parse_interval(&a.interval)?;
     loop {
         let rec = rt.stats(&a.id)?;
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::output::stdout();
         serde_json::to_writer(&mut out, &rec)?;
         writeln!(out)?;
         out.flush()?;

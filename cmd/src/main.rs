@@ -4,6 +4,7 @@ mod cli;
 mod cr;
 mod lifecycle;
 mod mounts;
+mod output;
 
 use clap::{Parser, Subcommand};
 use cli::GlobalOpts;
@@ -78,12 +79,10 @@ impl Command {
 }
 
 fn main() {
-    // Like runc, die quietly when a reader of our output goes away (`ferry list | head`);
-    // sockets to CRIU use MSG_NOSIGNAL instead.
-    // SAFETY: setting a signal's disposition to the default has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // A pipe nobody reads fails the write instead of killing ferry (a hook that ignores its
+    // stdin must not end `create` half-way); output::stdout still ends ferry quietly when
+    // the reader of its own output goes away (`ferry list | head`), as runc does.
+    output::catch_sigpipe();
     let args = cli::normalise_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,

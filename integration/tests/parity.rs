@@ -140,3 +140,33 @@ r delete --force pa-num"#,
          update --memory 64MiB rc=0 panics=0\n67108864\n"
     );
 }
+
+/// A hook that exits without reading the state on its stdin (here `true`, with an annotation
+/// too large for the pipe) does not kill `create` with SIGPIPE; the container's processes
+/// start with runc's signal dispositions; ferry's own output still ends it quietly (status
+/// 141, nothing on stderr) when its reader has gone, as runc is ended.
+#[test]
+fn sigpipe_only_for_our_own_output() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "SIGPIPE",
+        r#"head -c 300000 /dev/zero | tr "\0" x > $W/big
+jq --rawfile big $W/big '.annotations={"pa.big": $big} | .hooks={"createRuntime":[{"path":"/bin/true"}],"prestart":[{"path":"/bin/true"}]}' $B/config.json > $W/c.json && mv $W/c.json $B/config.json
+rc=0; r create --bundle $B pa-pipe </dev/null >/dev/null 2>$W/err || rc=$?; echo "create rc=$rc"; status pa-pipe
+r start pa-pipe
+# SIGPIPE (bit 12) is neither ignored nor caught in the init or an exec'd process.
+r exec pa-pipe sh -c 'for p in 1 self; do for f in SigIgn SigCgt SigBlk; do v=$(awk "/^$f/{print \$2}" /proc/$p/status); echo "$p $f pipe=$(( 0x$v >> 12 & 1 ))"; done; done'
+exec 3>&1
+{ sleep 0.5; rc=0; r list 2>$W/err || rc=$?; echo "list rc=$rc stderr=$(wc -c < $W/err)" >&3; } | true
+{ sleep 0.5; rc=0; r state pa-pipe 2>$W/err || rc=$?; echo "state rc=$rc stderr=$(wc -c < $W/err)" >&3; } | true
+r delete --force pa-pipe"#,
+    );
+    assert_eq!(
+        out,
+        "create rc=0\ncreated\n1 SigIgn pipe=0\n1 SigCgt pipe=0\n1 SigBlk pipe=0\n\
+         self SigIgn pipe=0\nself SigCgt pipe=0\nself SigBlk pipe=0\n\
+         list rc=141 stderr=0\nstate rc=141 stderr=0\n"
+    );
+}
