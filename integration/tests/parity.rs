@@ -170,3 +170,27 @@ r delete --force pa-pipe"#,
          list rc=141 stderr=0\nstate rc=141 stderr=0\n"
     );
 }
+
+/// A poststop hook that fails, or whose binary is gone, does not keep the container: delete
+/// succeeds, the hooks after the failing one are not run, and the record is gone.
+#[test]
+fn failing_poststop_hook_does_not_block_delete() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "poststop",
+        r#"cfg '.process.args=["true"] | .hooks={"poststop":[{"path":"/bin/sh","args":["sh","-c","echo one >> '$W'/hooks"]},{"path":"/bin/false"},{"path":"/bin/sh","args":["sh","-c","echo three >> '$W'/hooks"]}]}'
+r run -d --bundle $B pa-post </dev/null >/dev/null 2>&1
+wait_status pa-post stopped
+rc=0; r delete pa-post 2>/dev/null || rc=$?; echo "delete rc=$rc"
+echo "left: $(r list -q | grep -c pa-post || true)"
+cat $W/hooks
+cfg '.hooks={"poststop":[{"path":"/nonexistent/hook"}]}'
+r run -d --bundle $B pa-post2 </dev/null >/dev/null 2>&1
+wait_status pa-post2 stopped
+rc=0; r delete pa-post2 2>/dev/null || rc=$?; echo "delete rc=$rc"
+echo "left: $(r list -q | grep -c pa-post2 || true)""#,
+    );
+    assert_eq!(out, "delete rc=0\nleft: 0\none\ndelete rc=0\nleft: 0\n");
+}

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod poststop;
 mod signal_number;
 pub use signal_number::{parse_signal_number, SIGRTMAX, SIGRTMIN};
 
@@ -723,7 +724,7 @@ impl Runtime {
         // libcontainer's delete ends in a recursive removal of the directory.
         refuse_mounts_below(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
-        if let Err(e) = c.delete(force) {
+        if let Err(e) = poststop::delete_despite_poststop_failure(&mut c, force, id) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
             if !force {
                 return Err(e);
