@@ -194,3 +194,36 @@ echo "left: $(r list -q | grep -c pa-post2 || true)""#,
     );
     assert_eq!(out, "delete rc=0\nleft: 0\none\ndelete rc=0\nleft: 0\n");
 }
+
+/// `disableOOMKiller` reaches memory.oom_control (cgroup v1) at create, and an update of the
+/// memory limit keeps it; a container without it keeps the OOM killer.
+#[test]
+fn disable_oom_killer_at_create_and_update() {
+    if !require_root() {
+        return;
+    }
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!("SKIPPED: no cgroup v1 memory hierarchy (disableOOMKiller is v1 only)");
+        return;
+    }
+    let out = same_on_both(
+        "disableOOMKiller",
+        r#"oom() { p=$(r state $1 | jq .pid); m=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' /proc/$p/cgroup | cut -d: -f3-); echo "$1 $(grep oom_kill_disable "/sys/fs/cgroup/memory$m/memory.oom_control")"; }
+r create --bundle $B pa-oom0 </dev/null
+oom pa-oom0
+cfg '.linux.resources.memory={"limit": 268435456, "disableOOMKiller": true}'
+r create --bundle $B pa-oom1 </dev/null
+oom pa-oom1
+r start pa-oom1
+r update --memory 128m pa-oom1
+oom pa-oom1
+r update --memory 64m pa-oom0
+oom pa-oom0
+r delete --force pa-oom0; r delete --force pa-oom1"#,
+    );
+    assert_eq!(
+        out,
+        "pa-oom0 oom_kill_disable 0\npa-oom1 oom_kill_disable 1\n\
+         pa-oom1 oom_kill_disable 1\npa-oom0 oom_kill_disable 0\n"
+    );
+}

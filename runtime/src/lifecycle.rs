@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod oom;
 mod poststop;
 mod signal_number;
 pub use signal_number::{parse_signal_number, SIGRTMAX, SIGRTMIN};
@@ -425,10 +426,13 @@ impl Runtime {
             self.cleanup_failed_create(id);
             return Err(e);
         }
-        // runc brings up `lo` of a new network namespace; libcontainer does not.
-        let loopback = load_bundle_spec(&opts.bundle)
-            .and_then(|spec| crate::netns::bring_up_loopback_if_new(&spec, pid));
-        if let Err(e) = loopback {
+        // What runc sets up and libcontainer does not: `lo` of a new network namespace, and
+        // disableOOMKiller.
+        let runc_setup = load_bundle_spec(&opts.bundle).and_then(|spec| {
+            crate::netns::bring_up_loopback_if_new(&spec, pid)?;
+            oom::apply_at_create(&spec, pid)
+        });
+        if let Err(e) = runc_setup {
             self.cleanup_failed_create(id);
             return Err(e);
         }
@@ -897,7 +901,7 @@ impl Runtime {
         let m = self.cgroup_manager(&c)?;
         m.apply(&ControllerOpt {
             resources,
-            disable_oom_killer: false,
+            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(Pid::as_raw)),
             oom_score_adj: None,
             freezer_state: None,
         })
