@@ -227,3 +227,29 @@ r delete --force pa-oom0; r delete --force pa-oom1"#,
          pa-oom1 oom_kill_disable 1\npa-oom0 oom_kill_disable 0\n"
     );
 }
+
+/// `spec` writes runc's default content (host name aside: each runtime names it after
+/// itself), indented with tabs, and `--rootless` the same; no `youki` anywhere.
+#[test]
+fn spec_content_and_layout() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "spec",
+        r#"norm() { jq -S 'del(.hostname) | walk(if type == "array" and all(.[]; type == "string") then sort else . end)' "$1"; }
+mkdir $W/s $W/r
+(cd $W/s && "$RT" spec)
+(cd $W/r && "$RT" spec --rootless)
+for f in $W/s/config.json $W/r/config.json; do
+  norm $f | sha256sum | cut -c1-16
+  echo "lines=$(wc -l < $f) tab-indented=$(grep -c "$(printf '^\t"ociVersion"')" $f) youki=$(grep -ci youki $f || true)"
+done"#,
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("lines="))
+            .all(|l| l.ends_with("tab-indented=1 youki=0")),
+        "{out}"
+    );
+}
