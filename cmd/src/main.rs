@@ -147,12 +147,69 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_message(&e);
             tracing::error!("{msg}");
             if cli.global.log.is_some() {
                 eprintln!("ferry: {msg}");
             }
             std::process::exit(error_code);
         }
+    }
+}
+
+/// An error and its causes on one line, each said once: ferry's runtime errors already spell
+/// out their causes, which anyhow's `{:#}` would repeat. libcontainer's texts that name
+/// their runtime `youki` are said of ferry.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace("if youki will", "if ferry will")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("inner failure")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    /// An error whose text already holds its cause's, as ferry's runtime errors do.
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "doing it: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_are_said_once() {
+        let e = anyhow::Error::new(Outer(Inner)).context("deleting \"c\"");
+        assert_eq!(error_message(&e), "deleting \"c\": doing it: inner failure");
+        let e = anyhow::anyhow!("cannot allocate tty if youki will detach");
+        assert_eq!(
+            error_message(&e),
+            "cannot allocate tty if ferry will detach"
+        );
     }
 }

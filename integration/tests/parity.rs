@@ -253,3 +253,19 @@ done"#,
         "{out}"
     );
 }
+
+/// An error is said once and names the runtime, not the library under it: a terminal
+/// without a console socket in `create`.
+#[test]
+fn errors_said_once_without_library_names() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "tty error",
+        r#"cfg '.process.terminal=true'
+rc=0; r create --bundle $B pa-tty </dev/null >/dev/null 2>$W/err || rc=$?
+echo "rc=$rc tty=$(grep -o 'cannot allocate tty' $W/err | wc -l) youki=$(grep -ci youki $W/err || true) left=$(r list -q | grep -c pa-tty || true)""#,
+    );
+    assert_eq!(out, "rc=1 tty=1 youki=0 left=0\n");
+}
