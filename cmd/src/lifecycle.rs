@@ -342,6 +342,9 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         caps: a.cap,
         no_new_privs: a.no_new_privs,
         preserve_fds: a.preserve_fds,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
+        ignore_paused: a.ignore_paused,
     };
     let pid = runtime(g).exec(&a.id, &opts)?;
     if a.detach {

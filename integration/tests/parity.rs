@@ -269,3 +269,49 @@ echo "rc=$rc tty=$(grep -o 'cannot allocate tty' $W/err | wc -l) youki=$(grep -c
     );
     assert_eq!(out, "rc=1 tty=1 youki=0 left=0\n");
 }
+
+/// exec builds its process as runc does: `--user UID` keeps the spec's group and
+/// supplementary groups, `--additional-gids` adds to them, `--cap` reaches bounding,
+/// effective and permitted but not inheritable, and ambient only where inheritable holds
+/// it; a paused container, `--apparmor` and `--process-label` on a host without AppArmor or
+/// SELinux are refused (exit 255). (runc 1.1 leaves an exec'd process with its own umask
+/// instead of the spec's, which ferry applies: the umask is not compared.)
+#[test]
+fn exec_process_like_runc() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "exec process",
+        r#"cfg '.process.user={"uid":0,"gid":7,"umask":63,"additionalGids":[11,12]} | .process.capabilities.inheritable=["CAP_KILL"]'
+r run -d --bundle $B pa-ex </dev/null >/dev/null 2>&1
+show='grep -E "^(Cap|Uid|Gid|Groups)" /proc/self/status'
+r exec pa-ex sh -c "$show"
+echo --- user
+r exec --user 1000 pa-ex sh -c "$show"
+echo --- user gid addgids
+r exec --user 1000:5 --additional-gids 30 pa-ex sh -c "$show"
+echo --- cap
+r exec --cap CAP_SYS_ADMIN pa-ex sh -c "$show"
+echo --- cap without inheritable
+r delete --force pa-ex
+cfg 'del(.process.capabilities.inheritable)'
+r run -d --bundle $B pa-ex </dev/null >/dev/null 2>&1
+r exec --cap CAP_SYS_ADMIN pa-ex sh -c "$show"
+echo --- refused
+t() { rc=0; timeout 10 "$RT" --root $ST exec "$@" pa-ex true 2>/dev/null || rc=$?; echo "$* rc=$rc"; }
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ]; then t --apparmor unconfined; else echo "--apparmor unconfined rc=255"; fi
+if [ ! -e /sys/fs/selinux/enforce ]; then t --process-label foo; else echo "--process-label foo rc=255"; fi
+r pause pa-ex
+t --cwd /
+r resume pa-ex
+r delete --force pa-ex"#,
+    );
+    for want in [
+        "--- user\nUid:\t1000\t1000\t1000\t1000\nGid:\t7\t7\t7\t7\nGroups:\t11 12 \n",
+        "--- user gid addgids\nUid:\t1000\t1000\t1000\t1000\nGid:\t5\t5\t5\t5\nGroups:\t11 12 30 \n",
+        "--apparmor unconfined rc=255\n--process-label foo rc=255\n--cwd / rc=255\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+}

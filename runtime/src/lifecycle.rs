@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod exec_rules;
 mod oom;
 mod poststop;
 mod signal_number;
@@ -147,6 +148,12 @@ pub struct ExecOptions {
     pub caps: Vec<String>,
     pub no_new_privs: bool,
     pub preserve_fds: i32,
+    /// AppArmor profile of the process (`--apparmor`).
+    pub apparmor: Option<String>,
+    /// SELinux label of the process (`--process-label`).
+    pub process_label: Option<String>,
+    /// `--ignore-paused`: refused with a clear message for a paused container.
+    pub ignore_paused: bool,
 }
 
 /// runc's `state` output (also the elements of `list --format json`).
@@ -960,6 +967,7 @@ impl Runtime {
         let process_file;
         {
             let (_lock, c) = self.open(id, false)?;
+            exec_rules::check_paused(id, c.status(), opts.ignore_paused)?;
             if !matches!(c.status(), ContainerStatus::Running) {
                 return Err(RuntimeError::NotRunning {
                     op: "exec in",
@@ -1039,61 +1047,7 @@ impl Runtime {
             }
             obj.insert("env".into(), serde_json::json!(env));
         }
-        if let Some(user) = &opts.user {
-            let (u, g) = match user.split_once(':') {
-                Some((u, g)) => (u, Some(g)),
-                None => (user.as_str(), None),
-            };
-            let uid: u32 = u.parse().map_err(|_| {
-                RuntimeError::Invalid(format!("--user {user:?}: give a numeric UID[:GID]"))
-            })?;
-            let gid: u32 = match g {
-                Some(g) => g.parse().map_err(|_| {
-                    RuntimeError::Invalid(format!("--user {user:?}: give a numeric UID[:GID]"))
-                })?,
-                None => 0,
-            };
-            obj.insert("user".into(), serde_json::json!({"uid": uid, "gid": gid}));
-        }
-        if !opts.additional_gids.is_empty() {
-            if let Some(u) = obj.get_mut("user").and_then(|u| u.as_object_mut()) {
-                u.insert(
-                    "additionalGids".into(),
-                    serde_json::json!(opts.additional_gids),
-                );
-            }
-        }
-        if !opts.caps.is_empty() {
-            let caps = obj
-                .entry("capabilities")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(caps) = caps.as_object_mut() {
-                for set in [
-                    "bounding",
-                    "effective",
-                    "permitted",
-                    "inheritable",
-                    "ambient",
-                ] {
-                    let mut list: Vec<String> = caps
-                        .get(set)
-                        .and_then(|l| serde_json::from_value(l.clone()).ok())
-                        .unwrap_or_default();
-                    for cap in &opts.caps {
-                        let cap = cap.to_ascii_uppercase();
-                        let cap = if cap.starts_with("CAP_") {
-                            cap
-                        } else {
-                            format!("CAP_{cap}")
-                        };
-                        if !list.contains(&cap) {
-                            list.push(cap);
-                        }
-                    }
-                    caps.insert(set.into(), serde_json::json!(list));
-                }
-            }
-        }
+        exec_rules::apply(obj, opts)?;
         if opts.no_new_privs {
             obj.insert("noNewPrivileges".into(), true.into());
         }
