@@ -5,7 +5,7 @@ use crate::cli::GlobalOpts;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ferry_runtime::lifecycle::{
-    parse_signal, wait_foreground, CreateOptions, ExecOptions, RuncState, Runtime,
+    parse_signal_number, wait_foreground, CreateOptions, ExecOptions, RuncState, Runtime,
 };
 use oci_spec::runtime::LinuxResources;
 use std::io::Write;
@@ -210,7 +210,7 @@ pub struct SpecArgs {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<i32> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(0)
@@ -256,25 +256,25 @@ pub fn list(g: &GlobalOpts, a: ListArgs) -> Result<i32> {
     let all = runtime(g).list()?;
     if a.quiet {
         for s in &all {
-            println!("{}", s.id);
+            crate::outln!("{}", s.id)?;
         }
         return Ok(0);
     }
     match a.format {
         Format::Json => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::output::stdout();
             serde_json::to_writer(&mut out, &all)?;
             writeln!(out)?;
             Ok(0)
         }
         Format::Table => {
-            print_table(&all);
+            print_table(&all)?;
             Ok(0)
         }
     }
 }
 
-fn print_table(all: &[RuncState]) {
+fn print_table(all: &[RuncState]) -> std::io::Result<()> {
     let rows: Vec<[String; 6]> = all
         .iter()
         .map(|s| {
@@ -301,13 +301,14 @@ fn print_table(all: &[RuncState]) {
             .zip(width.iter())
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("   ").trim_end());
+        crate::outln!("{}", line.join("   ").trim_end())?;
     }
+    Ok(())
 }
 
 pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
-    let sig = parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
-    runtime(g).kill(&a.id, sig, a.all)?;
+    let signo = parse_signal_number(a.signal.as_deref().unwrap_or("SIGTERM"))?;
+    runtime(g).kill_number(&a.id, signo, a.all)?;
     Ok(0)
 }
 
@@ -341,6 +342,9 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         caps: a.cap,
         no_new_privs: a.no_new_privs,
         preserve_fds: a.preserve_fds,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
+        ignore_paused: a.ignore_paused,
     };
     let pid = runtime(g).exec(&a.id, &opts)?;
     if a.detach {
@@ -378,33 +382,61 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<i32> {
     let Some(pid_col) = header.split_whitespace().position(|c| c == "PID") else {
         bail!("ps output has no PID column: pass ps arguments that print one");
     };
-    println!("{header}");
+    crate::outln!("{header}")?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(pid_col)
             .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+            crate::outln!("{line}")?;
         }
     }
     Ok(0)
 }
 
-/// Bytes with an optional k/m/g suffix; -1 means unlimited.
+/// A size as runc reads it: a number (decimals allowed) with an optional binary suffix k, m,
+/// g, t or p, then optionally `i` and `b`, any case (`512k`, `1.5g`, `64MiB`); `-1` means
+/// unlimited. A size beyond what the kernel can take (2^63 - 1 bytes) is refused, not wrapped.
 fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
+    let invalid = |why: &str| {
+        anyhow::anyhow!(
+            "invalid size {s:?}: {why}; use bytes or a number with k, m, g, t or p (e.g. 512m), or -1 for unlimited"
+        )
     };
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("invalid size {s:?}: use bytes or a number with k, m or g"))?;
-    Ok(if n < 0 { -1 } else { n * mult })
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('t') => (&t[..t.len() - 1], 40),
+        Some('p') => (&t[..t.len() - 1], 50),
+        _ => (t, 0),
+    };
+    let num = num.trim_end();
+    let digits_ok = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let too_large = || invalid("it is larger than 2^63 - 1 bytes");
+    match num.split_once('.') {
+        None if digits_ok(num) => {
+            let n: i64 = num.parse().map_err(|_| too_large())?;
+            n.checked_mul(1i64 << shift).ok_or_else(too_large)
+        }
+        Some((whole, frac)) if digits_ok(whole) && digits_ok(frac) => {
+            let n: f64 = num.parse().map_err(|_| invalid("not a number"))?;
+            let bytes = n * (1u64 << shift) as f64;
+            // i64::MAX as f64 rounds up to 2^63, which does not fit.
+            if !(bytes.is_finite() && bytes < i64::MAX as f64) {
+                return Err(too_large());
+            }
+            Ok(bytes as i64)
+        }
+        _ => Err(invalid("not a number")),
+    }
 }
 
 pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
@@ -470,25 +502,68 @@ pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// An interval as Go's durations (which runc takes) spell it: numbers with units ns, us, µs,
+/// ms, s, m or h, one after the other (`5s`, `1.5s`, `1m30s`); a bare number means seconds.
+/// It must be positive and at most `u64::MAX` nanoseconds; beyond that it is refused, not
+/// wrapped.
 fn parse_interval(s: &str) -> Result<std::time::Duration> {
+    let invalid =
+        |why: &str| anyhow::anyhow!("invalid interval {s:?}: {why}; use e.g. 5s, 500ms or 1m30s");
     let t = s.trim();
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| t.split_at(i))
-        .unwrap_or((t, "s"));
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("invalid interval {s:?}: use e.g. 5s or 500ms"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => bail!("invalid interval {s:?}: use e.g. 5s or 500ms"),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        bail!("invalid interval {s:?}: it must be positive");
+    if t.is_empty() {
+        return Err(invalid("it is empty"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    let too_long = || invalid("it is longer than about 584 years");
+    let mut rest = t;
+    let mut total_ns: u128 = 0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let unit_ns: u128 = match unit {
+            "" if num_len == t.len() => 1_000_000_000,
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(invalid("a number has no unit")),
+            _ => return Err(invalid(&format!("unknown unit {unit:?}"))),
+        };
+        let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+        if whole.is_empty() && frac.is_empty() || frac.contains('.') {
+            return Err(invalid("not a number"));
+        }
+        // Whole part exactly in integers; the fraction to nanosecond precision.
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| too_long())?
+        };
+        let mut frac_ns: u128 = 0;
+        let mut scale = unit_ns;
+        for d in frac.bytes() {
+            scale /= 10;
+            frac_ns += u128::from(d - b'0') * scale;
+        }
+        total_ns = whole
+            .checked_mul(unit_ns)
+            .and_then(|w| w.checked_add(frac_ns))
+            .and_then(|v| v.checked_add(total_ns))
+            .ok_or_else(too_long)?;
+        rest = next;
+    }
+    if total_ns == 0 {
+        return Err(invalid("it must be greater than 0"));
+    }
+    let ns = u64::try_from(total_ns).map_err(|_| too_long())?;
+    Ok(std::time::Duration::from_nanos(ns))
 }
 
 pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
@@ -496,7 +571,7 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
     let interval = parse_interval(&a.interval)?;
     loop {
         let rec = rt.stats(&a.id)?;
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::output::stdout();
         serde_json::to_writer(&mut out, &rec)?;
         writeln!(out)?;
         out.flush()?;
@@ -519,32 +594,68 @@ pub fn spec(g: &GlobalOpts, a: SpecArgs) -> Result<i32> {
             path.display()
         );
     }
-    let spec = if g.rootless.as_deref() == Some("true") {
-        // SAFETY: getuid/getgid have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        oci_spec::runtime::Spec::rootless(uid, gid)
-    } else {
-        runc_default_spec()
-    };
-    spec.save(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let rootless = g.rootless.as_deref() == Some("true");
+    let text = default_spec_text(rootless)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(0)
 }
 
-/// The config runc 1.1's `spec` writes: a terminal, and no cgroup namespace.
-fn runc_default_spec() -> oci_spec::runtime::Spec {
-    let mut spec = oci_spec::runtime::Spec::default();
+/// The host name of the default config: the runtime's name, as runc's is `runc`.
+const DEFAULT_HOSTNAME: &str = "ferry";
+
+/// config.json as `spec` writes it: runc 1.1's default content, indented with tabs and no
+/// final newline as runc writes it, so that people can read and edit it.
+fn default_spec_text(rootless: bool) -> Result<Vec<u8>> {
+    let spec = if rootless {
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        runc_default_spec(oci_spec::runtime::Spec::rootless(uid, gid))
+    } else {
+        runc_default_spec(oci_spec::runtime::Spec::default())
+    };
+    let mut text = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, fmt);
+    serde::Serialize::serialize(&spec, &mut ser).context("encoding the default config")?;
+    // runc ends the file at the closing brace; so does ferry, to write the same bytes.
+    Ok(text)
+}
+
+/// runc 1.1's default content from oci-spec's defaults: a terminal, no cgroup namespace, the
+/// runtime's host name, every device denied (the default devices are allowed by the runtime
+/// anyway), no inheritable capabilities (runc dropped them: an inheritable set lets a
+/// program with file capabilities gain them), no empty annotations.
+fn runc_default_spec(mut spec: oci_spec::runtime::Spec) -> oci_spec::runtime::Spec {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxNamespaceType};
+    spec.set_hostname(Some(DEFAULT_HOSTNAME.to_string()));
+    if spec.annotations().as_ref().is_some_and(|a| a.is_empty()) {
+        spec.set_annotations(None);
+    }
     if let Some(mut process) = spec.process().clone() {
         process.set_terminal(Some(true));
+        if let Some(mut caps) = process.capabilities().clone() {
+            caps.set_inheritable(None);
+            process.set_capabilities(Some(caps));
+        }
         spec.set_process(Some(process));
     }
     if let Some(mut linux) = spec.linux().clone() {
         if let Some(ns) = linux.namespaces().clone() {
             let kept = ns
                 .into_iter()
-                .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup)
+                .filter(|n| n.typ() != LinuxNamespaceType::Cgroup)
                 .collect();
             linux.set_namespaces(Some(kept));
+        }
+        if let Some(mut res) = linux.resources().clone() {
+            let deny_all = LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build();
+            if let Ok(deny_all) = deny_all {
+                res.set_devices(Some(vec![deny_all]));
+            }
+            linux.set_resources(Some(res));
         }
         spec.set_linux(Some(linux));
     }
@@ -559,13 +670,107 @@ mod tests {
     fn sizes_and_intervals() {
         assert_eq!(parse_bytes("512k").ok(), Some(512 * 1024));
         assert_eq!(parse_bytes("64M").ok(), Some(64 << 20));
+        assert_eq!(parse_bytes("64MiB").ok(), Some(64 << 20));
+        assert_eq!(parse_bytes("1.5g").ok(), Some(3 << 29));
+        assert_eq!(parse_bytes("8589934591g").ok(), Some(8589934591 << 30));
         assert_eq!(parse_bytes("-1").ok(), Some(-1));
-        assert!(parse_bytes("lots").is_err());
+        for bad in [
+            "lots",
+            "99999999999g",
+            "8589934592g",
+            "9999999999999999999",
+            "-2",
+            "1.g",
+            ".5g",
+            "1..5g",
+            "",
+            "k",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} must be refused");
+        }
+        let d = std::time::Duration::from_millis;
+        assert_eq!(parse_interval("500ms").ok(), Some(d(500)));
+        assert_eq!(parse_interval("5").ok(), Some(d(5000)));
+        assert_eq!(parse_interval("1.5s").ok(), Some(d(1500)));
+        assert_eq!(parse_interval("1m30s").ok(), Some(d(90_000)));
+        assert_eq!(parse_interval("1h").ok(), Some(d(3_600_000)));
         assert_eq!(
-            parse_interval("500ms").ok(),
-            Some(std::time::Duration::from_millis(500))
+            parse_interval("250us").ok(),
+            Some(std::time::Duration::from_micros(250))
         );
-        assert!(parse_interval("0s").is_err());
-        assert!(parse_interval("5 parsecs").is_err());
+        for bad in [
+            "0s",
+            "5 parsecs",
+            "99999999999999999999999s",
+            "6000000h",
+            "1.2.3s",
+            ".s",
+            "1m30",
+            "",
+            "-5s",
+        ] {
+            assert!(parse_interval(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    /// Random strings of digits, dots, units, signs and spaces, long and short: the parsers
+    /// answer every one without panicking, and what they accept is in range.
+    #[test]
+    fn parsers_never_panic() {
+        const PIECES: &[&str] = &[
+            "0",
+            "1",
+            "5",
+            "9",
+            "99999999999",
+            ".",
+            "k",
+            "m",
+            "g",
+            "t",
+            "p",
+            "i",
+            "b",
+            "K",
+            "G",
+            "ns",
+            "us",
+            "µs",
+            "ms",
+            "s",
+            "h",
+            "-",
+            "+",
+            " ",
+            "e",
+            "x",
+            "\u{0}",
+            "é",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let input: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let bytes = std::panic::catch_unwind(|| parse_bytes(&input));
+            match bytes {
+                Ok(Ok(n)) => assert!(n >= -1, "{input:?} gave {n}"),
+                Ok(Err(_)) => {}
+                Err(_) => panic!("parse_bytes panicked on {input:?}"),
+            }
+            let interval = std::panic::catch_unwind(|| parse_interval(&input));
+            match interval {
+                Ok(Ok(d)) => assert!(!d.is_zero(), "{input:?} gave zero"),
+                Ok(Err(_)) => {}
+                Err(_) => panic!("parse_interval panicked on {input:?}"),
+            }
+        }
     }
 }

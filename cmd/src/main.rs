@@ -4,6 +4,7 @@ mod cli;
 mod cr;
 mod lifecycle;
 mod mounts;
+mod output;
 
 use clap::{Parser, Subcommand};
 use cli::GlobalOpts;
@@ -78,12 +79,10 @@ impl Command {
 }
 
 fn main() {
-    // Like runc, die quietly when a reader of our output goes away (`ferry list | head`);
-    // sockets to CRIU use MSG_NOSIGNAL instead.
-    // SAFETY: setting a signal's disposition to the default has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // A pipe nobody reads fails the write instead of killing ferry (a hook that ignores its
+    // stdin must not end `create` half-way); output::stdout still ends ferry quietly when
+    // the reader of its own output goes away (`ferry list | head`), as runc does.
+    output::catch_sigpipe();
     let args = cli::normalise_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -148,12 +147,69 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_message(&e);
             tracing::error!("{msg}");
             if cli.global.log.is_some() {
                 eprintln!("ferry: {msg}");
             }
             std::process::exit(error_code);
         }
+    }
+}
+
+/// An error and its causes on one line, each said once: ferry's runtime errors already spell
+/// out their causes, which anyhow's `{:#}` would repeat. libcontainer's texts that name
+/// their runtime `youki` are said of ferry.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace("if youki will", "if ferry will")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("inner failure")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    /// An error whose text already holds its cause's, as ferry's runtime errors do.
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "doing it: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_are_said_once() {
+        let e = anyhow::Error::new(Outer(Inner)).context("deleting \"c\"");
+        assert_eq!(error_message(&e), "deleting \"c\": doing it: inner failure");
+        let e = anyhow::anyhow!("cannot allocate tty if youki will detach");
+        assert_eq!(
+            error_message(&e),
+            "cannot allocate tty if ferry will detach"
+        );
     }
 }

@@ -155,7 +155,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
                 Some(p) => {
                     Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
                 }
-                None => Box::new(std::io::stdout()),
+                None => Box::new(crate::output::stdout()),
             };
             let opts = DumpOptions {
                 root: root.clone(),
@@ -204,7 +204,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
                 }
             })?;
             if json {
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({
                         "restored": img.tree.mounts.len(),
@@ -213,15 +213,15 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
                         "build_seconds": report.build.as_secs_f64(),
                         "propagation_seconds": report.propagation.as_secs_f64(),
                     })
-                );
+                )?;
             } else {
-                println!(
+                crate::outln!(
                     "restored {} mounts at {} ({} steps, {:.3}s)",
                     img.tree.mounts.len(),
                     target.display(),
                     report.steps,
                     (report.build + report.propagation).as_secs_f64()
-                );
+                )?;
             }
             Ok(0)
         }
@@ -234,7 +234,7 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             let img = load(&image)?;
             let plan = mountv2::plan::plan(&img, &policy)
                 .with_context(|| format!("planning {}", image.display()))?;
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::output::stdout();
             if let Some(t) = &target {
                 if !json {
                     writeln!(out, "# target {}", t.display())?;
@@ -258,15 +258,15 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             let tb = operand_tree(&b)?;
             let diffs = mountv2::diff::diff(&ta, &tb);
             if json {
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({"equal": diffs.is_empty(), "differences": diffs})
-                );
+                )?;
             } else if diffs.is_empty() {
-                println!("equal: {} mounts, same up to ids", ta.mounts.len());
+                crate::outln!("equal: {} mounts, same up to ids", ta.mounts.len())?;
             } else {
                 for d in &diffs {
-                    println!("{d}");
+                    crate::outln!("{d}")?;
                 }
             }
             Ok(if diffs.is_empty() { 0 } else { 1 })

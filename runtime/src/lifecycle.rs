@@ -18,6 +18,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod exec_rules;
+mod oom;
+mod poststop;
+mod signal_number;
+pub use signal_number::{parse_signal_number, SIGRTMAX, SIGRTMIN};
+
 /// In a container's state directory: cgroup directories outside the hierarchies libcontainer
 /// manages (a checkpoint from runc brings its own unified cgroup), removed at delete.
 pub const EXTRA_CGROUPS: &str = "ferry-extra-cgroups";
@@ -129,6 +135,12 @@ pub struct ExecOptions {
     pub caps: Vec<String>,
     pub no_new_privs: bool,
     pub preserve_fds: i32,
+    /// AppArmor profile of the process (`--apparmor`).
+    pub apparmor: Option<String>,
+    /// SELinux label of the process (`--process-label`).
+    pub process_label: Option<String>,
+    /// `--ignore-paused`: refused with a clear message for a paused container.
+    pub ignore_paused: bool,
 }
 
 /// runc's `state` output (also the elements of `list --format json`).
@@ -431,6 +443,16 @@ impl Runtime {
             .record_init(&self.container_dir(id), pid)
             .and_then(|()| crate::propagation::apply(pid, &propagation));
         if let Err(e) = finish {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
+        // What runc sets up and libcontainer does not: `lo` of a new network namespace, and
+        // disableOOMKiller.
+        let runc_setup = load_bundle_spec(&opts.bundle).and_then(|spec| {
+            crate::netns::bring_up_loopback_if_new(&spec, pid)?;
+            oom::apply_at_create(&spec, pid)
+        });
+        if let Err(e) = runc_setup {
             self.cleanup_failed_create(id);
             return Err(e);
         }
@@ -768,7 +790,7 @@ impl Runtime {
         // below it first, so that the removal cannot reach into a mount.
         crate::cleanup::prepare_delete(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
-        if let Err(e) = c.delete(force) {
+        if let Err(e) = poststop::delete_despite_poststop_failure(&mut c, force, id) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
             if !force {
                 return Err(e);
@@ -940,7 +962,7 @@ impl Runtime {
         let m = self.cgroup_manager(&c)?;
         m.apply(&ControllerOpt {
             resources,
-            disable_oom_killer: false,
+            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(Pid::as_raw)),
             oom_score_adj: None,
             freezer_state: None,
         })
@@ -999,6 +1021,7 @@ impl Runtime {
         let process_file;
         {
             let (_lock, c) = self.open(id, false)?;
+            exec_rules::check_paused(id, c.status(), opts.ignore_paused)?;
             if !matches!(c.status(), ContainerStatus::Running) {
                 return Err(RuntimeError::NotRunning {
                     op: "exec in",
@@ -1090,61 +1113,7 @@ impl Runtime {
             }
             obj.insert("env".into(), serde_json::json!(env));
         }
-        if let Some(user) = &opts.user {
-            let (u, g) = match user.split_once(':') {
-                Some((u, g)) => (u, Some(g)),
-                None => (user.as_str(), None),
-            };
-            let uid: u32 = u.parse().map_err(|_| {
-                RuntimeError::Invalid(format!("--user {user:?}: give a numeric UID[:GID]"))
-            })?;
-            let gid: u32 = match g {
-                Some(g) => g.parse().map_err(|_| {
-                    RuntimeError::Invalid(format!("--user {user:?}: give a numeric UID[:GID]"))
-                })?,
-                None => 0,
-            };
-            obj.insert("user".into(), serde_json::json!({"uid": uid, "gid": gid}));
-        }
-        if !opts.additional_gids.is_empty() {
-            if let Some(u) = obj.get_mut("user").and_then(|u| u.as_object_mut()) {
-                u.insert(
-                    "additionalGids".into(),
-                    serde_json::json!(opts.additional_gids),
-                );
-            }
-        }
-        if !opts.caps.is_empty() {
-            let caps = obj
-                .entry("capabilities")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(caps) = caps.as_object_mut() {
-                for set in [
-                    "bounding",
-                    "effective",
-                    "permitted",
-                    "inheritable",
-                    "ambient",
-                ] {
-                    let mut list: Vec<String> = caps
-                        .get(set)
-                        .and_then(|l| serde_json::from_value(l.clone()).ok())
-                        .unwrap_or_default();
-                    for cap in &opts.caps {
-                        let cap = cap.to_ascii_uppercase();
-                        let cap = if cap.starts_with("CAP_") {
-                            cap
-                        } else {
-                            format!("CAP_{cap}")
-                        };
-                        if !list.contains(&cap) {
-                            list.push(cap);
-                        }
-                    }
-                    caps.insert(set.into(), serde_json::json!(list));
-                }
-            }
-        }
+        exec_rules::apply(obj, opts)?;
         if opts.no_new_privs {
             obj.insert("noNewPrivileges".into(), true.into());
         }
