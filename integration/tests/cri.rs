@@ -659,15 +659,188 @@ async fn volume_run(
     Ok(())
 }
 
-/// Not in the default run yet: see the table it writes (target/tmp/cri-volumes-table.txt)
-/// for which propagation modes ferry restores exactly; run with `--ignored`.
-#[test]
-#[ignore = "hostPath propagation through CRI restore is not exact yet for every mode (Bidirectional restore fails in CRIU)"]
-fn cri_hostpath_volumes_checkpoint_restore_runc_and_ferry() {
+/// Run hostPath scenarios (propagation, host submount at checkpoint) with both runtimes for
+/// `rounds()` rounds, write the table, and fail on any ferry failure.
+fn volume_scenarios(tag: &str, scenarios: &[(Propagation, bool)], table_name: &str) {
     if !require_root() {
         return;
     }
-    let env = CriEnv::start("vol");
+    let env = CriEnv::start(tag);
+    let image = env.image();
+    let sock = env.sock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    // FERRY_SCENARIO=<part of a name> runs only the matching scenarios.
+    let only = std::env::var("FERRY_SCENARIO").unwrap_or_default();
+    rt.block_on(async {
+        let mut cri = connect(&sock).await;
+        if let Err(e) = cri.pull(&image).await {
+            panic!("{e}\n{}", env.log_excerpt());
+        }
+        for round in 0..rounds() {
+            for &(prop, submount) in scenarios {
+                let scenario = format!(
+                    "{}{}",
+                    prop.name(),
+                    if submount { "+hostmount" } else { "" }
+                );
+                if !scenario.contains(only.as_str()) {
+                    continue;
+                }
+                for handler in RUNTIMES {
+                    let mut out = Outcome::default();
+                    if let Err(e) = volume_run(
+                        &mut cri, &env, &image, handler, prop, submount, round, &mut out,
+                    )
+                    .await
+                    {
+                        out.error = Some(e);
+                    }
+                    let _ = writeln!(
+                        table,
+                        "{scenario:<30} round {round:<2} {handler:<6} {}",
+                        out.line()
+                    );
+                    if let (Some(e), "ferry") = (&out.error, handler) {
+                        failures.push(format!("{scenario} round {round}: {e}"));
+                    }
+                }
+            }
+        }
+    });
+    write_table(table_name, &table);
+    drop(env);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn cri_hostpath_private_and_host_to_container_runc_and_ferry() {
+    volume_scenarios(
+        "vol",
+        &[
+            (Propagation::Private, false),
+            (Propagation::HostToContainer, false),
+            (Propagation::HostToContainer, true),
+        ],
+        "cri-volumes-table.txt",
+    );
+}
+
+/// Run with `--ignored`; the table goes to target/tmp/cri-volumes-failing-table.txt.
+#[test]
+#[ignore = "ferry fails these: Private with a host submount at checkpoint (CRIU: the submount \
+            is still a slave of the host, `has unreachable sharing`), Bidirectional at restore \
+            (CRIU mnt-v2: `Can't copy sharing` from the sandbox's hosts bind to resolv.conf)"]
+fn cri_hostpath_private_submount_and_bidirectional_runc_and_ferry() {
+    volume_scenarios(
+        "volx",
+        &[
+            (Propagation::Private, true),
+            (Propagation::Bidirectional, false),
+            (Propagation::Bidirectional, true),
+        ],
+        "cri-volumes-failing-table.txt",
+    );
+}
+
+/// Inside the pod, one process sends a numbered line every 0.1 s over an established TCP
+/// connection on the pod's loopback to another, which writes them to /tmp/recv.
+/// (busybox's nc ends a connection when its standard input ends: the listener's is a pipe
+/// that never does.)
+const TCP_PAIR: &str = "sleep 1000000 | nc -l -p 7000 > /tmp/recv & sleep 0.5; i=0; \
+     while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 7000 > /dev/null";
+
+/// Lines received so far, once there are at least `min`.
+async fn received(cri: &mut Cri, id: &str, min: u64) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cri.exec(id, &["sh", "-c", "wc -l < /tmp/recv"]).await {
+            Ok(s) => match s.trim().parse::<u64>() {
+                Ok(n) if n >= min => return Ok(n),
+                _ => last = s,
+            },
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "fewer than {min} lines arrived over the connection within 20 s (last: {})",
+        last.trim()
+    ))
+}
+
+/// Whether the pod holds an ESTABLISHED TCP connection to port 7000 (1B58).
+async fn established(cri: &mut Cri, id: &str) -> Result<bool, String> {
+    let tcp = cri.exec(id, &["cat", "/proc/net/tcp"]).await?;
+    Ok(tcp.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[3] == "01" && (f[1].ends_with(":1B58") || f[2].ends_with(":1B58"))
+    }))
+}
+
+/// An established TCP connection in a pod: checkpoint with CRIU's tcp-established (through
+/// the `org.criu.config` annotation), pod removed, restore into a new pod: the connection is
+/// ESTABLISHED again and carries data.
+async fn tcp_run(
+    cri: &mut Cri,
+    env: &CriEnv,
+    image: &str,
+    handler: &str,
+    round: usize,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = format!("cri-{handler}-tcp-{round}");
+    let conf = env.dir.join("criu-tcp.conf");
+    std::fs::write(&conf, "tcp-established\n").map_err(|e| format!("{}: {e}", conf.display()))?;
+    let annotations: std::collections::HashMap<String, String> =
+        [("org.criu.config".to_string(), conf.display().to_string())].into();
+    let pod_cfg = pod_config(&name);
+    let pod = cri.run_pod(&pod_cfg, handler).await?;
+    let mut cfg = container_config("tcp", image, &["/bin/sh", "-c", TCP_PAIR]);
+    cfg.annotations = annotations.clone();
+    let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
+    let before = received(cri, &id, 3).await?;
+    if !established(cri, &id).await? {
+        return Err("no ESTABLISHED connection before checkpoint".into());
+    }
+    let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
+    let t = Instant::now();
+    cri.checkpoint(&id, &archive).await?;
+    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.remove_pod(&pod).await?;
+
+    let pod_cfg2 = pod_config(&format!("{name}-r"));
+    let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
+    let mut restore_cfg = container_config("tcp", &archive.display().to_string(), &[]);
+    restore_cfg.annotations = annotations;
+    let t = Instant::now();
+    let id2 = cri
+        .create_start(&pod2, &pod_cfg2, restore_cfg)
+        .await
+        .map_err(|e| format!("restore: {e}"))?;
+    out.restore = Some(t.elapsed().as_secs_f64());
+    let n = received(cri, &id2, before).await?;
+    received(cri, &id2, n + 5)
+        .await
+        .map_err(|e| format!("the restored connection carries no data: {e}"))?;
+    if !established(cri, &id2).await? {
+        return Err("the restored connection is not ESTABLISHED".into());
+    }
+    cri.remove_pod(&pod2).await?;
+    Ok(())
+}
+
+#[test]
+fn cri_tcp_connection_checkpoint_restore_runc_and_ferry() {
+    if !require_root() {
+        return;
+    }
+    let env = CriEnv::start("tcp");
     let image = env.image();
     let sock = env.sock();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -682,45 +855,23 @@ fn cri_hostpath_volumes_checkpoint_restore_runc_and_ferry() {
             panic!("{e}\n{}", env.log_excerpt());
         }
         for round in 0..rounds() {
-            for prop in [
-                Propagation::Private,
-                Propagation::HostToContainer,
-                Propagation::Bidirectional,
-            ] {
-                for submount in [false, true] {
-                    let scenario = format!(
-                        "{}{}",
-                        prop.name(),
-                        if submount { "+hostmount" } else { "" }
-                    );
-                    // FERRY_SCENARIO=<part of a name> runs only the matching scenarios.
-                    let only = std::env::var("FERRY_SCENARIO").unwrap_or_default();
-                    if !scenario.contains(only.as_str()) {
-                        continue;
-                    }
-                    for handler in RUNTIMES {
-                        let mut out = Outcome::default();
-                        if let Err(e) = volume_run(
-                            &mut cri, &env, &image, handler, prop, submount, round, &mut out,
-                        )
-                        .await
-                        {
-                            out.error = Some(e);
-                        }
-                        let _ = writeln!(
-                            table,
-                            "{scenario:<30} round {round:<2} {handler:<6} {}",
-                            out.line()
-                        );
-                        if let (Some(e), "ferry") = (&out.error, handler) {
-                            failures.push(format!("{scenario} round {round}: {e}"));
-                        }
-                    }
+            for handler in RUNTIMES {
+                let mut out = Outcome::default();
+                if let Err(e) = tcp_run(&mut cri, &env, &image, handler, round, &mut out).await {
+                    out.error = Some(e);
+                }
+                let _ = writeln!(
+                    table,
+                    "tcp     round {round:<2} {handler:<6} {}",
+                    out.line()
+                );
+                if let (Some(e), "ferry") = (&out.error, handler) {
+                    failures.push(format!("round {round}: {e}"));
                 }
             }
         }
     });
-    write_table("cri-volumes-table.txt", &table);
+    write_table("cri-tcp-table.txt", &table);
     drop(env);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
