@@ -96,8 +96,8 @@ impl CriEnv {
         "127.0.0.1:35011/ferry-busybox:latest".to_string()
     }
 
-    /// Where containerd's CRI keeps the runtime's log for a container (the shim's log and
-    /// CRIU's work directories live under the runtime's state).
+    /// The last warnings and errors of containerd's log, for a failure message (the shim
+    /// deletes a failed container's bundle, CRIU's logs with it).
     fn log_excerpt(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
         log.lines()
@@ -353,11 +353,19 @@ impl Outcome {
                 secs(self.checkpoint),
                 secs(self.restore)
             ),
-            Some(e) => format!(
-                "FAIL  checkpoint {} restore {}: {e}",
-                secs(self.checkpoint),
-                secs(self.restore)
-            ),
+            Some(e) => {
+                // One line per run in the table; the whole message is in the test's output.
+                let mut e = e.split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some((i, _)) = e.char_indices().nth(400) {
+                    e.truncate(i);
+                    e.push_str(" ...");
+                }
+                format!(
+                    "FAIL  checkpoint {} restore {}: {e}",
+                    secs(self.checkpoint),
+                    secs(self.restore)
+                )
+            }
         }
     }
 }
