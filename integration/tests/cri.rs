@@ -1,0 +1,885 @@
+//! Pods under Kubernetes' CRI: containerd 2.x (hack/cri-env: private containerd with its CRI
+//! plugin, a CNI bridge and a local registry, all in a network namespace of their own) driven
+//! over its socket with the `k8s-cri` client, the way the kubelet drives it. Pods run with the
+//! `runc` and the `ferry` runtime handlers side by side (both the runc shim, `BinaryName`), and
+//! a table of the outcomes is written to target/tmp/cri-table.txt.
+//!
+//! Checkpoint is the kubelet's: CheckpointContainer exports an archive and leaves the
+//! container running. Restore is containerd's: CreateContainer in a new pod whose image is
+//! that archive, then StartContainer.
+
+use ferry_integration::{ferry_bin, require_root};
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    Capability, CheckpointContainerRequest, ContainerConfig, ContainerMetadata,
+    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, KeyValue,
+    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig, Mount,
+    MountPropagation, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+const RUNTIMES: [&str; 2] = ["runc", "ferry"];
+/// The container counts in /tmp/count after a token drawn once at start: after a restore the
+/// token must be the one of the checkpointed process and the count must go on from there.
+const COUNTER: &str =
+    "t=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo \"$t $i\" > /tmp/count; sleep 0.1; done";
+/// CRI's ContainerState RUNNING.
+const CONTAINER_RUNNING: i32 = 1;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "({})\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+/// The private containerd 2.x, registry and network namespace of hack/cri-env; everything
+/// stopped and removed on drop, also when a test fails.
+struct CriEnv {
+    dir: PathBuf,
+    netns: String,
+}
+
+impl CriEnv {
+    fn start(tag: &str) -> CriEnv {
+        let pid = std::process::id();
+        let env = CriEnv {
+            dir: PathBuf::from(format!("/var/lib/ferry-test/cri-{tag}-{pid}")),
+            netns: format!("cri-{tag}-{pid}"),
+        };
+        let out = env.script("start");
+        if !out.status.success() {
+            let log = std::fs::read_to_string(env.dir.join("containerd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "hack/cri-env start failed {}\n--- containerd.log (last lines, newest first)\n{}",
+                describe(&out),
+                tail.join("\n")
+            );
+        }
+        env
+    }
+
+    fn script(&self, action: &str) -> Output {
+        Command::new("bash")
+            .arg(repo().join("hack/cri-env"))
+            .arg(action)
+            .env("FERRY_CRI_DIR", &self.dir)
+            .env("FERRY_CRI_NETNS", &self.netns)
+            .env("FERRY_BIN", ferry_bin())
+            .output()
+            .unwrap_or_else(|e| panic!("running hack/cri-env {action}: {e}"))
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    fn image(&self) -> String {
+        // hack/cri-env's default registry address, inside its network namespace.
+        "127.0.0.1:35011/ferry-busybox:latest".to_string()
+    }
+
+    /// The last warnings and errors of containerd's log, for a failure message (the shim
+    /// deletes a failed container's bundle, CRIU's logs with it).
+    fn log_excerpt(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("level=error") || l.contains("level=warn"))
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for CriEnv {
+    fn drop(&mut self) {
+        // FERRY_CRI_KEEP_LOGS=DIR keeps the runtimes' and CRIU's logs and the bundles' specs,
+        // which go with the environment's directory otherwise.
+        if let Some(keep) = std::env::var_os("FERRY_CRI_KEEP_LOGS") {
+            let state = self.dir.join("state");
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg("mkdir -p \"$2\" && cd \"$1\" && find . \\( -name '*.log' -o -name config.json \\) -exec cp --parents {} \"$2\" \\; ; cp ../containerd.log \"$2\"")
+                .arg("sh")
+                .arg(&state)
+                .arg(&keep)
+                .status();
+        }
+        let out = self.script("stop");
+        if !out.status.success() {
+            eprintln!("hack/cri-env stop failed {}", describe(&out));
+        }
+    }
+}
+
+struct Cri {
+    rt: RuntimeServiceClient<Channel>,
+    img: ImageServiceClient<Channel>,
+}
+
+async fn connect(sock: &Path) -> Cri {
+    let sock = sock.to_path_buf();
+    // The URI is required by tonic and never used: the connector dials the unix socket.
+    let channel = tonic::transport::Endpoint::from_static("http://[::1]:1")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let sock = sock.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(sock).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to containerd's CRI socket: {e}"));
+    Cri {
+        rt: RuntimeServiceClient::new(channel.clone()),
+        img: ImageServiceClient::new(channel),
+    }
+}
+
+fn pod_config(name: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.to_string(),
+            uid: format!("{name}-uid"),
+            namespace: "cri-test".to_string(),
+            attempt: 0,
+        }),
+        hostname: name.to_string(),
+        linux: Some(LinuxPodSandboxConfig {
+            // hack/cri-env's stop empties and removes /cri-pods.
+            cgroup_parent: format!("/cri-pods/{name}"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config(name: &str, image: &str, command: &[&str]) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.to_string(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image.to_string(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        // The test image sets no PATH, and ferry (unlike runc) refuses to start a process
+        // without one even when its command is an absolute path.
+        envs: vec![KeyValue {
+            key: "PATH".into(),
+            value: "/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+impl Cri {
+    async fn pull(&mut self, image: &str) -> Result<(), String> {
+        self.img
+            .pull_image(PullImageRequest {
+                image: Some(ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("PullImage {image}: {}", e.message()))
+    }
+
+    async fn run_pod(&mut self, cfg: &PodSandboxConfig, handler: &str) -> Result<String, String> {
+        self.rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(cfg.clone()),
+                runtime_handler: handler.to_string(),
+            })
+            .await
+            .map(|r| r.into_inner().pod_sandbox_id)
+            .map_err(|e| format!("RunPodSandbox: {}", e.message()))
+    }
+
+    async fn create_start(
+        &mut self,
+        pod: &str,
+        pod_cfg: &PodSandboxConfig,
+        cfg: ContainerConfig,
+    ) -> Result<String, String> {
+        let id = self
+            .rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.to_string(),
+                config: Some(cfg),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .map(|r| r.into_inner().container_id)
+            .map_err(|e| format!("CreateContainer: {}", e.message()))?;
+        self.rt
+            .start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .map_err(|e| format!("StartContainer: {}", e.message()))?;
+        Ok(id)
+    }
+
+    async fn exec(&mut self, id: &str, cmd: &[&str]) -> Result<String, String> {
+        let r = self
+            .rt
+            .exec_sync(ExecSyncRequest {
+                container_id: id.to_string(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout: 10,
+            })
+            .await
+            .map_err(|e| format!("ExecSync {cmd:?}: {}", e.message()))?
+            .into_inner();
+        if r.exit_code != 0 {
+            return Err(format!(
+                "ExecSync {cmd:?} exited {}: {}",
+                r.exit_code,
+                text(&r.stderr)
+            ));
+        }
+        Ok(text(&r.stdout))
+    }
+
+    async fn state(&mut self, id: &str) -> Result<i32, String> {
+        self.rt
+            .container_status(ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            })
+            .await
+            .map_err(|e| format!("ContainerStatus: {}", e.message()))?
+            .into_inner()
+            .status
+            .map(|s| s.state)
+            .ok_or_else(|| "ContainerStatus without a status".to_string())
+    }
+
+    async fn checkpoint(&mut self, id: &str, archive: &Path) -> Result<(), String> {
+        self.rt
+            .checkpoint_container(CheckpointContainerRequest {
+                container_id: id.to_string(),
+                location: archive.display().to_string(),
+                timeout: 60,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("CheckpointContainer: {}", e.message()))
+    }
+
+    /// Stop and remove a pod (its containers go with it). Errors are reported by the caller's
+    /// outcome, never hidden: a pod that cannot be removed fails the scenario.
+    async fn remove_pod(&mut self, pod: &str) -> Result<(), String> {
+        self.rt
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: pod.to_string(),
+            })
+            .await
+            .map_err(|e| format!("StopPodSandbox: {}", e.message()))?;
+        self.rt
+            .remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: pod.to_string(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("RemovePodSandbox: {}", e.message()))
+    }
+
+    /// The counter's "token count", once it has counted to at least `min`.
+    async fn count(&mut self, id: &str, min: u64) -> Result<(String, u64), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.exec(id, &["cat", "/tmp/count"]).await {
+                Ok(s) => {
+                    let mut it = s.split_whitespace();
+                    if let (Some(t), Some(n)) = (it.next(), it.next().and_then(|n| n.parse().ok()))
+                    {
+                        if n >= min {
+                            return Ok((t.to_string(), n));
+                        }
+                    }
+                    last = s;
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "the counter did not reach {min} within 20 s (last: {})",
+            last.trim()
+        ))
+    }
+}
+
+/// The outcome of one counter run, as the table shows it.
+#[derive(Default)]
+struct Outcome {
+    checkpoint: Option<f64>,
+    restore: Option<f64>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn line(&self) -> String {
+        let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.2}s"));
+        match &self.error {
+            None => format!(
+                "pass  checkpoint {} restore {}",
+                secs(self.checkpoint),
+                secs(self.restore)
+            ),
+            Some(e) => {
+                // One line per run in the table; the whole message is in the test's output.
+                let mut e = e.split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some((i, _)) = e.char_indices().nth(400) {
+                    e.truncate(i);
+                    e.push_str(" ...");
+                }
+                format!(
+                    "FAIL  checkpoint {} restore {}: {e}",
+                    secs(self.checkpoint),
+                    secs(self.restore)
+                )
+            }
+        }
+    }
+}
+
+/// A counting container in a pod: checkpoint (archive, container left running), pod removed,
+/// restore into a new pod from the archive; the count goes on from the checkpointed value.
+async fn counter_run(
+    cri: &mut Cri,
+    dir: &Path,
+    image: &str,
+    handler: &str,
+    round: usize,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = format!("cri-{handler}-{round}");
+    let pod_cfg = pod_config(&name);
+    let pod = cri.run_pod(&pod_cfg, handler).await?;
+    let ctr_cfg = container_config("counter", image, &["/bin/sh", "-c", COUNTER]);
+    let id = cri.create_start(&pod, &pod_cfg, ctr_cfg).await?;
+    let (token, before) = cri.count(&id, 3).await?;
+    let archive = dir.join(format!("{name}.tar"));
+    let t = Instant::now();
+    cri.checkpoint(&id, &archive).await?;
+    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    if cri.state(&id).await? != CONTAINER_RUNNING {
+        return Err("the container stopped at checkpoint (it must be left running)".into());
+    }
+    let (t_after, after) = cri.count(&id, before + 1).await?;
+    if t_after != token {
+        return Err(format!("token changed at checkpoint: {token} -> {t_after}"));
+    }
+    cri.remove_pod(&pod).await?;
+
+    let name2 = format!("{name}-restored");
+    let pod_cfg2 = pod_config(&name2);
+    let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
+    let restore_cfg = container_config("counter", &archive.display().to_string(), &[]);
+    let t = Instant::now();
+    let id2 = cri
+        .create_start(&pod2, &pod_cfg2, restore_cfg)
+        .await
+        .map_err(|e| format!("restore: {e}"))?;
+    out.restore = Some(t.elapsed().as_secs_f64());
+    let (t2, n2) = cri.count(&id2, before).await?;
+    if t2 != token {
+        return Err(format!(
+            "restored counter has token {t2}, the checkpointed one {token} (started afresh?)"
+        ));
+    }
+    // The restored process goes on from a value the original had between `before` and
+    // `after`, so it cannot be far beyond `after` this soon.
+    let (_, n3) = cri.count(&id2, n2 + 2).await?;
+    if n3 > after + 600 {
+        return Err(format!(
+            "restored count {n3} is not near the checkpointed {before}..{after}"
+        ));
+    }
+    cri.remove_pod(&pod2).await?;
+    Ok(())
+}
+
+fn write_table(name: &str, table: &str) {
+    println!("{table}");
+    eprintln!("{table}");
+    // hack/test prints it after the run, where captured test output would hide it.
+    let _ = std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join(name), table);
+}
+
+/// How many rounds of each scenario: FERRY_CRI_ROUNDS, else 3.
+fn rounds() -> usize {
+    std::env::var("FERRY_CRI_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+#[test]
+fn cri_counter_checkpoint_restore_into_new_pod_runc_and_ferry() {
+    if !require_root() {
+        return;
+    }
+    let env = CriEnv::start("ctr");
+    let work = env.dir.join("checkpoints");
+    let image = env.image();
+    let sock = env.sock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    rt.block_on(async {
+        let mut cri = connect(&sock).await;
+        if let Err(e) = cri.pull(&image).await {
+            panic!("{e}\n{}", env.log_excerpt());
+        }
+        for round in 0..rounds() {
+            for handler in RUNTIMES {
+                let mut out = Outcome::default();
+                if let Err(e) = counter_run(&mut cri, &work, &image, handler, round, &mut out).await
+                {
+                    out.error = Some(e);
+                }
+                let line = out.line();
+                let _ = writeln!(table, "counter round {round:<2} {handler:<6} {line}");
+                // runc is the reference shown beside ferry, not what is under test: its own
+                // occasional CRIU failures (seen: `criu failed: type NOTIFY errno 17` at
+                // restore) show in the table without failing the test.
+                if let (Some(e), "ferry") = (&out.error, handler) {
+                    failures.push(format!(
+                        "{handler} round {round}: {e}\n{}",
+                        env.log_excerpt()
+                    ));
+                }
+            }
+        }
+    });
+    write_table("cri-table.txt", &table);
+    drop(env);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A hostPath volume's propagation, as CRI names it.
+#[derive(Clone, Copy)]
+enum Propagation {
+    Private,
+    HostToContainer,
+    Bidirectional,
+}
+
+impl Propagation {
+    fn name(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::HostToContainer => "host-to-container",
+            Propagation::Bidirectional => "bidirectional",
+        }
+    }
+    fn cri(self) -> MountPropagation {
+        match self {
+            Propagation::Private => MountPropagation::PropagationPrivate,
+            Propagation::HostToContainer => MountPropagation::PropagationHostToContainer,
+            Propagation::Bidirectional => MountPropagation::PropagationBidirectional,
+        }
+    }
+}
+
+impl CriEnv {
+    /// Run a shell script in containerd's mount namespace: the "host" its pods see.
+    fn host(&self, script: &str) -> Result<String, String> {
+        let pid = std::fs::read_to_string(self.dir.join("containerd.pid"))
+            .map_err(|e| format!("containerd.pid: {e}"))?;
+        let out = Command::new("nsenter")
+            .args(["-t", pid.trim(), "-m", "--", "sh", "-c", script])
+            .output()
+            .map_err(|e| format!("nsenter: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("host script `{script}` failed {}", describe(&out)));
+        }
+        Ok(text(&out.stdout))
+    }
+}
+
+/// The container's mounts at and below /vol: mount point, root, type and the propagation
+/// fields (shared:N, master:N), which name the host's peer groups the mounts are tied to.
+async fn vol_tree(cri: &mut Cri, id: &str) -> Result<Vec<String>, String> {
+    let mi = cri.exec(id, &["cat", "/proc/self/mountinfo"]).await?;
+    let mut tree: Vec<String> = mi
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            let mp = *f.get(4)?;
+            if mp != "/vol" && !mp.starts_with("/vol/") {
+                return None;
+            }
+            let fstype = post.split(' ').next().unwrap_or("");
+            let opt = f.get(6..).map(|o| o.join(",")).unwrap_or_default();
+            Some(format!("{mp} root={} type={fstype} [{opt}]", f.get(3)?))
+        })
+        .collect();
+    tree.sort();
+    Ok(tree)
+}
+
+/// One hostPath scenario: a counting container with /vol from a shared host mount, with or
+/// without a host mount under the volume at checkpoint; checkpoint, remove the pod, restore
+/// into a new pod. The restored /vol tree must equal the one before (peer group ties
+/// included), a host mount made after restore must reach the container (HostToContainer,
+/// Bidirectional), and a container mount must reach the host (Bidirectional).
+#[allow(clippy::too_many_arguments)]
+async fn volume_run(
+    cri: &mut Cri,
+    env: &CriEnv,
+    image: &str,
+    handler: &str,
+    prop: Propagation,
+    submount: bool,
+    round: usize,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = format!(
+        "cri-{handler}-{}{}-{round}",
+        prop.name(),
+        if submount { "-sub" } else { "" }
+    );
+    // The volume's source: a directory on a shared tmpfs in containerd's mount namespace.
+    let src = env.dir.join("vol").join(&name);
+    let s = src.display();
+    env.host(&format!("mkdir -p {s} && mount -t tmpfs cri-vol {s} && mount --make-shared {s} && mkdir {s}/src {s}/src/sub {s}/src/later"))?;
+    if submount {
+        env.host(&format!("mount -t tmpfs cri-sub {s}/src/sub"))?;
+    }
+    let pod_cfg = pod_config(&name);
+    let pod = cri.run_pod(&pod_cfg, handler).await?;
+    let mut cfg = container_config("counter", image, &["/bin/sh", "-c", COUNTER]);
+    cfg.mounts = vec![Mount {
+        container_path: "/vol".into(),
+        host_path: format!("{s}/src"),
+        propagation: prop.cri() as i32,
+        ..Default::default()
+    }];
+    if let Propagation::Bidirectional = prop {
+        // Mounting inside the container needs CAP_SYS_ADMIN.
+        cfg.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                capabilities: Some(Capability {
+                    add_capabilities: vec!["CAP_SYS_ADMIN".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    // The restored pod's spec carries the same volumes, as the kubelet's would: containerd
+    // takes the mounts from this request, not from the checkpoint.
+    let mut restore_cfg = container_config("counter", "", &[]);
+    restore_cfg.mounts = cfg.mounts.clone();
+    restore_cfg.linux = cfg.linux.clone();
+    let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
+    let (token, _) = cri.count(&id, 3).await?;
+    let before = vol_tree(cri, &id).await?;
+    let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
+    let t = Instant::now();
+    cri.checkpoint(&id, &archive).await?;
+    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.remove_pod(&pod).await?;
+
+    let name2 = format!("{name}-r");
+    let pod_cfg2 = pod_config(&name2);
+    let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
+    restore_cfg.image = Some(ImageSpec {
+        image: archive.display().to_string(),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let id2 = cri
+        .create_start(&pod2, &pod_cfg2, restore_cfg)
+        .await
+        .map_err(|e| format!("restore: {e}"))?;
+    out.restore = Some(t.elapsed().as_secs_f64());
+    let (t2, _) = cri.count(&id2, 1).await?;
+    if t2 != token {
+        return Err(format!("restored token {t2}, checkpointed {token}"));
+    }
+    let after = vol_tree(cri, &id2).await?;
+    if after != before {
+        return Err(format!(
+            "/vol tree changed:\n  before: {before:?}\n  after:  {after:?}"
+        ));
+    }
+    if !matches!(prop, Propagation::Private) {
+        env.host(&format!(
+            "mount -t tmpfs cri-later {s}/src/later && touch {s}/src/later/from-host"
+        ))?;
+        cri.exec(&id2, &["test", "-e", "/vol/later/from-host"])
+            .await
+            .map_err(|e| {
+                format!("a host mount made after restore does not reach the container: {e}")
+            })?;
+    }
+    if let Propagation::Bidirectional = prop {
+        cri.exec(
+            &id2,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /vol/cmnt && mount -t tmpfs cri-c /vol/cmnt && touch /vol/cmnt/from-ctr",
+            ],
+        )
+        .await?;
+        env.host(&format!("test -e {s}/src/cmnt/from-ctr"))
+            .map_err(|e| {
+                format!("a container mount made after restore does not reach the host: {e}")
+            })?;
+    }
+    cri.remove_pod(&pod2).await?;
+    Ok(())
+}
+
+/// Run hostPath scenarios (propagation, host submount at checkpoint) with both runtimes for
+/// `rounds()` rounds, write the table, and fail on any ferry failure.
+fn volume_scenarios(tag: &str, scenarios: &[(Propagation, bool)], table_name: &str) {
+    if !require_root() {
+        return;
+    }
+    let env = CriEnv::start(tag);
+    let image = env.image();
+    let sock = env.sock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    // FERRY_SCENARIO=<part of a name> runs only the matching scenarios.
+    let only = std::env::var("FERRY_SCENARIO").unwrap_or_default();
+    rt.block_on(async {
+        let mut cri = connect(&sock).await;
+        if let Err(e) = cri.pull(&image).await {
+            panic!("{e}\n{}", env.log_excerpt());
+        }
+        for round in 0..rounds() {
+            for &(prop, submount) in scenarios {
+                let scenario = format!(
+                    "{}{}",
+                    prop.name(),
+                    if submount { "+hostmount" } else { "" }
+                );
+                if !scenario.contains(only.as_str()) {
+                    continue;
+                }
+                for handler in RUNTIMES {
+                    let mut out = Outcome::default();
+                    if let Err(e) = volume_run(
+                        &mut cri, &env, &image, handler, prop, submount, round, &mut out,
+                    )
+                    .await
+                    {
+                        out.error = Some(e);
+                    }
+                    let _ = writeln!(
+                        table,
+                        "{scenario:<30} round {round:<2} {handler:<6} {}",
+                        out.line()
+                    );
+                    if let (Some(e), "ferry") = (&out.error, handler) {
+                        failures.push(format!("{scenario} round {round}: {e}"));
+                    }
+                }
+            }
+        }
+    });
+    write_table(table_name, &table);
+    drop(env);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn cri_hostpath_private_and_host_to_container_runc_and_ferry() {
+    volume_scenarios(
+        "vol",
+        &[
+            (Propagation::Private, false),
+            (Propagation::HostToContainer, false),
+            (Propagation::HostToContainer, true),
+        ],
+        "cri-volumes-table.txt",
+    );
+}
+
+/// Run with `--ignored`; the table goes to target/tmp/cri-volumes-failing-table.txt.
+#[test]
+#[ignore = "ferry fails these: Private with a host submount at checkpoint (CRIU: the submount \
+            is still a slave of the host, `has unreachable sharing`), Bidirectional at restore \
+            (CRIU mnt-v2: `Can't copy sharing` from the sandbox's hosts bind to resolv.conf)"]
+fn cri_hostpath_private_submount_and_bidirectional_runc_and_ferry() {
+    volume_scenarios(
+        "volx",
+        &[
+            (Propagation::Private, true),
+            (Propagation::Bidirectional, false),
+            (Propagation::Bidirectional, true),
+        ],
+        "cri-volumes-failing-table.txt",
+    );
+}
+
+/// Inside the pod, one process sends a numbered line every 0.1 s over an established TCP
+/// connection on the pod's loopback to another, which writes them to /tmp/recv.
+/// (busybox's nc ends a connection when its standard input ends: the listener's is a pipe
+/// that never does.)
+const TCP_PAIR: &str = "sleep 1000000 | nc -l -p 7000 > /tmp/recv & sleep 0.5; i=0; \
+     while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 7000 > /dev/null";
+
+/// Lines received so far, once there are at least `min`.
+async fn received(cri: &mut Cri, id: &str, min: u64) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cri.exec(id, &["sh", "-c", "wc -l < /tmp/recv"]).await {
+            Ok(s) => match s.trim().parse::<u64>() {
+                Ok(n) if n >= min => return Ok(n),
+                _ => last = s,
+            },
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "fewer than {min} lines arrived over the connection within 20 s (last: {})",
+        last.trim()
+    ))
+}
+
+/// Whether the pod holds an ESTABLISHED TCP connection to port 7000 (1B58).
+async fn established(cri: &mut Cri, id: &str) -> Result<bool, String> {
+    let tcp = cri.exec(id, &["cat", "/proc/net/tcp"]).await?;
+    Ok(tcp.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[3] == "01" && (f[1].ends_with(":1B58") || f[2].ends_with(":1B58"))
+    }))
+}
+
+/// An established TCP connection in a pod: checkpoint with CRIU's tcp-established (through
+/// the `org.criu.config` annotation), pod removed, restore into a new pod: the connection is
+/// ESTABLISHED again and carries data.
+async fn tcp_run(
+    cri: &mut Cri,
+    env: &CriEnv,
+    image: &str,
+    handler: &str,
+    round: usize,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let name = format!("cri-{handler}-tcp-{round}");
+    let conf = env.dir.join("criu-tcp.conf");
+    std::fs::write(&conf, "tcp-established\n").map_err(|e| format!("{}: {e}", conf.display()))?;
+    let annotations: std::collections::HashMap<String, String> =
+        [("org.criu.config".to_string(), conf.display().to_string())].into();
+    let pod_cfg = pod_config(&name);
+    let pod = cri.run_pod(&pod_cfg, handler).await?;
+    let mut cfg = container_config("tcp", image, &["/bin/sh", "-c", TCP_PAIR]);
+    cfg.annotations = annotations.clone();
+    let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
+    let before = received(cri, &id, 3).await?;
+    if !established(cri, &id).await? {
+        return Err("no ESTABLISHED connection before checkpoint".into());
+    }
+    let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
+    let t = Instant::now();
+    cri.checkpoint(&id, &archive).await?;
+    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.remove_pod(&pod).await?;
+
+    let pod_cfg2 = pod_config(&format!("{name}-r"));
+    let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
+    let mut restore_cfg = container_config("tcp", &archive.display().to_string(), &[]);
+    restore_cfg.annotations = annotations;
+    let t = Instant::now();
+    let id2 = cri
+        .create_start(&pod2, &pod_cfg2, restore_cfg)
+        .await
+        .map_err(|e| format!("restore: {e}"))?;
+    out.restore = Some(t.elapsed().as_secs_f64());
+    let n = received(cri, &id2, before).await?;
+    received(cri, &id2, n + 5)
+        .await
+        .map_err(|e| format!("the restored connection carries no data: {e}"))?;
+    if !established(cri, &id2).await? {
+        return Err("the restored connection is not ESTABLISHED".into());
+    }
+    cri.remove_pod(&pod2).await?;
+    Ok(())
+}
+
+#[test]
+fn cri_tcp_connection_checkpoint_restore_runc_and_ferry() {
+    if !require_root() {
+        return;
+    }
+    let env = CriEnv::start("tcp");
+    let image = env.image();
+    let sock = env.sock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    rt.block_on(async {
+        let mut cri = connect(&sock).await;
+        if let Err(e) = cri.pull(&image).await {
+            panic!("{e}\n{}", env.log_excerpt());
+        }
+        for round in 0..rounds() {
+            for handler in RUNTIMES {
+                let mut out = Outcome::default();
+                if let Err(e) = tcp_run(&mut cri, &env, &image, handler, round, &mut out).await {
+                    out.error = Some(e);
+                }
+                let _ = writeln!(
+                    table,
+                    "tcp     round {round:<2} {handler:<6} {}",
+                    out.line()
+                );
+                if let (Some(e), "ferry") = (&out.error, handler) {
+                    failures.push(format!("round {round}: {e}"));
+                }
+            }
+        }
+    });
+    write_table("cri-tcp-table.txt", &table);
+    drop(env);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
