@@ -1017,7 +1017,7 @@ fn create_mountpoints(
         let first_missing = (1..=comps.len()).find(|&n| {
             mountv2::sys::open_beneath(
                 root.as_fd(),
-                &comps[..n].join("/"),
+                comps[..n].join("/"),
                 rustix::fs::OFlags::PATH,
             )
             .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
