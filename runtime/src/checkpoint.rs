@@ -1015,12 +1015,8 @@ fn create_mountpoints(
         // What is missing now is what the call below makes.
         let comps: Vec<&str> = rel.split('/').collect();
         let first_missing = (1..=comps.len()).find(|&n| {
-            mountv2::sys::open_beneath(
-                root.as_fd(),
-                comps[..n].join("/"),
-                rustix::fs::OFlags::PATH,
-            )
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            mountv2::sys::open_beneath(root.as_fd(), comps[..n].join("/"), rustix::fs::OFlags::PATH)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         });
         if let Err(e) = mountv2::sys::open_or_create_mountpoint(root.as_fd(), &rel, file) {
             tracing::debug!("mount point /{rel} in {}: {e}", rootfs.display());
