@@ -376,8 +376,14 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
     // the topmost mount, which for a file bind is a file too).
     for (pos, &row) in order.iter().enumerate() {
         let r = &table[row];
-        if let Ok(meta) = std::fs::symlink_metadata(&r.mountpoint) {
-            mounts[pos].is_file = meta.file_type().is_file();
+        match std::fs::symlink_metadata(&r.mountpoint) {
+            Ok(meta) => mounts[pos].is_file = meta.file_type().is_file(),
+            // Gone since the table was read (or out of reach): taken for a directory, and said.
+            Err(e) => tracing::warn!(
+                mountpoint = %r.mountpoint.display(),
+                error = %e,
+                "cannot stat the mount point; recorded as a directory mount"
+            ),
         }
     }
     // External superblocks: a key from what they are, and where their root is visible.
