@@ -10,9 +10,11 @@ use mountv2::model::MountTree;
 use mountv2::policy::RestorePolicy;
 use mountv2::scan::ScanSource;
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -44,7 +46,7 @@ pub enum MountsCommand {
         /// Leave out the mount at this path (relative to --root) and everything below it;
         /// repeatable. Peer groups only those mounts had become external.
         #[arg(long = "exclude", value_name = "PATH")]
-        exclude: Vec<String>,
+        exclude: Vec<PathBuf>,
     },
     /// Recreate an image's tree at DIR in this mount namespace.
     Restore {
@@ -67,7 +69,7 @@ pub enum MountsCommand {
         trust: TrustArgs,
     },
     /// Compare two trees (image files or live trees written pid:PID:PATH) up to ids.
-    Diff { a: String, b: String },
+    Diff { a: OsString, b: OsString },
 }
 
 /// What a restore may take from this host on the image's word. By default an image gets
@@ -76,7 +78,7 @@ pub enum MountsCommand {
 pub struct TrustArgs {
     /// Where an external filesystem is on this host: KEY=PATH (repeatable).
     #[arg(long = "external", value_name = "KEY=PATH")]
-    pub externals: Vec<String>,
+    pub externals: Vec<OsString>,
     /// Bind external filesystems not given with --external from the host paths the image
     /// suggests.
     #[arg(long)]
@@ -102,13 +104,19 @@ impl TrustArgs {
     fn parse(&self) -> Result<(HashMap<String, PathBuf>, RestorePolicy)> {
         let mut map = HashMap::new();
         for e in &self.externals {
-            let (k, v) = e
-                .split_once('=')
+            // The key is the image's text; the path is this host's, any bytes.
+            let bytes = e.as_bytes();
+            let eq = bytes
+                .iter()
+                .position(|b| *b == b'=')
                 .with_context(|| format!("--external {e:?}: expected KEY=PATH"))?;
+            let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
             if k.is_empty() || v.is_empty() {
                 bail!("--external {e:?}: expected KEY=PATH with both parts non-empty");
             }
-            map.insert(k.to_string(), PathBuf::from(v));
+            let k = std::str::from_utf8(k)
+                .with_context(|| format!("--external {e:?}: the KEY is not UTF-8"))?;
+            map.insert(k.to_string(), PathBuf::from(OsStr::from_bytes(v)));
         }
         let policy = RestorePolicy {
             externals: map.keys().cloned().collect(),
@@ -166,7 +174,12 @@ pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
             let mut image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
                 .with_context(|| format!("dumping the mount tree at {}", root.display()))?;
             if !exclude.is_empty() {
-                image.tree.exclude(&exclude);
+                // The tree names mount points in the image's escaped form.
+                let points: Vec<String> = exclude
+                    .iter()
+                    .map(|p| mountv2::content::escape_path(p))
+                    .collect();
+                image.tree.exclude(&points);
                 image
                     .tree
                     .validate()
@@ -278,22 +291,27 @@ fn load(path: &Path) -> Result<MountImage> {
     MountImage::load(path).with_context(|| format!("loading mount image {}", path.display()))
 }
 
-/// An image file, or a live tree `pid:PID:PATH` (dumped without content).
-fn operand_tree(spec: &str) -> Result<MountTree> {
-    if let Some(rest) = spec.strip_prefix("pid:") {
-        let (pid, path) = rest
-            .split_once(':')
+/// An image file, or a live tree `pid:PID:PATH` (dumped without content). PATH is bytes.
+fn operand_tree(spec: &OsStr) -> Result<MountTree> {
+    if let Some(rest) = spec.as_bytes().strip_prefix(b"pid:") {
+        let colon = rest
+            .iter()
+            .position(|b| *b == b':')
             .with_context(|| format!("{spec:?}: expected pid:PID:PATH"))?;
-        let pid: u32 = pid
-            .parse()
-            .with_context(|| format!("{spec:?}: {pid:?} is not a pid"))?;
+        let (pid, path) = (&rest[..colon], &rest[colon + 1..]);
+        let pid: u32 = std::str::from_utf8(pid)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| {
+                format!("{spec:?}: {:?} is not a pid", String::from_utf8_lossy(pid))
+            })?;
         let opts = DumpOptions {
-            root: PathBuf::from(path),
+            root: PathBuf::from(OsStr::from_bytes(path)),
             content: false,
             ..Default::default()
         };
         let image = in_namespace(Some(pid), || dump(&opts).map_err(anyhow::Error::from))
-            .with_context(|| format!("scanning {spec}"))?;
+            .with_context(|| format!("scanning {}", spec.to_string_lossy()))?;
         Ok(image.tree)
     } else {
         Ok(load(Path::new(spec))?.tree)

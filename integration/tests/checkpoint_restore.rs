@@ -207,6 +207,23 @@ restore c1 $W/bundle2; scan c1 $W/after.json; compare c1
 m=$(grep -c ' /vol/new \| /vol/old ' /proc/$(pid c1)/mountinfo)
 grep -q ' /vol/new ' /proc/$(pid c1)/mountinfo && ! grep -q ' /vol/old ' /proc/$(pid c1)/mountinfo && EXTRA=new-host-view"#,
     },
+    Scenario {
+        name: "names are bytes: odd volume and host mount points",
+        // A volume whose destination holds a space, a backslash and U+0080 (a bundle is
+        // JSON, so its paths are UTF-8; the host's are any bytes), and a host mount whose point
+        // is not UTF-8, made once the container runs (libcontainer 0.7 cannot create a
+        // container while one exists). The volume's tie still works after restore.
+        script: r#"DEST="/vol a\\b"$'\xc2\x80'; mkdir -p "$W/bundle/rootfs$DEST"
+cfg "$(jq -n --arg d "$DEST" --arg s "$H/src" '".mounts += [\({destination: $d, type: "bind", source: $s, options: ["rbind", "rslave"]} | tojson)]"' | jq -r .)"
+start by-c1; c0=$(count by-c1)
+mkdir "$H/odd"$'\x80\xff'; mount -t tmpfs odd "$H/odd"$'\x80\xff'
+scan by-c1 $W/before.json; checkpoint by-c1
+restore by-c1; scan by-c1 $W/after.json; compare by-c1
+[ "$(count by-c1)" -gt "$c0" ] || ALIVE=no
+mkdir -p $H/src/late; mount -t tmpfs late $H/src/late; sleep 0.2
+[ "$(cat "/proc/$(pid by-c1)/root$DEST/file")" = hello ] \
+  && grep -qF " /vol\\040a\\134b"$'\xc2\x80'"/late " /proc/$(pid by-c1)/mountinfo && EXTRA=odd-names"#,
+    },
 ];
 
 /// What ferry must show per scenario (beyond checkpoint/restore ok, tree same, alive).
@@ -222,6 +239,7 @@ fn ferry_extra(name: &str) -> Option<&'static str> {
         "read-only bind and tmpfs with content" => "content+ro",
         "file bind mount" => "file",
         "migration: new source path and host submounts" => "new-host-view",
+        "names are bytes: odd volume and host mount points" => "odd-names",
         _ => return None,
     })
 }

@@ -21,6 +21,7 @@ if [ "${FRESH:-1}" = 1 ]; then
     set -euo pipefail
     "$FERRY" mounts restore "$W/img.json" --target "$W/fresh"
     "$FERRY" mounts diff "$W/img.json" "pid:$$:$W/fresh"
+    if [ -n "${FRESH_EXPECT:-}" ]; then T="$W/fresh"; eval "$FRESH_EXPECT"; fi
     # One fd short of one per mount: attached mounts give theirs up and are reopened by
     # path. Trees where too many mounts are out of reach of a path are refused, cleanly.
     mkdir -p "$W/spilled"
@@ -281,6 +282,66 @@ fn s10b_content_names_are_bytes() {
                 "EXPECT",
                 r#"for n in "${NAMES[@]}"; do cmp "$D/$n" "$W/r/$n"; cmp "$D/"$'dir\xff'"/$n" "$W/r/"$'dir\xff'"/$n"; done
                    [ "$(readlink "$W/r/link")" = $'/t\x80rget' ]"#,
+            ),
+        ],
+    );
+}
+
+/// Mount points and mount roots are bytes: mounts whose points and bind roots hold bytes 80
+/// to ff, a newline, spaces and backslashes, tied as peers and slaves, come back at exactly
+/// those bytes, in a fresh namespace and in this one, and sharing still works between them.
+#[test]
+fn s10c_mount_points_and_roots_are_bytes() {
+    if !require_root() {
+        return;
+    }
+    // The mount points below the tree's root, relative, as the kernel writes them (octal
+    // escapes, other bytes raw) and every path below the root (NUL-separated, raw bytes).
+    const SAME_AS_D: &str = r#"
+        points() { awk -v r="$1" 'index($5, r "/") == 1 { print substr($5, length(r) + 1) }' /proc/self/mountinfo | sort; }
+        cmp <(points "$D") <(points "$T")
+        [ "$(points "$T" | wc -l)" -ge 6 ]
+        cmp <(cd "$D" && find . -print0 | sort -z) <(cd "$T" && find . -print0 | sort -z)
+        for p in "$N1" "m$N3" "s$N4" "$N1/r$N2/in$N4" "m$N3/in$N4" "x$ALL"; do
+          mountpoint -q "$T/$p" || { echo "no mount at $(printf '%q' "$T/$p")" >&2; exit 1; }
+        done
+        ls -b "$T" | grep -qxF '\200\377'
+    "#;
+    scenario(
+        "10c",
+        r#"export D N1=$'\x80\xff' N2=$'a\nb' N3='a b' N4='a\b' ALL=$'\xfe\n \\\xc3'
+         mount -t tmpfs base $D; mount --make-private $D
+         mkdir "$D/$N1" "$D/m$N3" "$D/s$N4" "$D/x$ALL"
+         mount -t tmpfs t1 "$D/$N1"; mount --make-shared "$D/$N1"
+         mkdir -p "$D/$N1/r$N2/in$N4" "$D/$N1/r$N3"; echo data > "$D/$N1/r$N2/f$N1"
+         # A peer and a slave whose roots are odd names.
+         mount --bind "$D/$N1/r$N2" "$D/m$N3"
+         mount --bind "$D/$N1/r$N3" "$D/s$N4"; mount --make-slave "$D/s$N4"
+         # Propagates to the peer at m$N3: a mount at an odd point in both.
+         mount -t tmpfs inner "$D/$N1/r$N2/in$N4"
+         mount -t tmpfs all "$D/x$ALL"; mount --make-unbindable "$D/x$ALL""#,
+        &[
+            ("FRESH_EXPECT", SAME_AS_D),
+            // Sharing works at odd names: a mount made in the peer's source shows in the
+            // peer, and one made in the slave's source shows in the slave.
+            (
+                "EVENT",
+                r#"mkdir "$T/$N1/r$N2/ev"$'\x81'; mount -t tmpfs ev "$T/$N1/r$N2/ev"$'\x81'
+                   mkdir "$T/$N1/r$N3/ev$N4"; mount -t tmpfs ev "$T/$N1/r$N3/ev$N4""#,
+            ),
+            (
+                "EXPECT",
+                r#"T="$W/r"; eval "$FRESH_EXPECT"
+                   mountpoint -q "$W/r/m$N3/ev"$'\x81'; mountpoint -q "$W/r/s$N4/ev$N4"
+                   # Both scanners write the same bytes: mountinfo's octal escapes decoded
+                   # as statmount's raw strings are (sibling order may differ with the ids).
+                   for s in mountinfo statmount; do
+                     "$FERRY" mounts dump --source $s --no-content --root "$D" -o "$W/$s.json"
+                   done
+                   "$FERRY" mounts diff "$W/mountinfo.json" "$W/statmount.json"
+                   names() { jq -S '[.tree.mounts[] | [.mountpoint, .root]] | sort' "$1"; }
+                   cmp <(names "$W/mountinfo.json") <(names "$W/statmount.json")
+                   jq -e 'any(.tree.mounts[]; .mountpoint == "\\x80\\xff/ra\nb/ina\\\\b")' "$W/statmount.json" >/dev/null"#,
             ),
         ],
     );

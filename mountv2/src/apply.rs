@@ -79,7 +79,13 @@ pub fn probe_kernel() -> Result<(), ApplyError> {
     Ok(())
 }
 
-fn clone_of(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+/// The bytes an image path stands for (escaped as [`crate::content::escape_name`] writes it;
+/// validation made sure it decodes). Paths reach the kernel only as these bytes.
+fn bytes_of(what: &str, path: &str) -> Result<Vec<u8>, String> {
+    crate::content::unescape_name(path).map_err(|e| format!("{what}: {e}"))
+}
+
+fn clone_of(dir: BorrowedFd<'_>, rel: impl AsRef<[u8]>) -> io::Result<OwnedFd> {
     let start = sys::open_beneath(dir, rel, OFlags::PATH)?;
     Ok(rustix::mount::open_tree(
         &start,
@@ -306,7 +312,8 @@ impl<'a> Executor<'a> {
     /// same mount.
     fn reopen(&mut self, m: MountIdx) -> Result<(), String> {
         let rel = self.image.tree.mount(m).mountpoint.clone();
-        let fd = rustix::mount::open_tree(self.mount(MountIdx(0))?, rel.as_str(), {
+        let rel_bytes = bytes_of("mount point", &rel)?;
+        let fd = rustix::mount::open_tree(self.mount(MountIdx(0))?, rel_bytes.as_slice(), {
             OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_SYMLINK_NOFOLLOW
         })
         .map_err(|e| format!("reopening mount[{}] at {rel:?}: {e}", m.0))?;
@@ -393,7 +400,8 @@ impl<'a> Executor<'a> {
                 let path: PathBuf = match self.opts.externals.get(key) {
                     Some(p) => p.clone(),
                     None => match hint {
-                        Some(h) => PathBuf::from(h),
+                        Some(h) => crate::content::unescape_path(h)
+                            .map_err(|e| format!("external filesystem {key:?}: hint: {e}"))?,
                         None => {
                             return Err(format!(
                                 "external filesystem {key:?} has no path on this host; \
@@ -461,7 +469,7 @@ impl<'a> Executor<'a> {
                             .filter(|e| e.kind != crate::content::EntryKind::Dir)
                             .map(|e| abs(&e.path)),
                     );
-                    let base = content.base.trim_start_matches('/');
+                    let base = bytes_of("content base", content.base.trim_start_matches('/'))?;
                     let base_fd = if base.is_empty() {
                         sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
                     } else {
@@ -476,32 +484,33 @@ impl<'a> Executor<'a> {
             }
             Step::MakePlaceholder { sb, path, file } => {
                 let rel = path.trim_start_matches('/');
+                let rel_bytes = bytes_of("placeholder", rel)?;
                 let root = self.sb_root(*sb)?;
-                let existed = sys::open_beneath(root, rel, OFlags::PATH).is_ok();
+                let existed = sys::open_beneath(root, &rel_bytes, OFlags::PATH).is_ok();
                 if !existed {
-                    sys::open_or_create_mountpoint(root, rel, *file)
+                    sys::open_or_create_mountpoint(root, &rel_bytes, *file)
                         .map_err(|e| format!("placeholder {path:?}: {e}"))?;
                     self.placeholders.push((*sb, rel.to_string()));
                 }
             }
             Step::Clone { mount, sb, root } => {
-                let rel = root.trim_start_matches('/');
+                let rel = bytes_of("mount root", root.trim_start_matches('/'))?;
                 let sb_root = self.sb_root(*sb)?;
                 // A fresh filesystem has only what the dump could see: a root that was under
                 // an overmount in every view is made here, empty.
                 if !rel.is_empty()
                     && self.image.tree.superblock(*sb).origin == SuperblockOrigin::Fresh
-                    && sys::open_beneath(sb_root, rel, OFlags::PATH).is_err()
+                    && sys::open_beneath(sb_root, &rel, OFlags::PATH).is_err()
                 {
                     sys::open_or_create_mountpoint(
                         sb_root,
-                        rel,
+                        &rel,
                         self.image.tree.mount(*mount).is_file,
                     )
                     .map_err(|e| format!("making root {root:?}: {e}"))?;
                 }
                 let fd =
-                    clone_of(sb_root, rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
+                    clone_of(sb_root, &rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
                 self.mounts[mount.get()] = Some(fd);
             }
             Step::RemovePlaceholder { sb, path } => {
@@ -526,6 +535,7 @@ impl<'a> Executor<'a> {
                 let mp = if at.is_empty() {
                     None
                 } else {
+                    let at = bytes_of("mount point", at)?;
                     Some(
                         sys::open_or_create_mountpoint(parent_fd, at, *file).map_err(|e| {
                             format!("mount point {}: {e}", self.mountpoint_of(*mount))
@@ -580,8 +590,10 @@ impl<'a> Executor<'a> {
                 self.covers.insert(*group, fd);
             }
             Step::OpenOutside { group, path } => {
+                let host_path = crate::content::unescape_path(path)
+                    .map_err(|e| format!("the mount at {path} (outside peer group): {e}"))?;
                 let fd =
-                    rustix::mount::open_tree(CWD, path.as_str(), OpenTreeFlags::OPEN_TREE_CLOEXEC)
+                    rustix::mount::open_tree(CWD, &host_path, OpenTreeFlags::OPEN_TREE_CLOEXEC)
                         .map_err(|e| {
                             format!(
                             "the mount at {path} stands for an outside peer group; opening it: {e}"
@@ -631,6 +643,12 @@ impl<'a> Executor<'a> {
             Some((d, n)) => (d, n),
             None => ("", rel),
         };
+        let bytes = |p: &str| {
+            crate::content::unescape_name(p)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        };
+        let (dir, name) = (bytes(dir)?, bytes(name)?);
+        let name = name.as_slice();
         let dirfd = sys::open_beneath(root, dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let st = rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
         let flags =
@@ -682,13 +700,16 @@ pub enum RestoreError {
     Apply(#[from] ApplyError),
 }
 
-/// Give the (topmost) mount at `mountpoint` below `root` exactly `flags`. Used on live trees
-/// made by others (a CRIU restore) whose per-mount flags came back wrong.
+/// Give the (topmost) mount at `mountpoint` (a tree's mount point, escaped as the image
+/// writes it) below `root` exactly `flags`. Used on live trees made by others (a CRIU
+/// restore) whose per-mount flags came back wrong.
 pub fn set_flags_at(
     root: std::os::fd::BorrowedFd<'_>,
     mountpoint: &str,
     flags: &MountFlags,
 ) -> std::io::Result<()> {
-    let fd = sys::open_beneath(root, mountpoint, rustix::fs::OFlags::PATH)?;
+    let rel = crate::content::unescape_name(mountpoint)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let fd = sys::open_beneath(root, rel, rustix::fs::OFlags::PATH)?;
     sys::set_mount_flags(std::os::fd::AsFd::as_fd(&fd), attr_mask(flags))
 }

@@ -133,6 +133,20 @@ pub fn unescape_name(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A host path in [`escape_name`]'s form: the one way the image writes mount points, mount
+/// roots, content bases and host paths (escaping never touches `/`, so the escaped form of a
+/// path is the escaped components joined by `/`, and prefixes compare as the bytes do).
+pub fn escape_path(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape_name(path.as_os_str().as_bytes())
+}
+
+/// The host path an escaped string names, byte for byte (see [`unescape_name`]).
+pub fn unescape_path(s: &str) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::ffi::OsStringExt;
+    unescape_name(s).map(|b| std::path::PathBuf::from(std::ffi::OsString::from_vec(b)))
+}
+
 use base64::Engine as _;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -163,7 +177,8 @@ fn join(dir: &str, name: &str) -> String {
 
 /// Capture everything below `dir` (a mount's root, normally a private non-recursive clone so
 /// that nothing is mounted on top). Symlinks are never followed and other filesystems are not
-/// entered. `base` is the directory's path inside its filesystem, recorded for restore.
+/// entered. `base` is the directory's path inside its filesystem ([`escape_path`]'s form),
+/// recorded for restore.
 pub fn capture(dir: BorrowedFd<'_>, base: &str, limit: u64) -> Result<Content, ContentError> {
     let root = rustix::fs::openat(
         dir,

@@ -71,13 +71,15 @@ pub fn dump(opts: &DumpOptions) -> Result<MountImage, DumpError> {
     Ok(MountImage::new(tree, contents))
 }
 
-/// Absolute path of a tree mount point.
-pub fn absolute(root: &Path, mountpoint: &str) -> PathBuf {
+/// Absolute path of a tree mount point (escaped as [`crate::content::escape_path`] writes
+/// it), byte for byte.
+pub fn absolute(root: &Path, mountpoint: &str) -> Result<PathBuf, DumpError> {
     if mountpoint.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(mountpoint)
+        return Ok(root.to_path_buf());
     }
+    crate::content::unescape_path(mountpoint)
+        .map(|rel| root.join(rel))
+        .map_err(|e| DumpError::Other(format!("mount point {mountpoint:?}: {e}")))
 }
 
 /// The raw row of every tree mount, found by walking the tree and the table together (among
@@ -117,7 +119,7 @@ fn match_rows<'t>(
             .parent
             .and_then(|p| rows.get(p.get()).copied().flatten())
             .ok_or_else(|| DumpError::Other(format!("mounts[{i}]: parent not matched")))?;
-        let want = absolute(root, &m.mountpoint);
+        let want = absolute(root, &m.mountpoint)?;
         let row = child_at
             .get(&(parent.id, want.as_path()))
             .copied()
@@ -155,7 +157,7 @@ fn settle_outside_ties(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMou
             .min_by_key(|r| (r.root.as_os_str().len(), r.mountpoint.as_os_str().len()));
         if let Some(r) = widest {
             tree.groups[g] = PeerGroup::External {
-                path: r.mountpoint.display().to_string(),
+                path: crate::content::escape_path(&r.mountpoint),
             };
         }
     }
@@ -196,7 +198,7 @@ fn settle_outside_ties(table: &[RawMount], tree: &mut MountTree, rows: &[&RawMou
             .iter()
             .chain(rows.iter())
             .filter(|r| r.dev == dev && r.root == Path::new("/"))
-            .map(|r| r.mountpoint.display().to_string())
+            .map(|r| crate::content::escape_path(&r.mountpoint))
             .next();
         let base = format!("{}:{}", s.fstype, s.source);
         let mut key = base.clone();
@@ -226,7 +228,7 @@ fn reachable_outside_paths(table: &[RawMount], tree: &mut MountTree, rows: &[&Ra
                     r.mountpoint.as_os_str().len(),
                 )
             })
-            .map(|r| r.mountpoint.display().to_string())
+            .map(|r| crate::content::escape_path(&r.mountpoint))
     };
     let mut kernel_group: HashMap<usize, u64> = HashMap::new();
     for (i, m) in tree.mounts.iter().enumerate() {
@@ -307,16 +309,16 @@ fn capture_contents(
         }
         // Widest root first; it must be reachable by path (not covered by another mount).
         mounts.sort_by_key(|m| tree.mount(*m).root.len());
-        let reachable: Vec<MountIdx> = mounts
-            .iter()
-            .copied()
-            .filter(|m| {
-                let mount = tree.mount(*m);
-                !mount.root_deleted
-                    && !mount.is_file
-                    && mount_is_at(&absolute(root, &mount.mountpoint), rows[m.get()].id)
-            })
-            .collect();
+        let mut reachable: Vec<MountIdx> = Vec::new();
+        for m in &mounts {
+            let mount = tree.mount(*m);
+            if !mount.root_deleted
+                && !mount.is_file
+                && mount_is_at(&absolute(root, &mount.mountpoint)?, rows[m.get()].id)
+            {
+                reachable.push(*m);
+            }
+        }
         // The widest view first; then any view whose root lies outside every captured one
         // (no mount may show the whole filesystem).
         let mut captured: Vec<String> = Vec::new();
@@ -378,14 +380,13 @@ fn capture_one(
     };
     let err = |m: MountIdx, source: ContentError| DumpError::Content {
         fstype: tree.superblock(tree.mount(m).superblock).fstype.clone(),
-        mountpoint: absolute(root, &tree.mount(m).mountpoint)
-            .display()
-            .to_string(),
+        // Named as the image writes it (escaped), for a message.
+        mountpoint: root.join(&tree.mount(m).mountpoint).display().to_string(),
         source,
     };
     for m in candidates {
         let mount = tree.mount(*m);
-        let path = absolute(root, &mount.mountpoint);
+        let path = absolute(root, &mount.mountpoint)?;
         let Ok(clone) = rustix::mount::open_tree(
             rustix::fs::CWD,
             &path,
@@ -400,7 +401,7 @@ fn capture_one(
             .map_err(|e| err(*m, e));
     }
     let mount = tree.mount(*first);
-    let path = absolute(root, &mount.mountpoint);
+    let path = absolute(root, &mount.mountpoint)?;
     let dir = std::fs::File::open(&path).map_err(|e| {
         err(
             *first,

@@ -9,11 +9,15 @@ use std::collections::{HashMap, HashSet};
 
 /// Identifies the format, so that a random JSON file is not mistaken for an image.
 pub const FORMAT: &str = "ferry-mountv2";
-/// Bumped on every incompatible change; loaders refuse other versions, except that version 1
-/// (content names as lossy text, a backslash meaning itself) is read and brought to this one.
+/// Bumped on every incompatible change; loaders refuse other versions, except that older ones
+/// are read and brought to this one.
 /// Version 2: content entry paths and symlink targets are escaped byte strings
 /// ([`crate::content::escape_name`]).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: so are mount points, mount roots, content bases, outside group paths and
+/// external hints: one escaping for every path in the image. In versions 1 and 2 those were
+/// text in which a backslash meant itself (and mount points had to be UTF-8); version 1 kept
+/// content names that way too.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Upper bounds a loaded image must respect (a hostile image must not make us allocate or
 /// mount without limit).
@@ -97,15 +101,17 @@ impl MountImage {
         if format != FORMAT {
             return Err(ImageError::Format(format));
         }
-        let old = match header.version {
-            Some(SCHEMA_VERSION) => false,
-            Some(1) => true,
+        let version = match header.version {
+            Some(v @ 1..=SCHEMA_VERSION) => v,
             Some(v) => return Err(ImageError::Version(v)),
             None => return Err(field("version", "missing")),
         };
         let mut image: MountImage = serde_json::from_slice(bytes)?;
-        if old {
+        if version == 1 {
             image.upgrade_from_v1();
+        }
+        if version <= 2 {
+            image.upgrade_from_v2();
         }
         image.validate()?;
         Ok(image)
@@ -121,6 +127,33 @@ impl MountImage {
                     escape(target);
                 }
             }
+        }
+        self.version = 2;
+    }
+
+    /// Versions 1 and 2 kept mount points, roots, content bases and host paths as text in
+    /// which a backslash was itself (and every byte was UTF-8): escape the backslashes.
+    fn upgrade_from_v2(&mut self) {
+        let escape = |s: &mut String| *s = s.replace('\\', "\\\\");
+        for m in &mut self.tree.mounts {
+            escape(&mut m.mountpoint);
+            escape(&mut m.root);
+        }
+        for sb in &mut self.tree.superblocks {
+            if let SuperblockOrigin::External {
+                hint: Some(hint), ..
+            } = &mut sb.origin
+            {
+                escape(hint);
+            }
+        }
+        for g in &mut self.tree.groups {
+            if let PeerGroup::External { path } = g {
+                escape(path);
+            }
+        }
+        for c in &mut self.contents {
+            escape(&mut c.content.base);
         }
         self.version = SCHEMA_VERSION;
     }
@@ -171,6 +204,7 @@ impl MountImage {
                 }
             }
             check_relative(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
+            check_escaped(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
             if i == 0 && !m.mountpoint.is_empty() {
                 return Err(field(
                     "tree.mounts[0].mountpoint",
@@ -196,6 +230,7 @@ impl MountImage {
                 }
             }
             check_fs_root(&format!("tree.mounts[{i}].root"), &m.root)?;
+            check_escaped(&format!("tree.mounts[{i}].root"), &m.root)?;
         }
         for (i, sb) in tree.superblocks.iter().enumerate() {
             let f = format!("tree.superblocks[{i}]");
@@ -220,12 +255,14 @@ impl MountImage {
                 }
                 if let Some(h) = hint {
                     check_absolute(&format!("{f}.origin.hint"), h)?;
+                    check_escaped(&format!("{f}.origin.hint"), h)?;
                 }
             }
         }
         for (i, g) in tree.groups.iter().enumerate() {
             if let PeerGroup::External { path } = g {
                 check_absolute(&format!("tree.groups[{i}].path"), path)?;
+                check_escaped(&format!("tree.groups[{i}].path"), path)?;
             }
         }
         let mut seen = HashSet::new();
@@ -266,6 +303,7 @@ impl MountImage {
                 ));
             }
             check_fs_root(&format!("{f}.base"), &c.content.base)?;
+            check_escaped(&format!("{f}.base"), &c.content.base)?;
             let mut paths = HashSet::new();
             for (j, e) in c.content.entries.iter().enumerate() {
                 let ef = format!("{f}.entries[{j}]");
@@ -772,5 +810,90 @@ mod tests {
         img.contents = vec![content("/", vec![])];
         let err = roundtrip(&img).expect_err("proc content").to_string();
         assert!(err.contains("contents[0].superblock"), "{err}");
+    }
+
+    /// Versions 1 and 2 wrote mount points, roots, bases and host paths as text where a
+    /// backslash was itself: they load with the backslash escaped, so they name the same
+    /// bytes in version 3's form.
+    #[test]
+    fn version_2_paths_are_upgraded() {
+        let mut img = image();
+        img.tree.mounts[1].mountpoint = "a\\b/c d".into();
+        img.tree.mounts[1].root = "/r\\s".into();
+        img.tree.groups.push(PeerGroup::External {
+            path: "/o\\p".into(),
+        });
+        img.tree.mounts[1].propagation.master = Some(GroupIdx(0));
+        img.tree.superblocks.push(Superblock {
+            fstype: "ext4".into(),
+            source: "/dev/x".into(),
+            options: vec![],
+            readonly: false,
+            origin: SuperblockOrigin::External {
+                key: "ext4:/dev/x".into(),
+                hint: Some("/h\\int".into()),
+            },
+        });
+        img.contents = vec![SuperblockContent {
+            superblock: SuperblockIdx(0),
+            content: Content {
+                base: "/b\\ase".into(),
+                base_meta: None,
+                entries: vec![],
+            },
+        }];
+        let mut json: serde_json::Value =
+            serde_json::from_str(&img.to_json().expect("serialize")).expect("json");
+        json["version"] = 2.into();
+        let up = MountImage::from_json(json.to_string().as_bytes()).expect("v2 loads");
+        assert_eq!(up.version, SCHEMA_VERSION);
+        assert_eq!(up.tree.mounts[1].mountpoint, "a\\\\b/c d");
+        assert_eq!(up.tree.mounts[1].root, "/r\\\\s");
+        assert_eq!(
+            up.tree.groups[0],
+            PeerGroup::External {
+                path: "/o\\\\p".into()
+            }
+        );
+        assert_eq!(
+            up.tree.superblocks[1].origin,
+            SuperblockOrigin::External {
+                key: "ext4:/dev/x".into(),
+                hint: Some("/h\\\\int".into())
+            }
+        );
+        assert_eq!(up.contents[0].content.base, "/b\\\\ase");
+        // The same text as version 3 is not in canonical form: refused, naming the field.
+        let err = MountImage::from_json(img.to_json().expect("serialize").as_bytes())
+            .expect_err("a lone backslash in version 3")
+            .to_string();
+        assert!(err.contains("tree.mounts[1].mountpoint"), "{err}");
+    }
+
+    /// Every path field takes bytes that are not UTF-8 in the escaped form, and refuses
+    /// escapes the form never writes.
+    #[test]
+    fn paths_are_escaped_bytes() {
+        let mut img = image();
+        img.tree.mounts[1].mountpoint = "a\\x80/\\xff\\xfe b\\\\c\nd".into();
+        img.tree.mounts[1].root = "/\\xc3".into();
+        assert_eq!(roundtrip(&img).expect("valid"), img);
+        for (bad, what) in [
+            ("a\\x41", "mountpoint"),
+            ("a\\q", "mountpoint"),
+            ("a\\xc3\\xa9", "mountpoint"),
+        ] {
+            let mut img = image();
+            img.tree.mounts[1].mountpoint = bad.into();
+            let err = roundtrip(&img).expect_err(bad).to_string();
+            assert!(
+                err.contains(&format!("tree.mounts[1].{what}")),
+                "{bad}: {err}"
+            );
+            let mut img = image();
+            img.tree.mounts[1].root = format!("/{bad}");
+            let err = roundtrip(&img).expect_err(bad).to_string();
+            assert!(err.contains("tree.mounts[1].root"), "{bad}: {err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Read a mount namespace: /proc/PID/mountinfo everywhere, statmount/listmount where the kernel
 //! has them. Output: a raw table ([`RawMount`]) and, for a chosen root path, a [`MountTree`].
 
+use crate::content::escape_path;
 use crate::model::{
     Atime, GroupIdx, Mount, MountFlags, MountIdx, MountTree, PeerGroup, Propagation, Superblock,
     SuperblockIdx, SuperblockOrigin,
@@ -352,15 +353,6 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
                 ))
             })?
         };
-        // Mount points are text in the image (content names are bytes, see
-        // content::escape_name): one that is not UTF-8 is refused by name, never mangled.
-        if r.mountpoint.to_str().is_none() {
-            return Err(ScanError::Other(format!(
-                "the mount point {:?} is not UTF-8; mount images keep mount points as text, so \
-                 this tree cannot be dumped",
-                r.mountpoint
-            )));
-        }
         mounts.push(Mount {
             parent: if pos == 0 {
                 None
@@ -369,7 +361,7 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
             },
             mountpoint,
             superblock: sb,
-            root: r.root.to_string_lossy().into_owned(),
+            root: escape_path(&r.root),
             root_deleted: r.root_deleted,
             is_file: false,
             flags: mount_flags(&r.mount_options),
@@ -384,8 +376,14 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
     // the topmost mount, which for a file bind is a file too).
     for (pos, &row) in order.iter().enumerate() {
         let r = &table[row];
-        if let Ok(meta) = std::fs::symlink_metadata(&r.mountpoint) {
-            mounts[pos].is_file = meta.file_type().is_file();
+        match std::fs::symlink_metadata(&r.mountpoint) {
+            Ok(meta) => mounts[pos].is_file = meta.file_type().is_file(),
+            // Gone since the table was read (or out of reach): taken for a directory, and said.
+            Err(e) => tracing::warn!(
+                mountpoint = %r.mountpoint.display(),
+                error = %e,
+                "cannot stat the mount point; recorded as a directory mount"
+            ),
         }
     }
     // External superblocks: a key from what they are, and where their root is visible.
@@ -401,7 +399,7 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
                 .iter()
                 .filter(|r| r.dev == *dev && r.root == Path::new("/") && !r.root_deleted)
                 .min_by_key(|r| r.mountpoint.as_os_str().len())
-                .map(|r| r.mountpoint.to_string_lossy().into_owned());
+                .map(|r| escape_path(&r.mountpoint));
             s.origin = SuperblockOrigin::External { key, hint };
         }
     }
@@ -423,16 +421,16 @@ fn outside_member(table: &[RawMount], group: u64, slave: &RawMount) -> String {
             .iter()
             .filter(|r| r.shared == Some(g))
             .min_by_key(|r| (r.root.as_os_str().len(), r.mountpoint.as_os_str().len()))
-            .map(|r| r.mountpoint.to_string_lossy().into_owned())
+            .map(|r| escape_path(&r.mountpoint))
     };
     pick(group)
         .or_else(|| slave.propagate_from.and_then(pick))
-        .unwrap_or_else(|| slave.mountpoint.to_string_lossy().into_owned())
+        .unwrap_or_else(|| escape_path(&slave.mountpoint))
 }
 
 fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
-    Some(rel.to_string_lossy().into_owned())
+    Some(escape_path(rel))
 }
 
 #[cfg(test)]
@@ -486,19 +484,27 @@ mod tests {
         assert!(err.contains("reached twice"), "{err}");
     }
 
+    /// Mount points and roots are bytes: mountinfo's octal escapes and bytes that are not
+    /// UTF-8 end up in the image's escaped form, never mangled or refused.
     #[test]
-    fn mount_points_that_are_not_utf8_are_refused_by_name() {
+    fn mount_points_and_roots_that_are_not_utf8_are_kept_escaped() {
         let t = parse_mountinfo(
-            b"1 1 0:1 / / rw - ext4 a rw\n5 1 0:2 / /x\\377y rw - tmpfs t rw\n",
+            b"1 1 0:1 / / rw - ext4 a rw\n5 1 0:2 /r\\377\\134 /x\\377y\\012\\134\\040z rw master:3 - tmpfs t rw\n6 1 0:2 / /o\\200 rw shared:3 - tmpfs t rw\n",
             Path::new("x"),
         )
         .expect("parse");
-        let err = tree_at(&t, Path::new("/"))
-            .expect_err("not UTF-8")
-            .to_string();
-        assert!(
-            err.contains("not UTF-8") && err.contains("x\\xFFy"),
-            "{err}"
+        let tree = tree_at(&t, Path::new("/")).expect("not UTF-8 is fine");
+        assert_eq!(tree.mounts[1].mountpoint, "x\\xffy\n\\\\ z");
+        assert_eq!(tree.mounts[1].root, "/r\\xff\\\\");
+        assert_eq!(tree.mounts[2].mountpoint, "o\\x80");
+        use std::os::unix::ffi::OsStrExt;
+        let sub = tree_at(&t, Path::new(std::ffi::OsStr::from_bytes(b"/x\xffy\n\\ z")))
+            .expect("tree at a root that is not UTF-8");
+        assert_eq!(
+            sub.groups[0],
+            PeerGroup::External {
+                path: "/o\\x80".into()
+            }
         );
     }
 
@@ -507,7 +513,8 @@ mod tests {
         let t = parse_mountinfo(SAMPLE, Path::new("x")).expect("parse");
         let tree = tree_at(&t, Path::new("/t")).expect("tree");
         assert_eq!(tree.mounts.len(), 3);
-        assert_eq!(tree.mounts[1].mountpoint, "with space\ttab\nnl\\bs");
+        // In the image's escaped form: the backslash is doubled.
+        assert_eq!(tree.mounts[1].mountpoint, "with space\ttab\nnl\\\\bs");
         assert_eq!(tree.superblocks.len(), 1);
         assert_eq!(tree.superblocks[0].options, vec!["size=1024k", "mode=755"]);
         // Group 5 is internal (the root is a member); mounts 1 and 2 are its slaves.

@@ -88,9 +88,16 @@ pub fn set_propagation(fd: BorrowedFd<'_>, kind: PropagationType) -> io::Result<
 }
 
 /// Open `rel` below `dir` without following symlinks or leaving `dir`. `rel` empty: `dir`
-/// itself (as a new O_PATH fd).
-pub fn open_beneath(dir: BorrowedFd<'_>, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
-    let path = if rel.is_empty() { "." } else { rel };
+/// itself (as a new O_PATH fd). `rel` is the path's bytes as the kernel takes them (a
+/// `&str` from an OCI config, or an image path after
+/// [`crate::content::unescape_name`]).
+pub fn open_beneath(
+    dir: BorrowedFd<'_>,
+    rel: impl AsRef<[u8]>,
+    flags: OFlags,
+) -> io::Result<OwnedFd> {
+    let rel = rel.as_ref();
+    let path: &[u8] = if rel.is_empty() { b"." } else { rel };
     Ok(rustix::fs::openat2(
         dir,
         path,
@@ -100,21 +107,23 @@ pub fn open_beneath(dir: BorrowedFd<'_>, rel: &str, flags: OFlags) -> io::Result
     )?)
 }
 
-/// Open (as O_PATH) the mount point `rel` below `dir`, creating missing directories on the way
-/// and, when `file` is set, an empty file as the last component. Never follows symlinks.
+/// Open (as O_PATH) the mount point `rel` (bytes, as for [`open_beneath`]) below `dir`,
+/// creating missing directories on the way and, when `file` is set, an empty file as the last
+/// component. Never follows symlinks.
 pub fn open_or_create_mountpoint(
     dir: BorrowedFd<'_>,
-    rel: &str,
+    rel: impl AsRef<[u8]>,
     file: bool,
 ) -> io::Result<OwnedFd> {
+    let rel = rel.as_ref();
     match open_beneath(dir, rel, OFlags::PATH) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    let comps: Vec<&str> = rel.split('/').collect();
+    let comps: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
     let mut cur: OwnedFd = open_beneath(dir, "", OFlags::PATH | OFlags::DIRECTORY)?;
-    for (i, comp) in comps.iter().enumerate() {
+    for (i, comp) in comps.iter().copied().enumerate() {
         let last = i + 1 == comps.len();
         match open_beneath(cur.as_fd(), comp, OFlags::PATH) {
             Ok(fd) => {
@@ -129,7 +138,7 @@ pub fn open_or_create_mountpoint(
         if last && file {
             match rustix::fs::openat(
                 &dirfd,
-                *comp,
+                comp,
                 OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o644),
             ) {
@@ -138,7 +147,7 @@ pub fn open_or_create_mountpoint(
                 Err(e) => return Err(e.into()),
             }
         } else {
-            match rustix::fs::mkdirat(&dirfd, *comp, Mode::from_raw_mode(0o755)) {
+            match rustix::fs::mkdirat(&dirfd, comp, Mode::from_raw_mode(0o755)) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),

@@ -44,7 +44,8 @@ pub struct Boundary {
     #[serde(default = "version_one")]
     pub version: u32,
     pub volumes: Vec<Volume>,
-    /// Mount points (absolute) that the host propagated into volumes: not the container's.
+    /// Mount points (absolute, in the mount image's escaped form) that the host propagated
+    /// into volumes: not the container's.
     pub host_propagated: Vec<String>,
     /// Every container mount that was a peer or slave of a host mount at checkpoint.
     #[serde(default)]
@@ -53,8 +54,55 @@ pub struct Boundary {
 
 pub const BOUNDARY_FILE: &str = "ferry-boundary.json";
 /// Version 2 added `ties`; version 1 files load with none (restore then derives them from
-/// the volumes' options, as before).
-pub const BOUNDARY_VERSION: u32 = 2;
+/// the volumes' options, as before). Version 3: mount points and host paths are in the mount
+/// image's escaped form ([`mountv2::content::escape_name`]); older files, where a backslash
+/// was itself, are brought to it by [`Boundary::upgrade`].
+pub const BOUNDARY_VERSION: u32 = 3;
+
+impl Boundary {
+    /// Bring a file an older ferry wrote to this version's escaped mount points.
+    pub fn upgrade(&mut self) {
+        if self.version >= 3 {
+            return;
+        }
+        let escape = |s: &mut String| *s = s.replace('\\', "\\\\");
+        self.host_propagated.iter_mut().for_each(escape);
+        for t in &mut self.ties {
+            escape(&mut t.mountpoint);
+            for a in std::iter::once(&mut t.host).chain(t.master_host.as_mut()) {
+                match a {
+                    HostAnchor::VolumeSource { destination } => escape(destination),
+                    HostAnchor::HostPath { path } => escape(path),
+                    HostAnchor::CgroupHierarchy { .. } => {}
+                }
+            }
+        }
+        if self.version == 2 {
+            self.version = BOUNDARY_VERSION;
+        }
+    }
+}
+
+/// A path from a bundle (an OCI mount destination) in the mount image's escaped form, without
+/// leading or trailing `/`, to compare with image mount points.
+pub fn image_point(path: &str) -> String {
+    mountv2::content::escape_name(path.trim_matches('/').as_bytes())
+}
+
+/// A mountinfo file as text without losing a byte: the kernel writes mount points and roots
+/// raw except for `\040 \011 \012 \134`, so bytes that are not UTF-8 are written as octal
+/// escapes too, which [`mountv2::scan::unescape`] turns back into the same bytes.
+pub fn read_mountinfo(path: &str) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\{b:03o}"));
+        }
+    }
+    Ok(out)
+}
 
 fn version_one() -> u32 {
     1
@@ -108,7 +156,7 @@ impl std::fmt::Display for HostAnchor {
 /// One container mount's tie to the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tie {
-    /// Mount point in the container (absolute).
+    /// Mount point in the container (absolute, escaped as mount images write it).
     pub mountpoint: String,
     pub kind: TieKind,
     pub host: HostAnchor,
@@ -408,8 +456,10 @@ pub fn volume_propagation(options: &[String]) -> VolumePropagation {
     p
 }
 
+/// A mountinfo path field in the mount image's escaped form: the same string the engine's
+/// scan makes of it, so that the two compare, byte for byte.
 fn unescape(field: &str) -> String {
-    String::from_utf8_lossy(&mountv2::scan::unescape(field.as_bytes())).into_owned()
+    mountv2::content::escape_name(&mountv2::scan::unescape(field.as_bytes()))
 }
 
 fn is_below(parent: &str, child: &str) -> bool {
@@ -473,14 +523,12 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
         // host group anyway (a plain volume under a shared rootfsPropagation).
         let under = volumes.iter().any(|v| {
             (v.propagation != VolumePropagation::Private
-                || host_tied
-                    .iter()
-                    .any(|t| t == v.destination.trim_matches('/')))
-                && is_below(&v.destination, &m.mountpoint)
+                || host_tied.iter().any(|t| *t == image_point(&v.destination)))
+                && is_below(&image_point(&v.destination), &m.mountpoint)
         });
         let is_volume = volumes
             .iter()
-            .any(|v| v.destination.trim_matches('/') == m.mountpoint);
+            .any(|v| image_point(&v.destination) == m.mountpoint);
         let tied = external(m.propagation.master)
             || external(m.propagation.shared)
             || host_tied.contains(&m.mountpoint);
@@ -517,15 +565,17 @@ pub fn without_host_mounts(image: &MountImage, host_points: &[String]) -> MountI
 pub struct HostMount {
     /// Absolute host path.
     pub path: PathBuf,
-    /// Path relative to the source.
+    /// Path relative to the source (escaped as mount images write paths).
     pub rel: String,
 }
 
 /// The mounts the host has strictly below `source` now, parents first, from its mountinfo.
 pub fn host_mounts_below(source: &Path) -> Result<Vec<HostMount>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
+    let text = read_mountinfo("/proc/self/mountinfo")
         .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
-    let src = source.to_string_lossy().trim_end_matches('/').to_string();
+    let src = mountv2::content::escape_path(source)
+        .trim_end_matches('/')
+        .to_string();
     let mut out: Vec<HostMount> = Vec::new();
     for line in text.lines() {
         let Some(mp) = line.split(' ').nth(4) else {
@@ -534,8 +584,10 @@ pub fn host_mounts_below(source: &Path) -> Result<Vec<HostMount>> {
         let mp = unescape(mp);
         if let Some(rel) = mp.strip_prefix(&format!("{src}/")) {
             if out.iter().all(|h| h.rel != rel) {
+                let path = mountv2::content::unescape_path(&mp)
+                    .map_err(|e| RuntimeError::Invalid(format!("host mount point {mp:?}: {e}")))?;
                 out.push(HostMount {
-                    path: PathBuf::from(&mp),
+                    path,
                     rel: rel.to_string(),
                 });
             }
@@ -563,9 +615,12 @@ pub fn clone_host_mount(path: &Path) -> Result<OwnedFd> {
     .map_err(|e| RuntimeError::io(format!("copying host mount {}", path.display()), e.into()))
 }
 
-/// Attach a detached mount at `rel` below `dir` (both in the current namespace).
+/// Attach a detached mount at `rel` (escaped as mount images write paths) below `dir` (both
+/// in the current namespace).
 pub fn attach(tree: BorrowedFd<'_>, dir: BorrowedFd<'_>, rel: &str) -> Result<()> {
-    let target = mountv2::sys::open_or_create_mountpoint(dir, rel, false)
+    let bytes = mountv2::content::unescape_name(rel)
+        .map_err(|e| RuntimeError::Invalid(format!("mount point {rel:?}: {e}")))?;
+    let target = mountv2::sys::open_or_create_mountpoint(dir, bytes, false)
         .map_err(|e| RuntimeError::io(format!("mount point {rel} in the container"), e))?;
     move_mount(
         tree,
@@ -580,9 +635,10 @@ pub fn attach(tree: BorrowedFd<'_>, dir: BorrowedFd<'_>, rel: &str) -> Result<()
 /// The host mount holding `path`: its mount point, and whether it is shared (`shared:N`).
 /// MOVE_MOUNT_SET_GROUP takes mount roots, so the tie is made from that mount point.
 pub fn host_mount_of(path: &Path) -> Option<(PathBuf, bool)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    // The mount holding `path` is the last-listed one whose mount point is its longest prefix.
-    let p = path.to_string_lossy().to_string();
+    let text = read_mountinfo("/proc/self/mountinfo").ok()?;
+    // The mount holding `path` is the last-listed one whose mount point is its longest prefix
+    // (compared in the escaped form, which keeps `/` and every byte).
+    let p = mountv2::content::escape_path(path);
     let mut best: Option<(String, bool)> = None;
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -602,7 +658,7 @@ pub fn host_mount_of(path: &Path) -> Option<(PathBuf, bool)> {
             best = Some((mp, shared));
         }
     }
-    best.map(|(mp, shared)| (PathBuf::from(mp), shared))
+    best.and_then(|(mp, shared)| Some((mountv2::content::unescape_path(&mp).ok()?, shared)))
 }
 
 /// Open `path` as an O_PATH fd (the mount holding it, in the current namespace).
@@ -708,5 +764,64 @@ mod tests {
             serde_json::from_str(r#"{"volumes":[],"host_propagated":["/vol/x"]}"#).expect("v1");
         assert_eq!(b.version, 1);
         assert!(b.ties.is_empty());
+    }
+
+    /// Mount points in mountinfo (octal escapes, raw bytes that are not UTF-8) come out in
+    /// the mount image's escaped form, so ties, host-tied mounts and the engine's scan name a
+    /// mount with one string.
+    #[test]
+    fn mount_points_are_the_engines_escaped_bytes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("mountinfo");
+        let host = b"1 0 8:1 / / rw - ext4 /dev/sda rw\n40 1 0:30 / /srv/h\\134\x80 rw shared:7 - tmpfs h rw\n";
+        let container = b"100 90 8:1 /b/rootfs / rw - ext4 /dev/sda rw\n101 100 0:30 /src /v\\040\xff\\012a\\134b rw shared:7 - tmpfs h rw\n";
+        std::fs::write(&file, host).expect("write");
+        let host = read_mountinfo(&file.display().to_string()).expect("read");
+        std::fs::write(&file, container).expect("write");
+        let container = read_mountinfo(&file.display().to_string()).expect("read");
+        let escaped_volume = "/v \\xff\na\\\\b";
+        let tied = host_tied_mounts(&container, &host);
+        assert_eq!(
+            tied,
+            vec![escaped_volume.trim_start_matches('/').to_string()]
+        );
+        // The engine's scan of the same line names the mount the same way.
+        let rows =
+            mountv2::scan::parse_mountinfo(container.as_bytes(), Path::new("x")).expect("parse");
+        let tree = mountv2::scan::tree_at(&rows, Path::new("/")).expect("tree");
+        assert_eq!(tree.mounts[1].mountpoint, tied[0]);
+        let names = HostNames {
+            volume_holders: vec![(escaped_volume.into(), "/srv/h\\\\\\x80".into())],
+            hierarchies: vec![],
+        };
+        let ties = record_ties(&container, &host, &names, &[]);
+        assert_eq!(ties.len(), 1, "{ties:?}");
+        assert_eq!(ties[0].mountpoint, escaped_volume);
+        assert_eq!(
+            names.resolve(&ties[0].host).as_deref(),
+            Some("/srv/h\\\\\\x80")
+        );
+        assert!(check_ties(&ties, &container, &host, &names).is_empty());
+        assert_eq!(image_point("/v \u{ff}/"), "v \u{ff}");
+    }
+
+    /// Files of version 2 wrote mount points as text where a backslash was itself.
+    #[test]
+    fn version_2_boundaries_are_upgraded() {
+        let mut b: Boundary = serde_json::from_str(
+            r#"{"version":2,"volumes":[],"host_propagated":["/v\\x"],
+                "ties":[{"mountpoint":"/v\\x","kind":"peer","host":{"kind":"host_path","path":"/h\\p"}}]}"#,
+        )
+        .expect("v2");
+        b.upgrade();
+        assert_eq!(b.version, BOUNDARY_VERSION);
+        assert_eq!(b.host_propagated, vec!["/v\\\\x".to_string()]);
+        assert_eq!(b.ties[0].mountpoint, "/v\\\\x");
+        assert_eq!(
+            b.ties[0].host,
+            HostAnchor::HostPath {
+                path: "/h\\\\p".into()
+            }
+        );
     }
 }

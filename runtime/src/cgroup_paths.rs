@@ -21,7 +21,7 @@ pub fn v1_hierarchies() -> Vec<(PathBuf, String)> {
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
     let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/mountinfo")
+    for line in crate::boundary::read_mountinfo("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
@@ -65,7 +65,7 @@ pub fn hybrid_unified() -> Option<PathBuf> {
     if v1_hierarchies().is_empty() {
         return None;
     }
-    std::fs::read_to_string("/proc/self/mountinfo")
+    crate::boundary::read_mountinfo("/proc/self/mountinfo")
         .ok()?
         .lines()
         .find_map(|line| {

@@ -334,9 +334,10 @@ impl Runtime {
             // What the host propagated into volumes is the host's: CRIU skips it, restore
             // brings in what the restoring host has there. Volumes' ties to host groups are
             // declared, and re-made by ferry after CRIU.
-            let container_mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-                .map_err(|e| RuntimeError::io("reading the container's mountinfo", e))?;
-            let host_mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            let container_mountinfo =
+                crate::boundary::read_mountinfo(&format!("/proc/{pid}/mountinfo"))
+                    .map_err(|e| RuntimeError::io("reading the container's mountinfo", e))?;
+            let host_mountinfo = crate::boundary::read_mountinfo("/proc/self/mountinfo")
                 .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
             let host_tied = host_tied_mounts(&container_mountinfo, &host_mountinfo);
             let mut boundary = classify(&image, volumes(&spec), &host_tied);
@@ -349,7 +350,16 @@ impl Runtime {
                 &boundary.host_propagated,
             );
             for mp in &boundary.host_propagated {
-                o.skip_mnt.push(mp.clone());
+                // CRIU takes mount points as they are, in a text field of its RPC.
+                let raw = mountv2::content::unescape_name(mp)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        RuntimeError::Invalid(format!(
+                            "the host propagated a mount at {mp} into a volume; CRIU's RPC names                              mounts to skip as UTF-8 text, and this one is not: unmount it                              before checkpointing"
+                        ))
+                    })?;
+                o.skip_mnt.push(raw);
             }
             o.set_ext_masters(true);
             o.set_ext_sharing(true);
@@ -677,11 +687,15 @@ impl Runtime {
         let image_path = opts.common.image_path.join(MOUNT_IMAGE);
         let boundary: Option<Boundary> =
             match std::fs::read(opts.common.image_path.join(BOUNDARY_FILE)) {
-                Ok(text) => Some(serde_json::from_slice(&text).map_err(|e| {
-                    RuntimeError::Invalid(format!(
-                        "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
-                    ))
-                })?),
+                Ok(text) => {
+                    let mut b: Boundary = serde_json::from_slice(&text).map_err(|e| {
+                        RuntimeError::Invalid(format!(
+                            "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
+                        ))
+                    })?;
+                    b.upgrade();
+                    Some(b)
+                }
                 Err(_) => None,
             };
         let mut expected = if image_path.exists() {
@@ -916,7 +930,11 @@ impl Runtime {
             // bundle.
             let bind_points: Vec<String> = ext
                 .iter()
-                .map(|(dest, _)| dest.to_string_lossy().trim_matches('/').to_string())
+                .map(|(dest, _)| {
+                    mountv2::content::escape_path(dest)
+                        .trim_matches('/')
+                        .to_string()
+                })
                 .chain(std::iter::once(String::new()))
                 .collect();
             for m in expected.tree.mounts.iter_mut() {
@@ -1015,12 +1033,8 @@ fn create_mountpoints(
         // What is missing now is what the call below makes.
         let comps: Vec<&str> = rel.split('/').collect();
         let first_missing = (1..=comps.len()).find(|&n| {
-            mountv2::sys::open_beneath(
-                root.as_fd(),
-                &comps[..n].join("/"),
-                rustix::fs::OFlags::PATH,
-            )
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            mountv2::sys::open_beneath(root.as_fd(), comps[..n].join("/"), rustix::fs::OFlags::PATH)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         });
         if let Err(e) = mountv2::sys::open_or_create_mountpoint(root.as_fd(), &rel, file) {
             tracing::debug!("mount point /{rel} in {}: {e}", rootfs.display());
@@ -1065,13 +1079,17 @@ fn host_names(spec: &oci_spec::runtime::Spec, bundle: &Path) -> HostNames {
             } else {
                 bundle.join(&v.source)
             };
-            crate::boundary::host_mount_of(&src)
-                .map(|(holder, _)| (v.destination, holder.display().to_string()))
+            crate::boundary::host_mount_of(&src).map(|(holder, _)| {
+                (
+                    mountv2::content::escape_name(v.destination.as_bytes()),
+                    mountv2::content::escape_path(&holder),
+                )
+            })
         })
         .collect();
     let hierarchies = crate::cgroup_paths::v1_hierarchies()
         .into_iter()
-        .map(|(mp, name)| (mp.display().to_string(), name))
+        .map(|(mp, name)| (mountv2::content::escape_path(&mp), name))
         .collect();
     HostNames {
         volume_holders,
@@ -1096,12 +1114,11 @@ fn ties_from_options(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Tie> 
                 bundle.join(&v.source)
             };
             let (_, shared) = crate::boundary::host_mount_of(&src)?;
+            let destination = mountv2::content::escape_name(v.destination.as_bytes());
             shared.then(|| Tie {
-                mountpoint: v.destination.clone(),
+                mountpoint: destination.clone(),
                 kind,
-                host: HostAnchor::VolumeSource {
-                    destination: v.destination,
-                },
+                host: HostAnchor::VolumeSource { destination },
                 master_host: None,
                 also_shared: false,
             })
@@ -1148,23 +1165,26 @@ fn connect_volumes(
             Some(b) if b.version >= 2 => b.ties.clone(),
             _ => ties_from_options(spec, bundle),
         };
-        let host_mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        let host_mountinfo = crate::boundary::read_mountinfo("/proc/self/mountinfo")
             .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
         let mut anchors = Vec::new();
         for t in &ties {
             let host = names.resolve(&t.host).and_then(|mp| {
+                // Names are in the mount image's escaped form; the kernel takes the bytes.
+                let mp = mountv2::content::unescape_name(&mp).ok()?;
                 let shared = host_mountinfo.lines().rev().any(|l| {
                     let f: Vec<&str> = l.split(' ').collect();
-                    f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes()))
-                        == Some(mp.as_bytes().to_vec())
+                    f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes())) == Some(mp.clone())
                         && f.iter()
                             .skip(6)
                             .take_while(|x| **x != "-")
                             .any(|x| x.starts_with("shared:"))
                 });
-                crate::boundary::open_path(Path::new(&mp))
-                    .ok()
-                    .map(|f| (f, shared))
+                crate::boundary::open_path(Path::new(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&mp),
+                ))
+                .ok()
+                .map(|f| (f, shared))
             });
             anchors.push(Anchor {
                 tie: t.clone(),
@@ -1174,7 +1194,7 @@ fn connect_volumes(
         let mut copies = Vec::new();
         for v in volumes(spec) {
             let Some(t) = ties.iter().find(|t| {
-                t.mountpoint.trim_end_matches('/') == v.destination.trim_end_matches('/')
+                t.mountpoint.trim_matches('/') == crate::boundary::image_point(&v.destination)
             }) else {
                 continue;
             };
@@ -1226,7 +1246,7 @@ fn connect_volumes(
                     .map_err(|e| RuntimeError::io(format!("making the copy of {rel} a slave"), e))?;
             }
             crate::boundary::attach(copy.as_fd(), vol.as_fd(), rel)?;
-            brought.push(format!("/{dest}/{rel}"));
+            brought.push(format!("/{}/{rel}", crate::boundary::image_point(dest)));
         }
         for a in &anchors {
             let Some((host, shared)) = &a.host else {
@@ -1236,10 +1256,16 @@ fn connect_volumes(
                 ));
                 continue;
             };
-            let rel = a.tie.mountpoint.trim_matches('/');
-            let made = mountv2::sys::open_beneath(root, rel, rustix::fs::OFlags::PATH)
-                .map_err(|e| {
-                    RuntimeError::io(format!("opening {} in the container", a.tie.mountpoint), e)
+            let rel = mountv2::content::unescape_name(a.tie.mountpoint.trim_matches('/'))
+                .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", a.tie.mountpoint)));
+            let made = rel
+                .and_then(|rel| {
+                    mountv2::sys::open_beneath(root, rel, rustix::fs::OFlags::PATH).map_err(|e| {
+                        RuntimeError::io(
+                            format!("opening {} in the container", a.tie.mountpoint),
+                            e,
+                        )
+                    })
                 })
                 .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), &a.tie));
             if let Err(e) = made {
@@ -1265,14 +1291,14 @@ fn broken_ties(r: &Reconnected, host_ns: &File, pid: i32) -> Result<Vec<String>>
     if r.ties.is_empty() {
         return Ok(Vec::new());
     }
-    let container = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+    let container = crate::boundary::read_mountinfo(&format!("/proc/{pid}/mountinfo"))
         .map_err(|e| RuntimeError::io("reading the restored container's mountinfo", e))?;
     // ferry restores from a namespace of its own: the host's mountinfo is read in the host's.
     let own = File::open("/proc/self/ns/mnt")
         .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
     nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
-    let host = std::fs::read_to_string("/proc/self/mountinfo")
+    let host = crate::boundary::read_mountinfo("/proc/self/mountinfo")
         .map_err(|e| RuntimeError::io("reading the host's mountinfo", e));
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;

@@ -23,7 +23,7 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Vec::new();
     };
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
     let mut out: Vec<PathBuf> = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -412,7 +412,7 @@ fn remove_v1_cgroup_dirs(cgroup_path: &Path) {
     if rel.is_empty() || rel.split('/').any(|c| c == "..") {
         return;
     }
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
     for line in text.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
             continue;
