@@ -224,7 +224,6 @@ impl Runtime {
     pub fn checkpoint(&self, id: &str, opts: &CheckpointOptions) -> Result<()> {
         validate_id(id)?;
         let _lock = StateLock::container(&self.root, id, true)?;
-        let dir = self.root.join(id);
         let mut c = self.load_container(id)?;
         let status = c.status();
         if !matches!(status, ContainerStatus::Running | ContainerStatus::Paused) {
@@ -421,14 +420,7 @@ impl Runtime {
             // As runc: the dumped container's tasks are gone; remove it so that its id can be
             // restored.
             c.refresh_status().ok();
-            crate::cleanup::prepare_delete(&dir)?;
-            c.delete(true).map_err(|e| {
-                RuntimeError::container(format!("removing checkpointed container \"{id}\""), e)
-            })?;
-            self.remove_shadow_bundle(id);
-            if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
-                tracing::warn!("{e}");
-            }
+            self.remove_container(id, &mut c, true)?;
         }
         Ok(())
     }

@@ -785,12 +785,20 @@ impl Runtime {
                 hint: "stop it first with `ferry kill`, or use `ferry delete --force`",
             });
         }
+        self.remove_container(id, &mut c, force)
+    }
+
+    /// Remove a container that is stopped (or, with `force`, kill it first): its cgroups in
+    /// every hierarchy, ferry's files for it and its state directory. `delete`, and
+    /// `checkpoint` once the container's tasks are dumped, end here; the caller holds the
+    /// container's lock.
+    pub(crate) fn remove_container(&self, id: &str, c: &mut Container, force: bool) -> Result<()> {
         let dir = self.container_dir(id);
         // libcontainer's delete ends in a recursive removal of the directory: unmount what is
         // below it first, so that the removal cannot reach into a mount.
         crate::cleanup::prepare_delete(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
-        if let Err(e) = poststop::delete_despite_poststop_failure(&mut c, force, id) {
+        if let Err(e) = poststop::delete_despite_poststop_failure(c, force, id) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
             if !force {
                 return Err(e);
