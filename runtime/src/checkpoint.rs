@@ -164,7 +164,11 @@ fn write_image_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> RuntimeError {
+    // CRIU reports its first error, which without CAP_SYS_RESOURCE is its failure to raise
+    // its own open-file limit: harmless, and it would hide the real cause.
+    let noise = |l: &str| l.contains("Can't setup RLIMIT_NOFILE");
     let msg = match e {
+        crate::criu::CriuError::Failed { msg, .. } if noise(&msg) => String::new(),
         crate::criu::CriuError::Failed { msg, .. } => msg,
         other => other.to_string(),
     };
@@ -172,7 +176,7 @@ fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> Runti
     let tail = std::fs::read_to_string(log)
         .map(|t| {
             t.lines()
-                .filter(|l| l.contains("Error") || l.contains("error"))
+                .filter(|l| (l.contains("Error") || l.contains("error")) && !noise(l))
                 .rev()
                 .take(3)
                 .collect::<Vec<_>>()
@@ -184,7 +188,11 @@ fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Path) -> Runti
         .unwrap_or_default();
     RuntimeError::Invalid(format!(
         "CRIU {op} failed: {msg}{}{} (log: {})",
-        if tail.is_empty() { "" } else { ": " },
+        if tail.is_empty() || msg.is_empty() {
+            ""
+        } else {
+            ": "
+        },
         tail,
         log.display()
     ))
