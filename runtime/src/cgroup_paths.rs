@@ -160,14 +160,25 @@ fn unmanaged_roots() -> Vec<PathBuf> {
 
 /// This process's cgroup directories in the hierarchies libcontainer leaves alone.
 fn own_unmanaged() -> Vec<PathBuf> {
-    let me = std::process::id() as i32;
-    let text = std::fs::read_to_string(format!("/proc/{me}/cgroup")).unwrap_or_default();
+    unmanaged_dirs(
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        true,
+    )
+}
+
+/// The directories a `/proc/PID/cgroup` text names in the hierarchies libcontainer leaves
+/// alone (named v1 ones, the unified one of a hybrid host); a hierarchy's root only with
+/// `with_roots`.
+fn unmanaged_dirs(text: &str, with_roots: bool) -> Vec<PathBuf> {
     let hierarchies = v1_hierarchies();
     let unified = hybrid_unified();
     text.lines()
         .filter_map(|line| {
             let mut f = line.splitn(3, ':');
             let (id, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            if path == "/" && !with_roots {
+                return None;
+            }
             let root = if id == "0" && ctrls.is_empty() {
                 unified.clone()
             } else if ctrls.starts_with("name=") {
@@ -249,35 +260,10 @@ impl Entered {
 /// The directories of `pid`'s cgroups in the hierarchies libcontainer leaves alone (named
 /// v1 ones, the unified one of a hybrid host), when they are not a hierarchy's root.
 pub fn unmanaged_of(pid: i32) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return Vec::new();
-    };
-    let hierarchies = v1_hierarchies();
-    let unified = hybrid_unified();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(id), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if path == "/" {
-            continue;
-        }
-        let root = if id == "0" && ctrls.is_empty() {
-            unified.clone()
-        } else if ctrls.starts_with("name=") {
-            hierarchies
-                .iter()
-                .find(|(_, n)| n == ctrls)
-                .map(|(mp, _)| mp.clone())
-        } else {
-            None
-        };
-        if let Some(root) = root {
-            out.push(root.join(path.trim_start_matches('/')));
-        }
+    match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        Ok(text) => unmanaged_dirs(&text, false),
+        Err(_) => Vec::new(),
     }
-    out
 }
 
 #[cfg(test)]

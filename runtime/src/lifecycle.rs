@@ -69,11 +69,14 @@ fn init_identity_holds(dir: &Path, pid: i32) -> bool {
 /// copy: the bundle the user gave, which `state` reports.
 const USER_BUNDLE: &str = "ferry-bundle";
 
-/// Write a file only root can read (state, rewritten configs), replacing it whole.
+/// Write a file only root can read (state, rewritten configs), replacing it whole: a crash
+/// leaves the old file or the new one.
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -82,6 +85,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .open(&tmp)
         .map_err(|e| RuntimeError::io(format!("writing {}", tmp.display()), e))?;
     f.write_all(data)
+        .and_then(|()| f.sync_all())
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))
 }
@@ -331,24 +335,14 @@ impl Runtime {
     /// permissions: the directory 0711, the files in it 0600 (libcontainer writes them with
     /// the umask's 0644; its later rewrites keep the mode).
     pub(crate) fn record_init(&self, dir: &Path, pid: i32) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::PermissionsExt;
         let io = |what: &str, e| RuntimeError::io(format!("{what} {}", dir.display()), e);
         if let Some(start) = process_start_time(pid) {
             // Written whole and renamed into place: a crash leaves the old record or the new.
-            let tmp = dir.join(format!("{INIT_IDENTITY}.tmp"));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io("recording the init of", e))?;
-            f.write_all(format!("{pid} {start}\n").as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| io("recording the init of", e))?;
-            std::fs::rename(&tmp, dir.join(INIT_IDENTITY))
-                .map_err(|e| io("recording the init of", e))?;
+            write_private(
+                &dir.join(INIT_IDENTITY),
+                format!("{pid} {start}\n").as_bytes(),
+            )?;
         }
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| io("restricting", e))?;
