@@ -50,6 +50,31 @@ pub fn rows() -> Vec<String> {
         .collect()
 }
 
+/// The same cells in more containers, for checkpoint/restore, where one mount a runtime cannot
+/// carry fails its whole container: a container per bind volume source kind, and each
+/// rootfsPropagation's submount volume apart from its `/` and other volumes.
+pub fn split_rows() -> Vec<String> {
+    SOURCES
+        .iter()
+        .map(|s| format!("bind:{s}"))
+        .chain(
+            ROOT_PROPAGATIONS
+                .iter()
+                .flat_map(|p| [format!("root:{p}:base"), format!("root:{p}:submount")]),
+        )
+        .collect()
+}
+
+/// The row of [`split_rows`] holding `cell`.
+pub fn split_row_of(cell: &str) -> String {
+    match cell.split(':').collect::<Vec<_>>()[..] {
+        ["bind", _, source] => format!("bind:{source}"),
+        ["root", p, "submount"] => format!("root:{p}:submount"),
+        ["root", p, _] => format!("root:{p}:base"),
+        _ => String::new(),
+    }
+}
+
 /// Every cell of one host's `/`, by `<row>:<source>` (`bind:rshared:tmpfs`,
 /// `root:slave:rootmount`), in table order.
 pub fn cells() -> Vec<String> {
@@ -88,7 +113,9 @@ pub fn parse_cells(stdout: &str, tag: &str) -> BTreeMap<String, String> {
 ///   holding HOSTPATH (`peer`: in its group, `slave`: a slave of it, `shared`: a group of the
 ///   container's own, `private`, `unbindable`, joined with `+`).
 /// - `row_config ROW`: writes `$B/config.json` for ROW, makes its volumes' sources and sets
-///   `ID` and `VOLS` (`name|source|probe` words; `probe` is the submount's path, or empty).
+///   `ID`, `VOLS` (`name|source|probe` words; `probe` is the submount's path, or empty) and
+///   `ROOTCELL` (the cell of the container's `/`, or empty). ROW is one of [`rows`] or
+///   [`split_rows`].
 /// - `probe_volume PID NAME SOURCE PROBE TAG`: prints `in=yes|no out=yes|no shape=...`: a
 ///   tmpfs mounted on the host at `in<TAG>` under the source seen in the container, one
 ///   mounted in the container at `out<TAG>` under the volume seen on the host. Both are
@@ -124,23 +151,26 @@ volume() {
   VOLS="$VOLS $1|$2|$probe"
 }
 row_config() {
-  row=$1; VOLS=""
+  row=$1; VOLS=""; ROOTCELL=""
   cp $W/base.json $B/config.json
-  ID=$IDP-$HOSTROOT-${row%%:*}-${row#*:}
+  ID=$IDP-$HOSTROOT-$(echo $row | tr : -)
   case $row in
-    bind:all)
+    bind:*)
       for o in none shared rshared slave rslave private rprivate unbindable runbindable; do
         opts='["rbind"]'; [ $o = none ] || opts="[\"rbind\",\"$o\"]"
-        volume bind:$o:plain $P/bind-$o "$opts"
-        volume bind:$o:tmpfs $T/bind-$o "$opts"
-        volume bind:$o:submount $P/bind-$o-sub "$opts" sub
+        case ${row#bind:} in all|plain) volume bind:$o:plain $P/bind-$o "$opts";; esac
+        case ${row#bind:} in all|tmpfs) volume bind:$o:tmpfs $T/bind-$o "$opts";; esac
+        case ${row#bind:} in all|submount) volume bind:$o:submount $P/bind-$o-sub "$opts" sub;; esac
       done ;;
     root:*)
-      prop=${row#root:}
+      prop=${row#root:}; part=${prop#*:}; prop=${prop%%:*}; [ "$part" = "$prop" ] && part=all
       jq ".linux.rootfsPropagation=\"$prop\"" $B/config.json > $W/c && mv $W/c $B/config.json
-      volume root:$prop:plain $P/root-$prop '["rbind"]'
-      volume root:$prop:tmpfs $T/root-$prop '["rbind"]'
-      volume root:$prop:submount $P/root-$prop-sub '["rbind"]' sub ;;
+      if [ $part != submount ]; then
+        ROOTCELL=root:$prop:rootmount
+        volume root:$prop:plain $P/root-$prop '["rbind"]'
+        volume root:$prop:tmpfs $T/root-$prop '["rbind"]'
+      fi
+      [ $part = base ] || volume root:$prop:submount $P/root-$prop-sub '["rbind"]' sub ;;
   esac
 }
 probe_volume() {

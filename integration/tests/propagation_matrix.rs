@@ -40,13 +40,13 @@ run_row() {
   if ! "$RT" --root $ST create --bundle $B $id >$W/create.out 2>&1; then
     # The last words of the error: the table is split on spaces.
     err=$(tail -n1 $W/create.out | tr -d '"' | sed 's/.*: //' | cut -c1-40 | tr ' ' '_')
-    [ "${row%%:*}" = root ] && echo "CELL $row:rootmount create-failed:${err:-unknown}"
+    [ -z "$ROOTCELL" ] || echo "CELL $ROOTCELL create-failed:${err:-unknown}"
     for v in $VOLS; do echo "CELL ${v%%|*} create-failed:${err:-unknown}"; done
     "$RT" --root $ST delete --force $id >/dev/null 2>&1
     return
   fi
   pid=$("$RT" --root $ST state $id | jq -r .pid)
-  case $row in root:*) echo "CELL $row:rootmount shape=$(shape $pid / $B/rootfs)";; esac
+  [ -z "$ROOTCELL" ] || echo "CELL $ROOTCELL shape=$(shape $pid / $B/rootfs)"
   for v in $VOLS; do
     IFS='|' read name src probe <<<"$v"
     echo "CELL $name $(probe_volume $pid $name $src "$probe" "")"
