@@ -207,7 +207,9 @@ fn known_failure(_host_root: &str, cell: &str, _phase: &str) -> Option<&'static 
 fn outcome(run: &Run, host_root: &str, cell: &str, phase: &str) -> String {
     let before = run.get("B", cell);
     let after = run.get(phase, cell);
-    if after == before && !before.contains("failed") && before != "missing" {
+    // Only a container that ran and was probed can keep anything.
+    let probed = before.starts_with("in=") || before.starts_with("shape=");
+    if probed && after == before {
         return "kept".into();
     }
     if after.starts_with("failed:") {
