@@ -101,3 +101,5 @@ pub fn run_with(runtime: &str, script: &str) -> Output {
         ],
     )
 }
+
+pub mod propagation;

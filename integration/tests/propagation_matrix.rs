@@ -14,16 +14,17 @@
 //! Every cell must be runc's, except where runc 1.1 is wrong ([`runc_is_wrong`] says why and
 //! what ferry does instead). The table goes to stdout and target/tmp/propagation-table.txt.
 
-use ferry_integration::{in_private_ns, require_root, runtime_bin};
+use ferry_integration::{in_private_ns, propagation, require_root, runtime_bin};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Runs every row with `$RT` on a host whose `/` is `$HOSTROOT` (private or rshared) and
-/// prints `CELL <row> <source> <result>` lines. `$W` is scratch.
+/// prints `CELL <row> <source> <result>` lines. `$W` is scratch; the shell functions are
+/// [`propagation::SHELL`].
 const MATRIX: &str = r#"
 set -u
 [ "$HOSTROOT" = rshared ] && mount --make-rshared /
-T=$W/tmpfs; P=$W/plain; ST=$W/state; B=$W/bundle
+T=$W/tmpfs; P=$W/plain; ST=$W/state; B=$W/bundle; IDP=pp
 mkdir -p $T $P $B
 mount -t tmpfs pp-host $T
 mount --make-shared $T
@@ -33,108 +34,29 @@ jq '.process.terminal=false | del(.process.rlimits) | .process.args=["sleep","10
   $B/config.json > $W/base.json
 cleanup() { for c in $("$RT" --root $ST list -q 2>/dev/null); do "$RT" --root $ST delete --force $c >/dev/null 2>&1; done; }
 trap cleanup EXIT
-# The peer group and master of the host mount holding a path (0 for none).
-host_ids() {
-  t=$(findmnt -n -o TARGET -T "$1")
-  awk -v t="$t" '$5 == t { g=0; m=0; for (i=7; $i != "-"; i++) { if ($i ~ /^shared:/) g=substr($i,8); if ($i ~ /^master:/) m=substr($i,8) } } END { print g, m }' /proc/self/mountinfo
-}
-# The shape of the mount at $2 in the container of pid $1, relative to the host mount
-# holding the host path $3.
-shape() {
-  read hg hm <<<"$(host_ids "$3")"
-  awk -v p="$2" -v hg="$hg" -v hm="$hm" '$5 == p {
-      s=""
-      for (i=7; $i != "-"; i++) {
-        f=$i; v=f; sub(/^[a-z_]*:/, "", v)
-        if (f ~ /^shared:/) s=s "+" (v==hg ? "peer" : "shared")
-        else if (f ~ /^master:/) s=s "+" (v==hg ? "slave" : (v==hm ? "slave-of-master" : "slave-other"))
-        else if (f == "unbindable") s=s "+unbindable"
-      }
-      found=1; r=(s=="" ? "private" : substr(s,2))
-    } END { print found ? r : "absent" }' /proc/$1/mountinfo
-}
-# volume NAME SOURCE OPTIONS_JSON [sub]: a bind volume at /v/NAME with a fresh source; with
-# `sub`, the source holds a shared host tmpfs at m, and the cell is about that mount's copy.
-volume() {
-  probe=
-  if [ "${4:-}" = sub ]; then
-    mkdir -p $2/m; mount -t tmpfs pp-sub $2/m; mount --make-shared $2/m; probe=/m
-  fi
-  mkdir -p $2$probe/in $2$probe/out
-  jq ".mounts += [{\"destination\":\"/v/$1\",\"type\":\"bind\",\"source\":\"$2\",\"options\":$3}]" \
-    $B/config.json > $W/c && mv $W/c $B/config.json
-  VOLS="$VOLS $1|$2|$probe"
-}
 run_row() {
-  row=$1; VOLS=""
-  cp $W/base.json $B/config.json
-  id=pp-$HOSTROOT-${row%%:*}-${row#*:}
-  case $row in
-    # Volumes are independent: one container holds every option's pair.
-    bind:all)
-      for o in none shared rshared slave rslave private rprivate unbindable runbindable; do
-        opts='["rbind"]'; [ $o = none ] || opts="[\"rbind\",\"$o\"]"
-        volume bind:$o:plain $P/bind-$o "$opts"
-        volume bind:$o:tmpfs $T/bind-$o "$opts"
-        volume bind:$o:submount $P/bind-$o-sub "$opts" sub
-      done ;;
-    root:*)
-      prop=${row#root:}
-      jq ".linux.rootfsPropagation=\"$prop\"" $B/config.json > $W/c && mv $W/c $B/config.json
-      volume root:$prop:plain $P/root-$prop '["rbind"]'
-      volume root:$prop:tmpfs $T/root-$prop '["rbind"]'
-      volume root:$prop:submount $P/root-$prop-sub '["rbind"]' sub ;;
-  esac
+  row_config $1
+  id=$ID
   if ! "$RT" --root $ST create --bundle $B $id >$W/create.out 2>&1; then
     # The last words of the error: the table is split on spaces.
     err=$(tail -n1 $W/create.out | tr -d '"' | sed 's/.*: //' | cut -c1-40 | tr ' ' '_')
-    [ "${row%%:*}" = root ] && echo "CELL $row:rootmount create-failed:${err:-unknown}"
+    [ -z "$ROOTCELL" ] || echo "CELL $ROOTCELL create-failed:${err:-unknown}"
     for v in $VOLS; do echo "CELL ${v%%|*} create-failed:${err:-unknown}"; done
     "$RT" --root $ST delete --force $id >/dev/null 2>&1
     return
   fi
   pid=$("$RT" --root $ST state $id | jq -r .pid)
-  case $row in root:*) echo "CELL $row:rootmount shape=$(shape $pid / $B/rootfs)";; esac
+  [ -z "$ROOTCELL" ] || echo "CELL $ROOTCELL shape=$(shape $pid / $B/rootfs)"
   for v in $VOLS; do
     IFS='|' read name src probe <<<"$v"
-    src=$src$probe; dir=/v/$name$probe
-    sh=$(shape $pid $dir $src)
-    mount -t tmpfs pp-in $src/in
-    nsenter -t $pid -m mount -t tmpfs pp-out $dir/out || echo "mount in the container failed: $name" >&2
-    in=no; grep -q " $dir/in " /proc/$pid/mountinfo && in=yes
-    out=no; grep -q " $src/out " /proc/self/mountinfo && out=yes
-    echo "CELL $name in=$in out=$out shape=$sh"
-    umount -l $src/in 2>/dev/null; umount -l $src/out 2>/dev/null
+    echo "CELL $name $(probe_volume $pid $name $src "$probe" "")"
   done
   "$RT" --root $ST delete --force $id >/dev/null 2>&1
 }
-for row in bind:all root:shared root:rshared root:slave root:rslave root:private \
-    root:rprivate root:unbindable root:runbindable; do
+for row in $ROWS; do
   run_row $row
 done
 "#;
-
-const OPTIONS: [&str; 9] = [
-    "none",
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "private",
-    "rprivate",
-    "unbindable",
-    "runbindable",
-];
-const ROOT_PROPAGATIONS: [&str; 8] = [
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "private",
-    "rprivate",
-    "unbindable",
-    "runbindable",
-];
 
 /// Cells by `<row>:<source>` (`bind:rshared:tmpfs`, `root:slave:rootmount`).
 fn run_matrix(runtime: &str, host_root: &str) -> BTreeMap<String, String> {
@@ -143,23 +65,19 @@ fn run_matrix(runtime: &str, host_root: &str) -> BTreeMap<String, String> {
         Err(e) => panic!("creating a scratch directory: {e}"),
     };
     let out = in_private_ns(
-        MATRIX,
+        &format!("{}\n{MATRIX}", propagation::SHELL),
         &[
             ("W", w.path().display().to_string()),
             ("RT", runtime_bin(runtime)),
             ("HOSTROOT", host_root.to_string()),
+            ("ROWS", propagation::rows().join(" ")),
         ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
         eprintln!("--- {runtime} on a {host_root} host, stderr:\n{stderr}");
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("CELL "))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    propagation::parse_cells(&String::from_utf8_lossy(&out.stdout), "CELL")
 }
 
 /// Where runc 1.1 is wrong: why, and what ferry's cell must be instead (given the cells of
@@ -206,18 +124,8 @@ fn propagation_options_take_effect_as_runc_applies_them() {
     let mut table = String::new();
     let mut failures = Vec::new();
     let mut counts = (0, 0, 0);
-    let mut expected_cells: Vec<String> = Vec::new();
-    for o in OPTIONS {
-        for s in ["plain", "tmpfs", "submount"] {
-            expected_cells.push(format!("bind:{o}:{s}"));
-        }
-    }
-    for p in ROOT_PROPAGATIONS {
-        for s in ["rootmount", "plain", "tmpfs", "submount"] {
-            expected_cells.push(format!("root:{p}:{s}"));
-        }
-    }
-    for host_root in ["private", "rshared"] {
+    let expected_cells = propagation::cells();
+    for host_root in propagation::HOST_ROOTS {
         let ferry = run_matrix("ferry", host_root);
         let runc = run_matrix("runc", host_root);
         for cell in &expected_cells {

@@ -168,6 +168,11 @@ pub struct Tie {
     /// volume made shared inside a slave rootfs): shared again after re-tying.
     #[serde(default, skip_serializing_if = "is_false")]
     pub also_shared: bool,
+    /// The copy of a host mount below a volume that is itself tied to the host: the host's
+    /// to propagate. Re-tied when the restoring host has that mount (it is brought in), not
+    /// required when it has not (a container started there would not have it either).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub if_on_host: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -306,6 +311,7 @@ pub fn record_ties(
                 host: names.anchor(&p.mountpoint, &c.mountpoint),
                 master_host: None,
                 also_shared: false,
+                if_on_host: false,
             },
             (None, Some(m)) => Tie {
                 mountpoint: c.mountpoint.clone(),
@@ -313,6 +319,7 @@ pub fn record_ties(
                 host: names.anchor(&m.mountpoint, &c.mountpoint),
                 master_host: None,
                 also_shared: c.shared.is_some(),
+                if_on_host: false,
             },
             (Some(p), Some(m)) => Tie {
                 mountpoint: c.mountpoint.clone(),
@@ -321,6 +328,7 @@ pub fn record_ties(
                 master_host: (p.master != c.master)
                     .then(|| names.anchor(&m.mountpoint, &c.mountpoint)),
                 also_shared: false,
+                if_on_host: false,
             },
         };
         ties.push(tie);
@@ -508,9 +516,11 @@ pub fn host_tied_mounts(container_mountinfo: &str, host_mountinfo: &str) -> Vec<
 }
 
 /// Classify the container's tree: which mounts under volumes came from the host. A mount is
-/// host-propagated when it lies strictly below a slave or shared volume and its master or
-/// peer group reaches outside the container (only the host could have put it there): an
-/// external group of the scan, or one of `host_tied` ([`host_tied_mounts`]).
+/// host-propagated when it lies strictly below a volume and its master or peer group reaches
+/// outside the container (only the host could have put it there: by propagation into a
+/// slave or shared volume, or as the copy the volume's rbind made of a host mount below its
+/// source, whatever the volume's own propagation): an external group of the scan, or one of
+/// `host_tied` ([`host_tied_mounts`]).
 pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) -> Boundary {
     let t = &image.tree;
     let external = |g: Option<mountv2::model::GroupIdx>| {
@@ -519,13 +529,11 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
     };
     let mut host_propagated = Vec::new();
     for m in &t.mounts {
-        // A volume receives from the host when its options say so or when it is tied to a
-        // host group anyway (a plain volume under a shared rootfsPropagation).
-        let under = volumes.iter().any(|v| {
-            (v.propagation != VolumePropagation::Private
-                || host_tied.iter().any(|t| *t == image_point(&v.destination)))
-                && is_below(&image_point(&v.destination), &m.mountpoint)
-        });
+        // A host mount's copy below any volume is the host's: propagated into a receiving
+        // volume, or copied by the volume's rbind whatever its own propagation.
+        let under = volumes
+            .iter()
+            .any(|v| is_below(&image_point(&v.destination), &m.mountpoint));
         let is_volume = volumes
             .iter()
             .any(|v| image_point(&v.destination) == m.mountpoint);
@@ -550,6 +558,47 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
         host_propagated,
         ties: Vec::new(),
     }
+}
+
+/// The ties of the host mounts the container has copies of below its volumes (the topmost
+/// host-propagated mounts), each as the copy had it: restore brings each copy in from the
+/// host and re-makes exactly this tie (a copy attached below a shared volume would otherwise
+/// join the volume's own group, and one below a slave volume would lose a peer tie of its
+/// own). Below a volume tied to the host they are the host's to propagate ([`Tie::if_on_host`]);
+/// below an untied one, copies the volume's rbind made at create, required at restore.
+pub fn copy_ties(
+    boundary: &Boundary,
+    container_mountinfo: &str,
+    host_mountinfo: &str,
+    names: &HostNames,
+) -> Vec<Tie> {
+    let hp = &boundary.host_propagated;
+    let copies: Vec<&String> = hp
+        .iter()
+        .filter(|p| !hp.iter().any(|o| is_below(o, p)))
+        .collect();
+    if copies.is_empty() {
+        return Vec::new();
+    }
+    let skip: Vec<String> = hp.iter().filter(|p| !copies.contains(p)).cloned().collect();
+    let volume_tied = |mp: &str| {
+        boundary.volumes.iter().any(|v| {
+            let dest = image_point(&v.destination);
+            is_below(&dest, mp)
+                && boundary
+                    .ties
+                    .iter()
+                    .any(|t| t.mountpoint.trim_matches('/') == dest)
+        })
+    };
+    record_ties(container_mountinfo, host_mountinfo, names, &skip)
+        .into_iter()
+        .filter(|t| copies.contains(&&t.mountpoint))
+        .map(|t| Tie {
+            if_on_host: volume_tied(&t.mountpoint),
+            ..t
+        })
+        .collect()
 }
 
 /// Remove host-propagated mounts (and what lies below them) from a tree before comparing:
@@ -822,6 +871,58 @@ mod tests {
             HostAnchor::HostPath {
                 path: "/h\\\\p".into()
             }
+        );
+    }
+
+    /// Each copy of a host mount below a volume keeps its own tie, also when it differs from
+    /// the volume's; below a tied volume it is needed only if the host still has it; what
+    /// lies below a copy comes with it.
+    #[test]
+    fn copies_keep_their_own_ties() {
+        let vol = |d: &str| Volume {
+            destination: d.into(),
+            source: PathBuf::from("/srv/h/x"),
+            propagation: VolumePropagation::Private,
+        };
+        let host = "\
+1 0 8:1 / / rw - ext4 /dev/sda rw
+40 1 0:30 / /srv/h rw shared:7 - tmpfs h rw
+";
+        let container = "\
+100 90 8:1 /b/rootfs / rw - ext4 /dev/sda rw
+101 100 8:1 /p /plain rw - ext4 /dev/sda rw
+102 101 0:30 /x /plain/m rw master:7 - tmpfs h rw
+103 102 0:30 /y /plain/m/deeper rw master:7 - tmpfs h rw
+104 100 0:30 /x /tied rw master:7 - tmpfs h rw
+105 104 0:30 /z /tied/m rw shared:7 - tmpfs h rw
+";
+        let names = HostNames {
+            volume_holders: vec![("/tied".into(), "/srv/h".into())],
+            hierarchies: Vec::new(),
+        };
+        let mut boundary = Boundary {
+            version: BOUNDARY_VERSION,
+            volumes: vec![vol("/plain"), vol("/tied")],
+            host_propagated: vec![
+                "/plain/m".into(),
+                "/plain/m/deeper".into(),
+                "/tied/m".into(),
+            ],
+            ties: Vec::new(),
+        };
+        boundary.ties = record_ties(container, host, &names, &boundary.host_propagated);
+        assert_eq!(boundary.ties.len(), 1, "{:?}", boundary.ties);
+        let copies = copy_ties(&boundary, container, host, &names);
+        let got: Vec<(&str, TieKind, bool)> = copies
+            .iter()
+            .map(|t| (t.mountpoint.as_str(), t.kind, t.if_on_host))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/plain/m", TieKind::Slave, false),
+                ("/tied/m", TieKind::Peer, true)
+            ]
         );
     }
 }

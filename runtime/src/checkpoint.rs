@@ -7,8 +7,9 @@
 //! other's checkpoints.
 
 use crate::boundary::{
-    check_ties, classify, host_tied_mounts, record_ties, volume_propagation, without_host_mounts,
-    Boundary, HostAnchor, HostNames, Tie, TieKind, Volume, VolumePropagation, BOUNDARY_FILE,
+    check_ties, classify, copy_ties, host_tied_mounts, record_ties, volume_propagation,
+    without_host_mounts, Boundary, HostAnchor, HostNames, Tie, TieKind, Volume, VolumePropagation,
+    BOUNDARY_FILE,
 };
 use crate::cleanup::RestoreUndo;
 use crate::criu::{Criu, Notification};
@@ -350,12 +351,15 @@ impl Runtime {
             let mut boundary = classify(&image, volumes(&spec), &host_tied);
             // Every tie to a host group, whatever the bundle's options, named so that the
             // restoring host can find its own counterpart.
+            let names = host_names(&spec, c.bundle());
             boundary.ties = record_ties(
                 &container_mountinfo,
                 &host_mountinfo,
-                &host_names(&spec, c.bundle()),
+                &names,
                 &boundary.host_propagated,
             );
+            let copies = copy_ties(&boundary, &container_mountinfo, &host_mountinfo, &names);
+            boundary.ties.extend(copies);
             for mp in &boundary.host_propagated {
                 // CRIU takes mount points as they are, in a text field of its RPC.
                 let raw = mountv2::content::unescape_name(mp)
@@ -924,7 +928,8 @@ impl Runtime {
                     }
                     Ok(())
                 })?;
-                live = scan_container(pid)?;
+                // Looked at again as before: without what this host brought in.
+                live = without_host_mounts(&scan_container(pid)?, &brought);
             }
             // The root's and each bind's place in their host filesystems come from the new
             // bundle.
@@ -1121,6 +1126,7 @@ fn ties_from_options(spec: &oci_spec::runtime::Spec, bundle: &Path) -> Vec<Tie> 
                 host: HostAnchor::VolumeSource { destination },
                 master_host: None,
                 also_shared: false,
+                if_on_host: false,
             })
         })
         .collect()
@@ -1193,11 +1199,19 @@ fn connect_volumes(
         }
         let mut copies = Vec::new();
         for v in volumes(spec) {
-            let Some(t) = ties.iter().find(|t| {
-                t.mountpoint.trim_matches('/') == crate::boundary::image_point(&v.destination)
-            }) else {
+            let dest = format!("/{}", crate::boundary::image_point(&v.destination));
+            let volume_tie = ties
+                .iter()
+                .find(|t| t.mountpoint.trim_end_matches('/') == dest);
+            // An untied volume gets back only the host mounts below it that had ties of their
+            // own (copies its rbind made at create).
+            let below_ties: Vec<&Tie> = ties
+                .iter()
+                .filter(|t| t.mountpoint.starts_with(&format!("{dest}/")))
+                .collect();
+            if volume_tie.is_none() && below_ties.is_empty() {
                 continue;
-            };
+            }
             let src = if v.source.is_absolute() {
                 v.source.clone()
             } else {
@@ -1212,6 +1226,16 @@ fn connect_volumes(
                 if nested {
                     continue;
                 }
+                // The copy's own tie when one was recorded (it is re-made below), else the
+                // volume's (a mount the host has here now and had not at checkpoint).
+                let own = below_ties
+                    .iter()
+                    .find(|t| t.mountpoint == format!("{dest}/{}", h.rel))
+                    .copied();
+                let kind = match (own, volume_tie) {
+                    (Some(t), _) | (None, Some(t)) => t.kind,
+                    (None, None) => continue,
+                };
                 let copy = rustix::mount::open_tree(
                     rustix::fs::CWD,
                     &h.path,
@@ -1222,7 +1246,7 @@ fn connect_volumes(
                 .map_err(|e| {
                     RuntimeError::io(format!("copying host mount {}", h.path.display()), e.into())
                 })?;
-                copies.push((v.destination.clone(), t.kind, h.rel.clone(), copy));
+                copies.push((v.destination.clone(), kind, h.rel.clone(), copy));
             }
         }
         Ok((names, ties, anchors, copies))
@@ -1249,6 +1273,10 @@ fn connect_volumes(
             brought.push(format!("/{}/{rel}", crate::boundary::image_point(dest)));
         }
         for a in &anchors {
+            // A host mount the host no longer has below a tied volume: nothing to re-tie.
+            if a.tie.if_on_host && !brought.contains(&a.tie.mountpoint) {
+                continue;
+            }
             let Some((host, shared)) = &a.host else {
                 failed.push(format!(
                     "{}: {} is not on this host",
@@ -1302,7 +1330,13 @@ fn broken_ties(r: &Reconnected, host_ns: &File, pid: i32) -> Result<Vec<String>>
         .map_err(|e| RuntimeError::io("reading the host's mountinfo", e));
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
-    let mut broken = check_ties(&r.ties, &container, &host?, &r.names);
+    let ties: Vec<Tie> = r
+        .ties
+        .iter()
+        .filter(|t| !t.if_on_host || r.brought.contains(&t.mountpoint))
+        .cloned()
+        .collect();
+    let mut broken = check_ties(&ties, &container, &host?, &r.names);
     for f in &r.failed {
         if !broken
             .iter()
