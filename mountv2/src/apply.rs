@@ -365,6 +365,7 @@ impl<'a> Executor<'a> {
         format!("/{}", self.image.tree.mount(m).mountpoint)
     }
 
+    /// Carries out one step of the plan.
     fn run(&mut self, step: &Step) -> Result<(), String> {
         match step {
             Step::CreateSuperblock {
@@ -372,266 +373,331 @@ impl<'a> Executor<'a> {
                 fstype,
                 source,
                 options,
-            } => {
-                let fs = rustix::mount::fsopen(fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC)
-                    .map_err(|e| format!("fsopen({fstype}): {e}"))?;
-                if !source.is_empty() {
-                    rustix::mount::fsconfig_set_string(&fs, "source", source.as_str())
-                        .map_err(|e| format!("source {source:?}: {e}"))?;
-                }
-                for opt in options {
-                    let r = match opt.split_once('=') {
-                        Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v),
-                        None => rustix::mount::fsconfig_set_flag(&fs, opt.as_str()),
-                    };
-                    r.map_err(|e| format!("{fstype} option {opt:?}: {e}"))?;
-                }
-                rustix::mount::fsconfig_create(&fs)
-                    .map_err(|e| format!("creating the {fstype} superblock: {e}"))?;
-                let root = rustix::mount::fsmount(
-                    &fs,
-                    FsMountFlags::FSMOUNT_CLOEXEC,
-                    MountAttrFlags::empty(),
-                )
-                .map_err(|e| format!("fsmount: {e}"))?;
-                self.sb_roots[sb.get()] = Some(root);
-            }
-            Step::OpenExternal { sb, key, hint } => {
-                let path: PathBuf = match self.opts.externals.get(key) {
-                    Some(p) => p.clone(),
-                    None => match hint {
-                        Some(h) => crate::content::unescape_path(h)
-                            .map_err(|e| format!("external filesystem {key:?}: hint: {e}"))?,
-                        None => {
-                            return Err(format!(
-                                "external filesystem {key:?} has no path on this host; \
-                                 pass --external {key}=PATH naming a mount of its root"
-                            ))
-                        }
-                    },
-                };
-                let root = rustix::mount::open_tree(
-                    CWD,
-                    &path,
-                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-                )
-                .map_err(|e| {
-                    format!(
-                        "external filesystem {key:?} at {}: {e}; pass --external {key}=PATH",
-                        path.display()
-                    )
-                })?;
-                // A clone of a shared or slave mount keeps those ties; the method wants every
-                // building block private.
-                sys::set_propagation(root.as_fd(), PropagationType::Private)
-                    .map_err(|e| format!("making the clone of {} private: {e}", path.display()))?;
-                self.sb_roots[sb.get()] = Some(root);
-            }
-            Step::Populate { sb } => {
-                let contents = self
-                    .contents
-                    .get(sb)
-                    .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
-                let root = self.sb_root(*sb)?;
-                // Overlapping contents agree entry for entry (validation checks it): a file
-                // an earlier one made is left alone, never made twice.
-                let mut made: std::collections::HashSet<String> = Default::default();
-                for content in contents {
-                    let base = content.base.trim_start_matches('/');
-                    let abs = |path: &str| {
-                        if base.is_empty() {
-                            path.to_string()
-                        } else {
-                            format!("{base}/{path}")
-                        }
-                    };
-                    let fresh_entries;
-                    let content: &Content =
-                        if content.entries.iter().any(|e| made.contains(&abs(&e.path))) {
-                            fresh_entries = Content {
-                                entries: content
-                                    .entries
-                                    .iter()
-                                    .filter(|e| !made.contains(&abs(&e.path)))
-                                    .cloned()
-                                    .collect(),
-                                base: content.base.clone(),
-                                base_meta: content.base_meta,
-                            };
-                            &fresh_entries
-                        } else {
-                            content
-                        };
-                    made.extend(
-                        content
-                            .entries
-                            .iter()
-                            .filter(|e| e.kind != crate::content::EntryKind::Dir)
-                            .map(|e| abs(&e.path)),
-                    );
-                    let base = bytes_of("content base", content.base.trim_start_matches('/'))?;
-                    let base_fd = if base.is_empty() {
-                        sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
-                    } else {
-                        sys::open_or_create_mountpoint(root, base, false).and_then(|p| {
-                            sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
-                        })
-                    }
-                    .map_err(|e| format!("content base {:?}: {e}", content.base))?;
-                    crate::content::populate(base_fd.as_fd(), content)
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            Step::MakePlaceholder { sb, path, file } => {
-                let rel = path.trim_start_matches('/');
-                let rel_bytes = bytes_of("placeholder", rel)?;
-                let root = self.sb_root(*sb)?;
-                let existed = sys::open_beneath(root, &rel_bytes, OFlags::PATH).is_ok();
-                if !existed {
-                    sys::open_or_create_mountpoint(root, &rel_bytes, *file)
-                        .map_err(|e| format!("placeholder {path:?}: {e}"))?;
-                    self.placeholders.push((*sb, rel.to_string()));
-                }
-            }
-            Step::Clone { mount, sb, root } => {
-                let rel = bytes_of("mount root", root.trim_start_matches('/'))?;
-                let sb_root = self.sb_root(*sb)?;
-                // A fresh filesystem has only what the dump could see: a root that was under
-                // an overmount in every view is made here, empty.
-                if !rel.is_empty()
-                    && self.image.tree.superblock(*sb).origin == SuperblockOrigin::Fresh
-                    && sys::open_beneath(sb_root, &rel, OFlags::PATH).is_err()
-                {
-                    sys::open_or_create_mountpoint(
-                        sb_root,
-                        &rel,
-                        self.image.tree.mount(*mount).is_file,
-                    )
-                    .map_err(|e| format!("making root {root:?}: {e}"))?;
-                }
-                let fd =
-                    clone_of(sb_root, &rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
-                self.mounts[mount.get()] = Some(fd);
-            }
-            Step::RemovePlaceholder { sb, path } => {
-                let rel = path.trim_start_matches('/');
-                if let Some(pos) = self
-                    .placeholders
-                    .iter()
-                    .position(|(s, p)| s == sb && p == rel)
-                {
-                    self.placeholders.swap_remove(pos);
-                    self.remove_placeholder(*sb, rel)
-                        .map_err(|e| format!("removing placeholder {path:?}: {e}"))?;
-                }
-            }
+            } => self.create_superblock(*sb, fstype, source, options),
+            Step::OpenExternal { sb, key, hint } => self.open_external(*sb, key, hint.as_deref()),
+            Step::Populate { sb } => self.populate(*sb),
+            Step::MakePlaceholder { sb, path, file } => self.make_placeholder(*sb, path, *file),
+            Step::Clone { mount, sb, root } => self.clone_mount(*mount, *sb, root),
+            Step::RemovePlaceholder { sb, path } => self.drop_placeholder(*sb, path),
             Step::Attach {
                 mount,
                 parent,
                 at,
                 file,
-            } => {
-                let parent_fd = self.mount(*parent)?;
-                let mp = if at.is_empty() {
-                    None
-                } else {
-                    let at = bytes_of("mount point", at)?;
-                    Some(
-                        sys::open_or_create_mountpoint(parent_fd, at, *file).map_err(|e| {
-                            format!("mount point {}: {e}", self.mountpoint_of(*mount))
-                        })?,
-                    )
-                };
-                let to = mp.as_ref().map(|f| f.as_fd()).unwrap_or(parent_fd);
-                rustix::mount::move_mount(
-                    self.mount(*mount)?,
-                    "",
-                    to,
-                    "",
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-                )
-                .map_err(|e| format!("attaching at {}: {e}", self.mountpoint_of(*mount)))?;
-            }
-            Step::SetAttr { mount, flags } => {
-                sys::set_mount_flags(self.mount(*mount)?, attr_mask(flags)).map_err(|e| {
-                    format!(
-                        "mount_setattr({}) at {}: {e}",
-                        crate::plan::flags_text(flags),
-                        self.mountpoint_of(*mount)
-                    )
-                })?;
-            }
-            Step::SuperblockReadonly { sb } => {
-                let fs = rustix::mount::fspick(
-                    self.sb_root(*sb)?,
-                    "",
-                    FsPickFlags::FSPICK_EMPTY_PATH | FsPickFlags::FSPICK_CLOEXEC,
-                )
-                .map_err(|e| format!("fspick: {e}"))?;
-                rustix::mount::fsconfig_set_flag(&fs, "ro").map_err(|e| format!("ro: {e}"))?;
-                rustix::mount::fsconfig_reconfigure(&fs)
-                    .map_err(|e| format!("reconfigure read-only: {e}"))?;
-            }
-            Step::AttachRoot { mount } => {
-                rustix::mount::move_mount(
-                    self.mount(*mount)?,
-                    "",
-                    CWD,
-                    &self.opts.target,
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-                )
-                .map_err(|e| format!("attaching at {}: {e}", self.opts.target.display()))?;
-                self.attached = true;
-            }
-            Step::MakeCover { group, sb } => {
-                let fd = clone_of(self.sb_root(*sb)?, "")
-                    .map_err(|e| format!("cloning the superblock root: {e}"))?;
-                self.covers.insert(*group, fd);
-            }
-            Step::OpenOutside { group, path } => {
-                let host_path = crate::content::unescape_path(path)
-                    .map_err(|e| format!("the mount at {path} (outside peer group): {e}"))?;
-                let fd =
-                    rustix::mount::open_tree(CWD, &host_path, OpenTreeFlags::OPEN_TREE_CLOEXEC)
-                        .map_err(|e| {
-                            format!(
-                            "the mount at {path} stands for an outside peer group; opening it: {e}"
-                        )
-                        })?;
-                self.outside.insert(*group, fd);
-            }
+            } => self.attach(*mount, *parent, at, *file),
+            Step::SetAttr { mount, flags } => self.set_attr(*mount, flags),
+            Step::SuperblockReadonly { sb } => self.superblock_readonly(*sb),
+            Step::AttachRoot { mount } => self.attach_root(*mount),
+            Step::MakeCover { group, sb } => self.make_cover(*group, *sb),
+            Step::OpenOutside { group, path } => self.open_outside(*group, path),
             Step::MakeShared(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Shared)
-                .map_err(|e| format!("make-shared {h}: {e}"))?,
+                .map_err(|e| format!("make-shared {h}: {e}")),
             Step::MakeSlave(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Slave)
-                .map_err(|e| format!("make-slave {h}: {e}"))?,
-            Step::SetGroup { from, to } => {
-                sys::set_group(self.handle(*from)?, self.handle(*to)?).map_err(|e| {
-                    let why = if e.raw_os_error() == Some(libc::EINVAL) {
-                        match from {
-                            Handle::Outside(g) => format!(
-                                " (the outside mount for group {} must be on the same filesystem, \
-                                 shared or a slave, with a root containing the joining mount's)",
-                                g.0
-                            ),
-                            _ => " (MOVE_MOUNT_SET_GROUP needs the same superblock, a donor root \
-                                  containing the target's, a private target and a shared donor)"
-                                .to_string(),
-                        }
-                    } else {
-                        String::new()
-                    };
-                    format!("{e}{why}")
-                })?;
-            }
+                .map_err(|e| format!("make-slave {h}: {e}")),
+            Step::SetGroup { from, to } => self.set_group(*from, *to),
             Step::MakeUnbindable(m) => {
                 sys::set_propagation(self.mount(*m)?, PropagationType::Unbindable)
-                    .map_err(|e| format!("make-unbindable at {}: {e}", self.mountpoint_of(*m)))?
+                    .map_err(|e| format!("make-unbindable at {}: {e}", self.mountpoint_of(*m)))
             }
             Step::DropCover(g) => {
                 self.covers.remove(g);
+                Ok(())
             }
         }
+    }
+
+    /// Creates a superblock with the fsopen API and keeps its root.
+    fn create_superblock(
+        &mut self,
+        sb: SuperblockIdx,
+        fstype: &str,
+        source: &str,
+        options: &[String],
+    ) -> Result<(), String> {
+        let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
+            .map_err(|e| format!("fsopen({fstype}): {e}"))?;
+        if !source.is_empty() {
+            rustix::mount::fsconfig_set_string(&fs, "source", source)
+                .map_err(|e| format!("source {source:?}: {e}"))?;
+        }
+        for opt in options {
+            let r = match opt.split_once('=') {
+                Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v),
+                None => rustix::mount::fsconfig_set_flag(&fs, opt.as_str()),
+            };
+            r.map_err(|e| format!("{fstype} option {opt:?}: {e}"))?;
+        }
+        rustix::mount::fsconfig_create(&fs)
+            .map_err(|e| format!("creating the {fstype} superblock: {e}"))?;
+        let root =
+            rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+                .map_err(|e| format!("fsmount: {e}"))?;
+        self.sb_roots[sb.get()] = Some(root);
+        Ok(())
+    }
+
+    /// Opens a private clone of an external filesystem's mount, found by key or by the image's hint.
+    fn open_external(
+        &mut self,
+        sb: SuperblockIdx,
+        key: &str,
+        hint: Option<&str>,
+    ) -> Result<(), String> {
+        let path: PathBuf = match self.opts.externals.get(key) {
+            Some(p) => p.clone(),
+            None => match hint {
+                Some(h) => crate::content::unescape_path(h)
+                    .map_err(|e| format!("external filesystem {key:?}: hint: {e}"))?,
+                None => {
+                    return Err(format!(
+                        "external filesystem {key:?} has no path on this host; \
+                         pass --external {key}=PATH naming a mount of its root"
+                    ))
+                }
+            },
+        };
+        let root = rustix::mount::open_tree(
+            CWD,
+            &path,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| {
+            format!(
+                "external filesystem {key:?} at {}: {e}; pass --external {key}=PATH",
+                path.display()
+            )
+        })?;
+        // A clone of a shared or slave mount keeps those ties; the method wants every
+        // building block private.
+        sys::set_propagation(root.as_fd(), PropagationType::Private)
+            .map_err(|e| format!("making the clone of {} private: {e}", path.display()))?;
+        self.sb_roots[sb.get()] = Some(root);
+        Ok(())
+    }
+
+    /// Fills a fresh superblock with its recorded contents.
+    fn populate(&mut self, sb: SuperblockIdx) -> Result<(), String> {
+        let contents = self
+            .contents
+            .get(&sb)
+            .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
+        let root = self.sb_root(sb)?;
+        // Overlapping contents agree entry for entry (validation checks it): a file
+        // an earlier one made is left alone, never made twice.
+        let mut made: std::collections::HashSet<String> = Default::default();
+        for content in contents {
+            let base = content.base.trim_start_matches('/');
+            let abs = |path: &str| {
+                if base.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{base}/{path}")
+                }
+            };
+            let fresh_entries;
+            let content: &Content = if content.entries.iter().any(|e| made.contains(&abs(&e.path)))
+            {
+                fresh_entries = Content {
+                    entries: content
+                        .entries
+                        .iter()
+                        .filter(|e| !made.contains(&abs(&e.path)))
+                        .cloned()
+                        .collect(),
+                    base: content.base.clone(),
+                    base_meta: content.base_meta,
+                };
+                &fresh_entries
+            } else {
+                content
+            };
+            made.extend(
+                content
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind != crate::content::EntryKind::Dir)
+                    .map(|e| abs(&e.path)),
+            );
+            let base = bytes_of("content base", content.base.trim_start_matches('/'))?;
+            let base_fd = if base.is_empty() {
+                sys::open_beneath(root, "", OFlags::RDONLY | OFlags::DIRECTORY)
+            } else {
+                sys::open_or_create_mountpoint(root, base, false).and_then(|p| {
+                    sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
+                })
+            }
+            .map_err(|e| format!("content base {:?}: {e}", content.base))?;
+            crate::content::populate(base_fd.as_fd(), content).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Makes a mount point a later step needs, remembered for removal.
+    fn make_placeholder(
+        &mut self,
+        sb: SuperblockIdx,
+        path: &str,
+        file: bool,
+    ) -> Result<(), String> {
+        let rel = path.trim_start_matches('/');
+        let rel_bytes = bytes_of("placeholder", rel)?;
+        let root = self.sb_root(sb)?;
+        let existed = sys::open_beneath(root, &rel_bytes, OFlags::PATH).is_ok();
+        if !existed {
+            sys::open_or_create_mountpoint(root, &rel_bytes, file)
+                .map_err(|e| format!("placeholder {path:?}: {e}"))?;
+            self.placeholders.push((sb, rel.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Clones a mount of a superblock at its root.
+    fn clone_mount(
+        &mut self,
+        mount: MountIdx,
+        sb: SuperblockIdx,
+        root: &str,
+    ) -> Result<(), String> {
+        let rel = bytes_of("mount root", root.trim_start_matches('/'))?;
+        let sb_root = self.sb_root(sb)?;
+        // A fresh filesystem has only what the dump could see: a root that was under
+        // an overmount in every view is made here, empty.
+        if !rel.is_empty()
+            && self.image.tree.superblock(sb).origin == SuperblockOrigin::Fresh
+            && sys::open_beneath(sb_root, &rel, OFlags::PATH).is_err()
+        {
+            sys::open_or_create_mountpoint(sb_root, &rel, self.image.tree.mount(mount).is_file)
+                .map_err(|e| format!("making root {root:?}: {e}"))?;
+        }
+        let fd = clone_of(sb_root, &rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
+        self.mounts[mount.get()] = Some(fd);
+        Ok(())
+    }
+
+    /// Removes a placeholder this run made.
+    fn drop_placeholder(&mut self, sb: SuperblockIdx, path: &str) -> Result<(), String> {
+        let rel = path.trim_start_matches('/');
+        if let Some(pos) = self
+            .placeholders
+            .iter()
+            .position(|(s, p)| *s == sb && p == rel)
+        {
+            self.placeholders.swap_remove(pos);
+            self.remove_placeholder(sb, rel)
+                .map_err(|e| format!("removing placeholder {path:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a cloned mount onto its mount point in its parent.
+    fn attach(
+        &mut self,
+        mount: MountIdx,
+        parent: MountIdx,
+        at: &str,
+        file: bool,
+    ) -> Result<(), String> {
+        let parent_fd = self.mount(parent)?;
+        let mp = if at.is_empty() {
+            None
+        } else {
+            let at = bytes_of("mount point", at)?;
+            Some(
+                sys::open_or_create_mountpoint(parent_fd, at, file)
+                    .map_err(|e| format!("mount point {}: {e}", self.mountpoint_of(mount)))?,
+            )
+        };
+        let to = mp.as_ref().map(|f| f.as_fd()).unwrap_or(parent_fd);
+        rustix::mount::move_mount(
+            self.mount(mount)?,
+            "",
+            to,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| format!("attaching at {}: {e}", self.mountpoint_of(mount)))?;
+        Ok(())
+    }
+
+    /// Gives a mount its per-mount flags.
+    fn set_attr(&mut self, mount: MountIdx, flags: &MountFlags) -> Result<(), String> {
+        sys::set_mount_flags(self.mount(mount)?, attr_mask(flags)).map_err(|e| {
+            format!(
+                "mount_setattr({}) at {}: {e}",
+                crate::plan::flags_text(flags),
+                self.mountpoint_of(mount)
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Makes a superblock read-only.
+    fn superblock_readonly(&mut self, sb: SuperblockIdx) -> Result<(), String> {
+        let fs = rustix::mount::fspick(
+            self.sb_root(sb)?,
+            "",
+            FsPickFlags::FSPICK_EMPTY_PATH | FsPickFlags::FSPICK_CLOEXEC,
+        )
+        .map_err(|e| format!("fspick: {e}"))?;
+        rustix::mount::fsconfig_set_flag(&fs, "ro").map_err(|e| format!("ro: {e}"))?;
+        rustix::mount::fsconfig_reconfigure(&fs)
+            .map_err(|e| format!("reconfigure read-only: {e}"))?;
+        Ok(())
+    }
+
+    /// Moves the tree's root mount onto the target.
+    fn attach_root(&mut self, mount: MountIdx) -> Result<(), String> {
+        rustix::mount::move_mount(
+            self.mount(mount)?,
+            "",
+            CWD,
+            &self.opts.target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| format!("attaching at {}: {e}", self.opts.target.display()))?;
+        self.attached = true;
+        Ok(())
+    }
+
+    /// Clones a superblock root to stand for a peer group.
+    fn make_cover(&mut self, group: GroupIdx, sb: SuperblockIdx) -> Result<(), String> {
+        let fd = clone_of(self.sb_root(sb)?, "")
+            .map_err(|e| format!("cloning the superblock root: {e}"))?;
+        self.covers.insert(group, fd);
+        Ok(())
+    }
+
+    /// Opens the mount outside the tree that stands for a peer group.
+    fn open_outside(&mut self, group: GroupIdx, path: &str) -> Result<(), String> {
+        let host_path = crate::content::unescape_path(path)
+            .map_err(|e| format!("the mount at {path} (outside peer group): {e}"))?;
+        let fd = rustix::mount::open_tree(CWD, &host_path, OpenTreeFlags::OPEN_TREE_CLOEXEC)
+            .map_err(|e| {
+                format!("the mount at {path} stands for an outside peer group; opening it: {e}")
+            })?;
+        self.outside.insert(group, fd);
+        Ok(())
+    }
+
+    /// Joins a mount to another's peer group.
+    fn set_group(&mut self, from: Handle, to: Handle) -> Result<(), String> {
+        sys::set_group(self.handle(from)?, self.handle(to)?).map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::EINVAL) {
+                match from {
+                    Handle::Outside(g) => format!(
+                        " (the outside mount for group {} must be on the same filesystem, \
+                         shared or a slave, with a root containing the joining mount's)",
+                        g.0
+                    ),
+                    _ => " (MOVE_MOUNT_SET_GROUP needs the same superblock, a donor root \
+                          containing the target's, a private target and a shared donor)"
+                        .to_string(),
+                }
+            } else {
+                String::new()
+            };
+            format!("{e}{why}")
+        })?;
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 //! is parent and child). Superblocks and groups are matched through the matched mounts; a
 //! mapping that is not one-to-one is a difference.
 
-use crate::model::{GroupIdx, MountIdx, MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin};
+use crate::model::{
+    GroupIdx, Mount, MountIdx, MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin,
+};
 use crate::plan::flags_text;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -63,6 +65,33 @@ pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
         }
         return out;
     }
+    let mut pairs = pair_mounts(a, b, &mut out);
+    pairs.sort_by(|x, y| a.mount(x.0).mountpoint.cmp(&a.mount(y.0).mountpoint));
+    let mut sbs: Bijection<SuperblockIdx> = Bijection::new();
+    let mut groups: Bijection<GroupIdx> = Bijection::new();
+    for (ma, mb) in pairs {
+        let (x, y) = (a.mount(ma), b.mount(mb));
+        let mut say = |what: String| {
+            out.push(Difference {
+                mountpoint: x.mountpoint.clone(),
+                what,
+            })
+        };
+        if compare_mounts(a, b, x, y, &mut sbs, &mut say) {
+            compare_propagation(a, b, x, y, &mut groups, &mut say);
+        }
+    }
+    out.sort_by(|x, y| x.mountpoint.cmp(&y.mountpoint));
+    out
+}
+
+/// Pair the mounts of `a` and `b` by mount point, walking down from the roots; a mount of one
+/// tree without a counterpart in the other is a difference.
+fn pair_mounts(
+    a: &MountTree,
+    b: &MountTree,
+    out: &mut Vec<Difference>,
+) -> Vec<(MountIdx, MountIdx)> {
     let ca = a.children();
     let cb = b.children();
     let mut pairs: Vec<(MountIdx, MountIdx)> = Vec::new();
@@ -107,97 +136,107 @@ pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
             }
         }
     }
-    pairs.sort_by(|x, y| a.mount(x.0).mountpoint.cmp(&a.mount(y.0).mountpoint));
+    pairs
+}
 
-    let mut sbs: Bijection<SuperblockIdx> = Bijection::new();
-    let mut groups: Bijection<GroupIdx> = Bijection::new();
-    for (ma, mb) in pairs {
-        let (x, y) = (a.mount(ma), b.mount(mb));
-        let mut say = |what: String| {
-            out.push(Difference {
-                mountpoint: x.mountpoint.clone(),
-                what,
-            })
-        };
-        let (sa, sb) = (a.superblock(x.superblock), b.superblock(y.superblock));
-        if sa.fstype != sb.fstype {
-            say(format!("fs type {} vs {}", sa.fstype, sb.fstype));
-            continue;
-        }
-        if x.root != y.root || x.root_deleted != y.root_deleted {
-            say(format!(
-                "root {}{} vs {}{}",
-                x.root,
-                if x.root_deleted { " (deleted)" } else { "" },
-                y.root,
-                if y.root_deleted { " (deleted)" } else { "" }
-            ));
-        }
-        if x.is_file != y.is_file {
-            say(format!("file mount {} vs {}", x.is_file, y.is_file));
-        }
-        if x.flags != y.flags {
-            say(format!(
-                "flags {} vs {}",
-                flags_text(&x.flags),
-                flags_text(&y.flags)
-            ));
-        }
-        if !sbs.pair(x.superblock, y.superblock) {
-            say("shares its superblock differently (with other mounts) in A and B".into());
-        }
-        // An external filesystem is the restoring host's (an overlay remounted by the engine,
-        // a disk): its mount options are the host's business, its read-only state is not.
-        let both_external = matches!(sa.origin, SuperblockOrigin::External { .. })
-            && matches!(sb.origin, SuperblockOrigin::External { .. });
-        let options_differ = !both_external && sa.options != sb.options;
-        if options_differ || sa.readonly != sb.readonly {
-            say(format!(
-                "superblock options {}{} vs {}{}",
-                if sa.readonly { "ro," } else { "rw," },
-                sa.options.join(","),
-                if sb.readonly { "ro," } else { "rw," },
-                sb.options.join(",")
-            ));
-        }
-        let (px, py) = (x.propagation, y.propagation);
-        if px.unbindable != py.unbindable {
-            say(format!("unbindable {} vs {}", px.unbindable, py.unbindable));
-        }
-        for (what, ga, gb) in [
-            ("peer group", px.shared, py.shared),
-            ("master", px.master, py.master),
-        ] {
-            match (ga, gb) {
-                (None, None) => {}
-                (Some(g1), Some(g2)) => {
-                    if !groups.pair(g1, g2) {
-                        say(format!(
-                            "{what} differs: it relates to other mounts in A than in B"
-                        ));
-                    } else if let (
-                        PeerGroup::External { path: p1 },
-                        PeerGroup::External { path: p2 },
-                    ) = (&a.groups[g1.get()], &b.groups[g2.get()])
-                    {
-                        if p1 != p2 {
-                            say(format!("{what} is the outside group of {p1} vs of {p2}"));
-                        }
-                    } else if std::mem::discriminant(&a.groups[g1.get()])
-                        != std::mem::discriminant(&b.groups[g2.get()])
-                    {
-                        say(format!(
-                            "{what} reaches outside the tree in one and not in the other"
-                        ));
+/// What two paired mounts are: filesystem type, root, file or directory, flags, which mounts
+/// share their superblock and the superblock's options. False when their filesystem types
+/// differ: that says it all.
+fn compare_mounts(
+    a: &MountTree,
+    b: &MountTree,
+    x: &Mount,
+    y: &Mount,
+    sbs: &mut Bijection<SuperblockIdx>,
+    say: &mut impl FnMut(String),
+) -> bool {
+    let (sa, sb) = (a.superblock(x.superblock), b.superblock(y.superblock));
+    if sa.fstype != sb.fstype {
+        say(format!("fs type {} vs {}", sa.fstype, sb.fstype));
+        return false;
+    }
+    if x.root != y.root || x.root_deleted != y.root_deleted {
+        say(format!(
+            "root {}{} vs {}{}",
+            x.root,
+            if x.root_deleted { " (deleted)" } else { "" },
+            y.root,
+            if y.root_deleted { " (deleted)" } else { "" }
+        ));
+    }
+    if x.is_file != y.is_file {
+        say(format!("file mount {} vs {}", x.is_file, y.is_file));
+    }
+    if x.flags != y.flags {
+        say(format!(
+            "flags {} vs {}",
+            flags_text(&x.flags),
+            flags_text(&y.flags)
+        ));
+    }
+    if !sbs.pair(x.superblock, y.superblock) {
+        say("shares its superblock differently (with other mounts) in A and B".into());
+    }
+    // An external filesystem is the restoring host's (an overlay remounted by the engine,
+    // a disk): its mount options are the host's business, its read-only state is not.
+    let both_external = matches!(sa.origin, SuperblockOrigin::External { .. })
+        && matches!(sb.origin, SuperblockOrigin::External { .. });
+    let options_differ = !both_external && sa.options != sb.options;
+    if options_differ || sa.readonly != sb.readonly {
+        say(format!(
+            "superblock options {}{} vs {}{}",
+            if sa.readonly { "ro," } else { "rw," },
+            sa.options.join(","),
+            if sb.readonly { "ro," } else { "rw," },
+            sb.options.join(",")
+        ));
+    }
+    true
+}
+
+/// How two paired mounts propagate: unbindable, and their peer group and master, related to
+/// the other mounts the same way in both trees.
+fn compare_propagation(
+    a: &MountTree,
+    b: &MountTree,
+    x: &Mount,
+    y: &Mount,
+    groups: &mut Bijection<GroupIdx>,
+    say: &mut impl FnMut(String),
+) {
+    let (px, py) = (x.propagation, y.propagation);
+    if px.unbindable != py.unbindable {
+        say(format!("unbindable {} vs {}", px.unbindable, py.unbindable));
+    }
+    for (what, ga, gb) in [
+        ("peer group", px.shared, py.shared),
+        ("master", px.master, py.master),
+    ] {
+        match (ga, gb) {
+            (None, None) => {}
+            (Some(g1), Some(g2)) => {
+                if !groups.pair(g1, g2) {
+                    say(format!(
+                        "{what} differs: it relates to other mounts in A than in B"
+                    ));
+                } else if let (PeerGroup::External { path: p1 }, PeerGroup::External { path: p2 }) =
+                    (&a.groups[g1.get()], &b.groups[g2.get()])
+                {
+                    if p1 != p2 {
+                        say(format!("{what} is the outside group of {p1} vs of {p2}"));
                     }
+                } else if std::mem::discriminant(&a.groups[g1.get()])
+                    != std::mem::discriminant(&b.groups[g2.get()])
+                {
+                    say(format!(
+                        "{what} reaches outside the tree in one and not in the other"
+                    ));
                 }
-                (Some(_), None) => say(format!("{what} only in A")),
-                (None, Some(_)) => say(format!("{what} only in B")),
             }
+            (Some(_), None) => say(format!("{what} only in A")),
+            (None, Some(_)) => say(format!("{what} only in B")),
         }
     }
-    out.sort_by(|x, y| x.mountpoint.cmp(&y.mountpoint));
-    out
 }
 
 #[cfg(test)]

@@ -64,6 +64,164 @@ pub enum ImageError {
     },
 }
 
+/// Mount points: relative, escaped, inside the parent's, one mount per point and parent,
+/// and roots that are paths in their filesystems.
+fn check_mounts(tree: &MountTree) -> Result<(), ImageError> {
+    let mut points = HashMap::new();
+    for (i, m) in tree.mounts.iter().enumerate() {
+        // The kernel stacks a second mount on a point as a child of the first: siblings on
+        // one point cannot exist, and a restore would stack them, making another tree.
+        if let Some(p) = m.parent {
+            if let Some(other) = points.insert((p, m.mountpoint.as_str()), i) {
+                return Err(field(
+                    format!("tree.mounts[{i}].mountpoint"),
+                    format!(
+                        "{:?} is also the mount point of mounts[{other}] with the same \
+                         parent; a mount stacked on another has that one as its parent",
+                        m.mountpoint
+                    ),
+                ));
+            }
+        }
+        check_relative(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
+        check_escaped(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
+        if i == 0 && !m.mountpoint.is_empty() {
+            return Err(field(
+                "tree.mounts[0].mountpoint",
+                "the root mount point must be \"\"",
+            ));
+        }
+        if i > 0 && m.mountpoint.is_empty() {
+            // Only a mount stacked on the root may sit on "" as well.
+            if m.parent.map(|p| tree.mount(p).mountpoint.is_empty()) != Some(true) {
+                return Err(field(format!("tree.mounts[{i}].mountpoint"), "empty"));
+            }
+        }
+        if let Some(p) = m.parent {
+            let parent_mp = &tree.mount(p).mountpoint;
+            if !is_within(parent_mp, &m.mountpoint) {
+                return Err(field(
+                    format!("tree.mounts[{i}].mountpoint"),
+                    format!(
+                        "{:?} is not inside its parent's mount point {:?}",
+                        m.mountpoint, parent_mp
+                    ),
+                ));
+            }
+        }
+        check_fs_root(&format!("tree.mounts[{i}].root"), &m.root)?;
+        check_escaped(&format!("tree.mounts[{i}].root"), &m.root)?;
+    }
+    Ok(())
+}
+
+/// Superblocks: bounded tokens for type, source and options, and well-formed external keys.
+fn check_superblocks(tree: &MountTree) -> Result<(), ImageError> {
+    for (i, sb) in tree.superblocks.iter().enumerate() {
+        let f = format!("tree.superblocks[{i}]");
+        check_token(&format!("{f}.fstype"), &sb.fstype, 64)?;
+        if sb.fstype.contains(',') {
+            return Err(field(format!("{f}.fstype"), "contains ','"));
+        }
+        check_token(&format!("{f}.source"), &sb.source, MAX_PATH_LEN)?;
+        for (j, o) in sb.options.iter().enumerate() {
+            check_token(&format!("{f}.options[{j}]"), o, MAX_OPTION_LEN)?;
+            if o.is_empty() {
+                return Err(field(format!("{f}.options[{j}]"), "empty"));
+            }
+        }
+        if let SuperblockOrigin::External { key, hint } = &sb.origin {
+            check_token(&format!("{f}.origin.key"), key, 256)?;
+            if key.is_empty() || key.contains('=') {
+                return Err(field(
+                    format!("{f}.origin.key"),
+                    "must be non-empty without '='",
+                ));
+            }
+            if let Some(h) = hint {
+                check_absolute(&format!("{f}.origin.hint"), h)?;
+                check_escaped(&format!("{f}.origin.hint"), h)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Peer groups outside the tree are named by absolute, escaped paths.
+fn check_groups(tree: &MountTree) -> Result<(), ImageError> {
+    for (i, g) in tree.groups.iter().enumerate() {
+        if let PeerGroup::External { path } = g {
+            check_absolute(&format!("tree.groups[{i}].path"), path)?;
+            check_escaped(&format!("tree.groups[{i}].path"), path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entries of one content (field prefix `f`): relative escaped paths, each once, parents
+/// first and directories, permission bits only, bounded data (added to `total`).
+fn check_entries(f: &str, content: &Content, total: &mut u64) -> Result<(), ImageError> {
+    let mut paths = HashSet::new();
+    for (j, e) in content.entries.iter().enumerate() {
+        let ef = format!("{f}.entries[{j}]");
+        check_relative(&format!("{ef}.path"), &e.path)?;
+        if e.path.is_empty() {
+            return Err(field(format!("{ef}.path"), "empty"));
+        }
+        check_escaped(&format!("{ef}.path"), &e.path)?;
+        if let Some((parent, _)) = e.path.rsplit_once('/') {
+            if !paths.contains(parent) {
+                return Err(field(
+                    format!("{ef}.path"),
+                    "parent directory does not come first",
+                ));
+            }
+        }
+        if !paths.insert(e.path.as_str()) {
+            return Err(field(format!("{ef}.path"), "duplicate"));
+        }
+        if e.meta.mode & !0o7777 != 0 {
+            return Err(field(
+                format!("{ef}.meta.mode"),
+                "only permission bits allowed",
+            ));
+        }
+        match &e.kind {
+            EntryKind::File { data } => {
+                *total += data.len() as u64;
+                if *total > MAX_CONTENT_BYTES * 4 / 3 + 4 {
+                    return Err(ImageError::TooLarge {
+                        what: "content bytes",
+                        limit: MAX_CONTENT_BYTES,
+                    });
+                }
+            }
+            EntryKind::Symlink { target } => {
+                check_token(&format!("{ef}.target"), target, MAX_PATH_LEN)?;
+                check_escaped(&format!("{ef}.target"), target)?;
+            }
+            _ => {}
+        }
+    }
+    // Entries below a non-directory would be created through it.
+    for e in &content.entries {
+        if !matches!(e.kind, EntryKind::Dir) {
+            paths.remove(e.path.as_str());
+        }
+    }
+    for (j, e) in content.entries.iter().enumerate() {
+        if let Some((parent, _)) = e.path.rsplit_once('/') {
+            if !paths.contains(parent) {
+                return Err(field(
+                    format!("{f}.entries[{j}].path"),
+                    "parent is not a directory",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn field(field: impl Into<String>, reason: impl Into<String>) -> ImageError {
     ImageError::Field {
         field: field.into(),
@@ -187,84 +345,17 @@ impl MountImage {
             });
         }
         tree.validate()?;
-        let mut points = HashMap::new();
-        for (i, m) in tree.mounts.iter().enumerate() {
-            // The kernel stacks a second mount on a point as a child of the first: siblings on
-            // one point cannot exist, and a restore would stack them, making another tree.
-            if let Some(p) = m.parent {
-                if let Some(other) = points.insert((p, m.mountpoint.as_str()), i) {
-                    return Err(field(
-                        format!("tree.mounts[{i}].mountpoint"),
-                        format!(
-                            "{:?} is also the mount point of mounts[{other}] with the same \
-                             parent; a mount stacked on another has that one as its parent",
-                            m.mountpoint
-                        ),
-                    ));
-                }
-            }
-            check_relative(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
-            check_escaped(&format!("tree.mounts[{i}].mountpoint"), &m.mountpoint)?;
-            if i == 0 && !m.mountpoint.is_empty() {
-                return Err(field(
-                    "tree.mounts[0].mountpoint",
-                    "the root mount point must be \"\"",
-                ));
-            }
-            if i > 0 && m.mountpoint.is_empty() {
-                // Only a mount stacked on the root may sit on "" as well.
-                if m.parent.map(|p| tree.mount(p).mountpoint.is_empty()) != Some(true) {
-                    return Err(field(format!("tree.mounts[{i}].mountpoint"), "empty"));
-                }
-            }
-            if let Some(p) = m.parent {
-                let parent_mp = &tree.mount(p).mountpoint;
-                if !is_within(parent_mp, &m.mountpoint) {
-                    return Err(field(
-                        format!("tree.mounts[{i}].mountpoint"),
-                        format!(
-                            "{:?} is not inside its parent's mount point {:?}",
-                            m.mountpoint, parent_mp
-                        ),
-                    ));
-                }
-            }
-            check_fs_root(&format!("tree.mounts[{i}].root"), &m.root)?;
-            check_escaped(&format!("tree.mounts[{i}].root"), &m.root)?;
-        }
-        for (i, sb) in tree.superblocks.iter().enumerate() {
-            let f = format!("tree.superblocks[{i}]");
-            check_token(&format!("{f}.fstype"), &sb.fstype, 64)?;
-            if sb.fstype.contains(',') {
-                return Err(field(format!("{f}.fstype"), "contains ','"));
-            }
-            check_token(&format!("{f}.source"), &sb.source, MAX_PATH_LEN)?;
-            for (j, o) in sb.options.iter().enumerate() {
-                check_token(&format!("{f}.options[{j}]"), o, MAX_OPTION_LEN)?;
-                if o.is_empty() {
-                    return Err(field(format!("{f}.options[{j}]"), "empty"));
-                }
-            }
-            if let SuperblockOrigin::External { key, hint } = &sb.origin {
-                check_token(&format!("{f}.origin.key"), key, 256)?;
-                if key.is_empty() || key.contains('=') {
-                    return Err(field(
-                        format!("{f}.origin.key"),
-                        "must be non-empty without '='",
-                    ));
-                }
-                if let Some(h) = hint {
-                    check_absolute(&format!("{f}.origin.hint"), h)?;
-                    check_escaped(&format!("{f}.origin.hint"), h)?;
-                }
-            }
-        }
-        for (i, g) in tree.groups.iter().enumerate() {
-            if let PeerGroup::External { path } = g {
-                check_absolute(&format!("tree.groups[{i}].path"), path)?;
-                check_escaped(&format!("tree.groups[{i}].path"), path)?;
-            }
-        }
+        check_mounts(tree)?;
+        check_superblocks(tree)?;
+        check_groups(tree)?;
+        self.check_contents()?;
+        self.check_contents_together()
+    }
+
+    /// Each content: for a fresh tmpfs or ramfs superblock, once per base, with entries that
+    /// stay inside it and a bounded size in all.
+    fn check_contents(&self) -> Result<(), ImageError> {
+        let tree = &self.tree;
         let mut seen = HashSet::new();
         let mut total: u64 = 0;
         for (i, c) in self.contents.iter().enumerate() {
@@ -304,66 +395,9 @@ impl MountImage {
             }
             check_fs_root(&format!("{f}.base"), &c.content.base)?;
             check_escaped(&format!("{f}.base"), &c.content.base)?;
-            let mut paths = HashSet::new();
-            for (j, e) in c.content.entries.iter().enumerate() {
-                let ef = format!("{f}.entries[{j}]");
-                check_relative(&format!("{ef}.path"), &e.path)?;
-                if e.path.is_empty() {
-                    return Err(field(format!("{ef}.path"), "empty"));
-                }
-                check_escaped(&format!("{ef}.path"), &e.path)?;
-                if let Some((parent, _)) = e.path.rsplit_once('/') {
-                    if !paths.contains(parent) {
-                        return Err(field(
-                            format!("{ef}.path"),
-                            "parent directory does not come first",
-                        ));
-                    }
-                }
-                if !paths.insert(e.path.as_str()) {
-                    return Err(field(format!("{ef}.path"), "duplicate"));
-                }
-                if e.meta.mode & !0o7777 != 0 {
-                    return Err(field(
-                        format!("{ef}.meta.mode"),
-                        "only permission bits allowed",
-                    ));
-                }
-                match &e.kind {
-                    EntryKind::File { data } => {
-                        total += data.len() as u64;
-                        if total > MAX_CONTENT_BYTES * 4 / 3 + 4 {
-                            return Err(ImageError::TooLarge {
-                                what: "content bytes",
-                                limit: MAX_CONTENT_BYTES,
-                            });
-                        }
-                    }
-                    EntryKind::Symlink { target } => {
-                        check_token(&format!("{ef}.target"), target, MAX_PATH_LEN)?;
-                        check_escaped(&format!("{ef}.target"), target)?;
-                    }
-                    _ => {}
-                }
-            }
-            // Entries below a non-directory would be created through it.
-            for e in &c.content.entries {
-                if !matches!(e.kind, EntryKind::Dir) {
-                    paths.remove(e.path.as_str());
-                }
-            }
-            for (j, e) in c.content.entries.iter().enumerate() {
-                if let Some((parent, _)) = e.path.rsplit_once('/') {
-                    if !paths.contains(parent) {
-                        return Err(field(
-                            format!("{f}.entries[{j}].path"),
-                            "parent is not a directory",
-                        ));
-                    }
-                }
-            }
+            check_entries(&f, &c.content, &mut total)?;
         }
-        self.check_contents_together()
+        Ok(())
     }
 
     /// Contents of one superblock are written one after the other into the same filesystem,

@@ -253,6 +253,74 @@ fn mount_flags(opts: &[String]) -> MountFlags {
 /// Build the tree of the mount at `root` (the top-most mount on that path) and everything
 /// below it, in parent-first order with siblings in creation order.
 pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> {
+    let (order, index_of) = walk_order(table, root)?;
+    let mut groups: Vec<PeerGroup> = Vec::new();
+    let mut group_of = internal_groups(table, &order, &mut groups);
+    let mut superblocks: Vec<Superblock> = Vec::new();
+    let mut sb_of_dev: HashMap<(u32, u32), SuperblockIdx> = HashMap::new();
+    let mut mounts = Vec::with_capacity(order.len());
+    for (pos, &row) in order.iter().enumerate() {
+        let r = &table[row];
+        let sb = *sb_of_dev.entry(r.dev).or_insert_with(|| {
+            superblocks.push(new_superblock(r));
+            SuperblockIdx(superblocks.len() as u32 - 1)
+        });
+        let master = r.master.map(|m| {
+            *group_of.entry(m).or_insert_with(|| {
+                groups.push(PeerGroup::External {
+                    path: outside_member(table, m, r),
+                });
+                GroupIdx(groups.len() as u32 - 1)
+            })
+        });
+        let mountpoint = if pos == 0 {
+            String::new()
+        } else {
+            relative(root, &r.mountpoint).ok_or_else(|| {
+                ScanError::Other(format!(
+                    "mount at {} is below {} in the tree but not in the path",
+                    r.mountpoint.display(),
+                    root.display()
+                ))
+            })?
+        };
+        mounts.push(Mount {
+            parent: if pos == 0 {
+                None
+            } else {
+                index_of.get(&r.parent_id).copied()
+            },
+            mountpoint,
+            superblock: sb,
+            root: escape_path(&r.root),
+            root_deleted: r.root_deleted,
+            is_file: false,
+            flags: mount_flags(&r.mount_options),
+            propagation: Propagation {
+                shared: r.shared.and_then(|g| group_of.get(&g).copied()),
+                master,
+                unbindable: r.unbindable,
+            },
+        });
+    }
+    mark_file_mounts(table, &order, &mut mounts);
+    key_external_superblocks(table, &sb_of_dev, &mut superblocks);
+    let tree = MountTree {
+        mounts,
+        superblocks,
+        groups,
+    };
+    tree.validate()
+        .map_err(|e| ScanError::Other(format!("scanned tree is inconsistent: {e}")))?;
+    Ok(tree)
+}
+
+/// The rows of the mount at `root` and below it, breadth first (parents before children,
+/// siblings in creation order), and the index each mount id gets in the tree.
+fn walk_order(
+    table: &[RawMount],
+    root: &Path,
+) -> Result<(Vec<usize>, HashMap<u64, MountIdx>), ScanError> {
     let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, r) in table.iter().enumerate() {
         if r.parent_id != r.id {
@@ -299,12 +367,18 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
         i += 1;
     }
 
-    let mut superblocks: Vec<Superblock> = Vec::new();
-    let mut sb_of_dev: HashMap<(u32, u32), SuperblockIdx> = HashMap::new();
-    let mut groups: Vec<PeerGroup> = Vec::new();
+    Ok((order, index_of))
+}
+
+/// The peer groups with a member in the tree, which are internal (groups that only master a
+/// mount of the tree are external, added as they are met).
+fn internal_groups(
+    table: &[RawMount],
+    order: &[usize],
+    groups: &mut Vec<PeerGroup>,
+) -> HashMap<u64, GroupIdx> {
     let mut group_of: HashMap<u64, GroupIdx> = HashMap::new();
-    // Groups with a member in the tree are internal; groups only mastering are external.
-    for &row in &order {
+    for &row in order {
         if let Some(g) = table[row].shared {
             group_of.entry(g).or_insert_with(|| {
                 groups.push(PeerGroup::Internal);
@@ -312,68 +386,32 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
             });
         }
     }
-    let mut mounts = Vec::with_capacity(order.len());
-    for (pos, &row) in order.iter().enumerate() {
-        let r = &table[row];
-        let sb = *sb_of_dev.entry(r.dev).or_insert_with(|| {
-            let readonly = r.super_options.iter().any(|o| o == "ro");
-            let origin = if is_fresh_fstype(&r.fstype) {
-                SuperblockOrigin::Fresh
-            } else {
-                SuperblockOrigin::External {
-                    key: String::new(),
-                    hint: None,
-                }
-            };
-            superblocks.push(Superblock {
-                fstype: r.fstype.clone(),
-                source: r.source.clone(),
-                options: superblock_options(&r.fstype, &r.super_options),
-                readonly,
-                origin,
-            });
-            SuperblockIdx(superblocks.len() as u32 - 1)
-        });
-        let master = r.master.map(|m| {
-            *group_of.entry(m).or_insert_with(|| {
-                groups.push(PeerGroup::External {
-                    path: outside_member(table, m, r),
-                });
-                GroupIdx(groups.len() as u32 - 1)
-            })
-        });
-        let mountpoint = if pos == 0 {
-            String::new()
-        } else {
-            relative(root, &r.mountpoint).ok_or_else(|| {
-                ScanError::Other(format!(
-                    "mount at {} is below {} in the tree but not in the path",
-                    r.mountpoint.display(),
-                    root.display()
-                ))
-            })?
-        };
-        mounts.push(Mount {
-            parent: if pos == 0 {
-                None
-            } else {
-                index_of.get(&r.parent_id).copied()
-            },
-            mountpoint,
-            superblock: sb,
-            root: escape_path(&r.root),
-            root_deleted: r.root_deleted,
-            is_file: false,
-            flags: mount_flags(&r.mount_options),
-            propagation: Propagation {
-                shared: r.shared.and_then(|g| group_of.get(&g).copied()),
-                master,
-                unbindable: r.unbindable,
-            },
-        });
+    group_of
+}
+
+/// The superblock of mount `r`, fresh or external (its key is given later).
+fn new_superblock(r: &RawMount) -> Superblock {
+    let readonly = r.super_options.iter().any(|o| o == "ro");
+    let origin = if is_fresh_fstype(&r.fstype) {
+        SuperblockOrigin::Fresh
+    } else {
+        SuperblockOrigin::External {
+            key: String::new(),
+            hint: None,
+        }
+    };
+    Superblock {
+        fstype: r.fstype.clone(),
+        source: r.source.clone(),
+        options: superblock_options(&r.fstype, &r.super_options),
+        readonly,
+        origin,
     }
-    // File mounts: a mount whose mount point is a regular file (stat through the path sees
-    // the topmost mount, which for a file bind is a file too).
+}
+
+/// File mounts: a mount whose mount point is a regular file (stat through the path sees the
+/// topmost mount, which for a file bind is a file too).
+fn mark_file_mounts(table: &[RawMount], order: &[usize], mounts: &mut [Mount]) {
     for (pos, &row) in order.iter().enumerate() {
         let r = &table[row];
         match std::fs::symlink_metadata(&r.mountpoint) {
@@ -386,9 +424,16 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
             ),
         }
     }
-    // External superblocks: a key from what they are, and where their root is visible.
+}
+
+/// External superblocks: a key from what they are, and where their root is visible.
+fn key_external_superblocks(
+    table: &[RawMount],
+    sb_of_dev: &HashMap<(u32, u32), SuperblockIdx>,
+    superblocks: &mut [Superblock],
+) {
     let mut keys: HashMap<String, u32> = HashMap::new();
-    for (dev, sb) in &sb_of_dev {
+    for (dev, sb) in sb_of_dev {
         let s = &mut superblocks[sb.get()];
         if let SuperblockOrigin::External { .. } = s.origin {
             let base = format!("{}:{}", s.fstype, s.source);
@@ -403,14 +448,6 @@ pub fn tree_at(table: &[RawMount], root: &Path) -> Result<MountTree, ScanError> 
             s.origin = SuperblockOrigin::External { key, hint };
         }
     }
-    let tree = MountTree {
-        mounts,
-        superblocks,
-        groups,
-    };
-    tree.validate()
-        .map_err(|e| ScanError::Other(format!("scanned tree is inconsistent: {e}")))?;
-    Ok(tree)
 }
 
 /// A mount outside the tree that stands for group `group`: a member (shortest root, then
