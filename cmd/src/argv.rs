@@ -3,101 +3,64 @@
 //! `--flag=value`, and flags given twice (podman sends `--leave-running` twice). Normalisation
 //! rewrites the first kind; clap handles the others (`args_override_self`).
 
-/// Long flags without a value. With [`VALUE_FLAGS`], the long flags that may arrive with a
-/// single dash.
-const SWITCH_FLAGS: &[&str] = &[
-    "debug",
-    "systemd-cgroup",
-    "rootless",
-    "no-pivot",
-    "no-new-keyring",
-    "detach",
-    "keep",
-    "all",
-    "force",
-    "tty",
-    "no-new-privs",
-    "stats",
-    "leave-running",
-    "tcp-established",
-    "ext-unix-sk",
-    "shell-job",
-    "file-locks",
-    "pre-dump",
-    "auto-dedup",
-    "lazy-pages",
-    "no-subreaper",
-    "no-content",
-    "ignore-paused",
-    "help",
-    "version",
-];
+use std::collections::BTreeSet;
 
-/// Long flags that take a value as the next word (when not written `--flag=value`).
-const VALUE_FLAGS: &[&str] = &[
-    "root",
-    "log",
-    "log-format",
-    "criu",
-    "bundle",
-    "console-socket",
-    "pid-file",
-    "preserve-fds",
-    "format",
-    "process",
-    "cwd",
-    "env",
-    "user",
-    "cap",
-    "interval",
-    "image-path",
-    "work-path",
-    "parent-path",
-    "manage-cgroups-mode",
-    "status-fd",
-    "page-server",
-    "lsm-profile",
-    "lsm-mount-context",
-    "resources",
-    "mount-mismatch",
-    "output",
-    "pid",
-    "target",
-    "external",
-    "source",
-    "additional-gids",
-    "process-label",
-    "apparmor",
-    "pidfd-socket",
-    "blkio-weight",
-    "cpu-period",
-    "cpu-quota",
-    "cpu-share",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "cpuset-cpus",
-    "cpuset-mems",
-    "memory",
-    "memory-reservation",
-    "memory-swap",
-    "pids-limit",
-    "l3-cache-schema",
-    "mem-bw-schema",
-    "kernel-memory",
-    "kernel-memory-tcp",
-    "empty-ns",
-];
+/// The flags of the command line as normalisation needs them, read from clap's definition of
+/// it (every command's, the global ones included), so that they cannot drift apart.
+#[derive(Debug, Default)]
+pub struct Flags {
+    /// Long flags without a value (also those whose value is optional: it must come as
+    /// `--flag=value`).
+    switches: BTreeSet<String>,
+    /// Long flags that take a value as the next word (when not written `--flag=value`).
+    values: BTreeSet<String>,
+    /// Short flags that take a value as the next word.
+    short_values: BTreeSet<char>,
+    /// Commands whose words after the container id belong to a program (`exec ID CMD...`,
+    /// `ps ID PS-ARGS...`): those words are never rewritten.
+    trailing: BTreeSet<String>,
+}
 
-/// Short flags that take a value as the next word.
-const SHORT_VALUE_FLAGS: &[&str] = &["b", "p", "e", "u", "c", "g", "f", "r", "o"];
+impl Flags {
+    pub fn of(command: &clap::Command) -> Flags {
+        let mut command = command.clone();
+        // Built, the definition holds what clap adds: --help, --version, global flags
+        // propagated to every command.
+        command.build();
+        let mut flags = Flags::default();
+        flags.add(&command);
+        // A name that takes a value anywhere is read as taking one: its next word is kept.
+        flags.switches = &flags.switches - &flags.values;
+        flags
+    }
 
-/// Commands whose words after the container id belong to a program (`exec ID CMD...`,
-/// `ps ID PS-ARGS...`): those words are never rewritten.
-const TRAILING_COMMANDS: &[&str] = &["exec", "ps"];
+    fn add(&mut self, command: &clap::Command) {
+        for arg in command.get_arguments() {
+            let takes_value = arg.get_action().takes_values()
+                && arg.get_num_args().is_none_or(|n| n.min_values() > 0);
+            for long in arg.get_long_and_visible_aliases().into_iter().flatten() {
+                if takes_value {
+                    self.values.insert(long.to_string());
+                } else {
+                    self.switches.insert(long.to_string());
+                }
+            }
+            if let (true, Some(short)) = (takes_value, arg.get_short()) {
+                self.short_values.insert(short);
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_arguments().any(|a| a.is_trailing_var_arg_set()) {
+                self.trailing.insert(sub.get_name().to_string());
+            }
+            self.add(sub);
+        }
+    }
+}
 
 /// Rewrite `-long-flag[=v]` to `--long-flag[=v]` for known long flags, up to a `--` and, for
 /// `exec` and `ps`, up to the container id.
-pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+pub fn normalise_args(flags: &Flags, args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut it = args.into_iter();
     if let Some(prog) = it.next() {
@@ -123,7 +86,10 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
         }
         if a.len() == 2 && a.starts_with('-') {
             // Short flags that take a value (`-p FILE`, `-e K=V`, `-f json`, ...).
-            expect_value = SHORT_VALUE_FLAGS.contains(&&a[1..]);
+            expect_value = a[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| flags.short_values.contains(&c));
             out.push(a);
             continue;
         }
@@ -136,8 +102,8 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
                     Some((n, _)) => (n, true),
                     None => (rest, false),
                 };
-                let takes_value = VALUE_FLAGS.contains(&name);
-                if takes_value || SWITCH_FLAGS.contains(&name) {
+                let takes_value = flags.values.contains(name);
+                if takes_value || flags.switches.contains(name) {
                     expect_value = !has_value && takes_value;
                     out.push(if a.starts_with("--") {
                         a.clone()
@@ -152,7 +118,7 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
                 // A positional word: first the command, then its operands.
                 match &command {
                     None => command = Some(a.clone()),
-                    Some(c) if TRAILING_COMMANDS.contains(&c.as_str()) => done = true,
+                    Some(c) if flags.trailing.contains(c) => done = true,
                     Some(_) => {}
                 }
                 out.push(a);
@@ -165,9 +131,86 @@ pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn normalise_args(args: Vec<String>) -> Vec<String> {
+        super::normalise_args(&Flags::of(&crate::cli::Cli::command()), args)
+    }
+
+    /// Every long flag of every command, written with one dash, is rewritten; a value
+    /// flag's value is left alone even when it looks like a flag. Read from clap's
+    /// definition: a flag added to a command is covered without a list to keep up.
+    #[test]
+    fn every_flag_of_every_command_is_normalised() {
+        fn check(command: &clap::Command, path: &[String]) -> usize {
+            let mut checked = 0;
+            for arg in command.get_arguments() {
+                let Some(long) = arg.get_long() else {
+                    continue;
+                };
+                if matches!(long, "help" | "version") {
+                    continue;
+                }
+                let takes_value = arg.get_action().takes_values()
+                    && arg.get_num_args().is_none_or(|n| n.min_values() > 0);
+                let mut argv = vec!["ferry".to_string()];
+                argv.extend(path.iter().cloned());
+                let mut want = argv.clone();
+                argv.push(format!("-{long}"));
+                want.push(format!("--{long}"));
+                if takes_value {
+                    argv.push("-value".into());
+                    want.push("-value".into());
+                }
+                assert_eq!(normalise_args(argv), want, "--{long} of {path:?}");
+                checked += 1;
+            }
+            for sub in command.get_subcommands() {
+                let mut p = path.to_vec();
+                p.push(sub.get_name().to_string());
+                checked += check(sub, &p);
+            }
+            checked
+        }
+        let mut cli = crate::cli::Cli::command();
+        cli.build();
+        assert!(
+            check(&cli, &[]) > 50,
+            "too few flags seen: the walk is broken"
+        );
+    }
+
+    /// Flags the hand-kept lists had missed.
+    #[test]
+    fn list_quiet_and_mounts_flags_are_normalised() {
+        assert_eq!(
+            normalise_args(v(&["ferry", "list", "-quiet"])),
+            v(&["ferry", "list", "--quiet"])
+        );
+        assert_eq!(
+            normalise_args(v(&[
+                "ferry",
+                "mounts",
+                "dump",
+                "-exclude",
+                "/x",
+                "-fd-budget",
+                "64"
+            ])),
+            v(&[
+                "ferry",
+                "mounts",
+                "dump",
+                "--exclude",
+                "/x",
+                "--fd-budget",
+                "64"
+            ])
+        );
     }
 
     #[test]
