@@ -256,26 +256,47 @@ pub type MadeMountpoints = Vec<(String, bool)>;
 /// mounted in it first. It holds the container's lock until then. [`RestoreUndo::disarm`] on
 /// success.
 pub(crate) struct RestoreUndo<'a> {
-    pub runtime: &'a crate::lifecycle::Runtime,
-    pub id: String,
+    runtime: &'a crate::lifecycle::Runtime,
+    id: String,
+    /// The container's state directory.
     pub dir: PathBuf,
-    pub pid_file: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
     /// The restored init, once CRIU has named it.
-    pub restored: std::cell::Cell<Option<i32>>,
+    restored: Option<i32>,
     /// Mount points made in the bundle's root filesystem: the root filesystem, and paths
     /// relative to it (whether a file), parents first.
-    pub made_in_rootfs: std::cell::RefCell<Option<(PathBuf, MadeMountpoints)>>,
-    pub armed: bool,
-    pub _lock: crate::lock::StateLock,
+    made_in_rootfs: Option<(PathBuf, MadeMountpoints)>,
+    armed: bool,
+    _lock: crate::lock::StateLock,
 }
 
-impl RestoreUndo<'_> {
-    pub fn note_restored(&self, pid: i32) {
-        self.restored.set(Some(pid));
+impl<'a> RestoreUndo<'a> {
+    /// Armed: the restore of `id` into state directory `dir`, whose lock it holds.
+    pub fn new(
+        runtime: &'a crate::lifecycle::Runtime,
+        id: &str,
+        dir: PathBuf,
+        pid_file: Option<PathBuf>,
+        lock: crate::lock::StateLock,
+    ) -> Self {
+        RestoreUndo {
+            runtime,
+            id: id.to_string(),
+            dir,
+            pid_file,
+            restored: None,
+            made_in_rootfs: None,
+            armed: true,
+            _lock: lock,
+        }
     }
 
-    pub fn note_made_in_rootfs(&self, rootfs: &Path, made: Vec<(String, bool)>) {
-        *self.made_in_rootfs.borrow_mut() = Some((rootfs.to_path_buf(), made));
+    pub fn note_restored(&mut self, pid: i32) {
+        self.restored = Some(pid);
+    }
+
+    pub fn note_made_in_rootfs(&mut self, rootfs: &Path, made: MadeMountpoints) {
+        self.made_in_rootfs = Some((rootfs.to_path_buf(), made));
     }
 
     /// The restore succeeded: keep everything.
@@ -289,7 +310,7 @@ impl RestoreUndo<'_> {
         tracing::error!("restore of \"{id}\" failed, removing what it made");
         // The restored tree first, then whatever else came to ferry (its children are CRIU's
         // leftovers and restored tasks only: a restore starts nothing else).
-        if let Some(pid) = self.restored.get() {
+        if let Some(pid) = self.restored {
             kill_tree(pid, false);
         }
         kill_tree(std::process::id() as i32, true);
@@ -331,18 +352,24 @@ impl RestoreUndo<'_> {
         let extra = std::fs::read_to_string(self.dir.join(crate::lifecycle::EXTRA_CGROUPS))
             .unwrap_or_default();
         for cg in extra.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
-            let _ = std::fs::remove_dir(cg);
+            if let Err(e) = std::fs::remove_dir(cg) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::error!("removing cgroup {cg} of \"{id}\": {e}");
+                }
+            }
         }
-        if let (Some(path), Some(pid)) = (&self.pid_file, self.restored.get()) {
+        if let (Some(path), Some(pid)) = (&self.pid_file, self.restored) {
             if std::fs::read_to_string(path).is_ok_and(|t| t.trim() == pid.to_string()) {
-                let _ = std::fs::remove_file(path);
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::error!("removing pid file {}: {e}", path.display());
+                }
             }
         }
         self.runtime.remove_shadow_bundle(id);
         if let Err(e) = remove_state_path(&self.runtime.root, &self.dir) {
             tracing::error!("removing the state of \"{id}\": {e}");
         }
-        if let Some((rootfs, made)) = self.made_in_rootfs.borrow().as_ref() {
+        if let Some((rootfs, made)) = self.made_in_rootfs.as_ref() {
             remove_made_mountpoints(rootfs, made);
         }
     }

@@ -11,6 +11,7 @@ pub mod features;
 pub mod images;
 pub mod lifecycle;
 pub mod lock;
+pub mod mntns;
 pub mod netns;
 pub mod propagation;
 pub mod sealed;

@@ -5,9 +5,10 @@ use super::{
     check_ties, volume_propagation, Boundary, HostAnchor, HostNames, Tie, TieKind, Volume,
     VolumePropagation,
 };
-use crate::checkpoint::in_mount_namespace;
 use crate::error::{Result, RuntimeError};
+use crate::mntns::{in_mount_namespace, in_namespace};
 use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Bind mounts of a spec: CRIU must treat them as external (their sources are host paths).
@@ -108,6 +109,31 @@ pub(crate) struct Reconnected {
     pub(crate) failed: Vec<String>,
 }
 
+/// A host mount a recorded tie is to be re-made with: opened on this host, and whether it is
+/// shared; `None` when this host has no such mount.
+struct Anchor {
+    tie: Tie,
+    host: Option<(File, bool)>,
+}
+
+/// A copy of a host mount below a tied volume, to attach in the container.
+struct HostCopy {
+    /// The volume's destination in the container.
+    volume: String,
+    kind: TieKind,
+    /// Where below the volume.
+    rel: String,
+    tree: OwnedFd,
+}
+
+/// What [`connect_volumes`] gathers in the host's namespace.
+struct Gathered {
+    names: HostNames,
+    ties: Vec<Tie>,
+    anchors: Vec<Anchor>,
+    copies: Vec<HostCopy>,
+}
+
 /// Re-make the container's boundary with this host: bring in the mounts the host has under
 /// each tied volume's source now (copies tied to the host's groups, as a container started
 /// here would have), then re-tie every container mount that was a peer or slave of a host
@@ -119,189 +145,208 @@ pub(crate) fn connect_volumes(
     pid: i32,
     boundary: Option<&Boundary>,
 ) -> Result<Reconnected> {
-    use std::os::fd::AsFd;
-    // Gather, from the host's namespace, this host's names, the host mount of each tie and
-    // copies of what lies below each tied volume's source.
-    struct Anchor {
-        tie: Tie,
-        host: Option<(File, bool)>,
-    }
-    let own = File::open("/proc/self/ns/mnt")
-        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
-    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
-    let gathered = (|| -> Result<(HostNames, Vec<Tie>, Vec<Anchor>, Vec<_>)> {
-        let names = host_names(spec, bundle);
-        let ties = match boundary {
-            Some(b) if b.version >= 2 => b.ties.clone(),
-            _ => ties_from_options(spec, bundle),
-        };
-        let host_mountinfo = crate::boundary::read_mountinfo("/proc/self/mountinfo")
-            .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
-        let mut anchors = Vec::new();
-        for t in &ties {
-            let host = names.resolve(&t.host).and_then(|mp| {
-                // Names are in the mount image's escaped form; the kernel takes the bytes.
-                let mp = mountv2::content::unescape_name(&mp).ok()?;
-                let shared = host_mountinfo.lines().rev().any(|l| {
-                    let f: Vec<&str> = l.split(' ').collect();
-                    f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes())) == Some(mp.clone())
-                        && f.iter()
-                            .skip(6)
-                            .take_while(|x| **x != "-")
-                            .any(|x| x.starts_with("shared:"))
-                });
-                crate::boundary::open_path(Path::new(
-                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&mp),
-                ))
-                .ok()
-                .map(|f| (f, shared))
-            });
-            anchors.push(Anchor {
-                tie: t.clone(),
-                host,
-            });
-        }
-        let mut copies = Vec::new();
-        for v in volumes(spec) {
-            let dest = format!("/{}", crate::boundary::image_point(&v.destination));
-            let volume_tie = ties
-                .iter()
-                .find(|t| t.mountpoint.trim_end_matches('/') == dest);
-            // An untied volume gets back only the host mounts below it that had ties of their
-            // own (copies its rbind made at create).
-            let below_ties: Vec<&Tie> = ties
-                .iter()
-                .filter(|t| t.mountpoint.starts_with(&format!("{dest}/")))
-                .collect();
-            if volume_tie.is_none() && below_ties.is_empty() {
-                continue;
-            }
-            let src = if v.source.is_absolute() {
-                v.source.clone()
-            } else {
-                bundle.join(&v.source)
-            };
-            let below = crate::boundary::host_mounts_below(&src)?;
-            for h in &below {
-                // Only the topmost of nested host mounts is copied, recursively.
-                let nested = below
-                    .iter()
-                    .any(|o| o.rel != h.rel && h.rel.starts_with(&format!("{}/", o.rel)));
-                if nested {
-                    continue;
-                }
-                // The copy's own tie when one was recorded (it is re-made below), else the
-                // volume's (a mount the host has here now and had not at checkpoint).
-                let own = below_ties
-                    .iter()
-                    .find(|t| t.mountpoint == format!("{dest}/{}", h.rel))
-                    .copied();
-                let kind = match (own, volume_tie) {
-                    (Some(t), _) | (None, Some(t)) => t.kind,
-                    (None, None) => continue,
-                };
-                let copy = rustix::mount::open_tree(
-                    rustix::fs::CWD,
-                    &h.path,
-                    rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
-                        | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
-                        | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
-                )
-                .map_err(|e| {
-                    RuntimeError::io(format!("copying host mount {}", h.path.display()), e.into())
-                })?;
-                copies.push((v.destination.clone(), kind, h.rel.clone(), copy));
-            }
-        }
-        Ok((names, ties, anchors, copies))
-    })();
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
-    let (names, ties, anchors, copies) = gathered?;
+    let gathered = in_namespace(host_ns.as_fd(), "the host's", || {
+        gather(spec, bundle, boundary)
+    })?;
     let mut brought = Vec::new();
     let mut failed = Vec::new();
     in_mount_namespace(pid, |root| {
         // Copies first, while the volumes are not yet peers of the host's groups: attaching
         // them must not propagate back to the host.
-        for (dest, kind, rel, copy) in &copies {
-            let dest = dest.trim_matches('/');
-            let vol =
-                mountv2::sys::open_beneath(root, dest, rustix::fs::OFlags::PATH).map_err(|e| {
-                    RuntimeError::io(format!("opening volume /{dest} in the container"), e)
-                })?;
-            if *kind == TieKind::Slave {
-                mountv2::sys::set_propagation(copy.as_fd(), mountv2::sys::PropagationType::Slave)
-                    .map_err(|e| RuntimeError::io(format!("making the copy of {rel} a slave"), e))?;
-            }
-            crate::boundary::attach(copy.as_fd(), vol.as_fd(), rel)?;
-            brought.push(format!("/{}/{rel}", crate::boundary::image_point(dest)));
+        for copy in &gathered.copies {
+            brought.push(attach_copy(root, copy)?);
         }
-        for a in &anchors {
+        for a in &gathered.anchors {
             // A host mount the host no longer has below a tied volume: nothing to re-tie.
             if a.tie.if_on_host && !brought.contains(&a.tie.mountpoint) {
                 continue;
             }
-            let Some((host, shared)) = &a.host else {
-                failed.push(format!(
-                    "{}: {} is not on this host",
-                    a.tie.mountpoint, a.tie.host
-                ));
-                continue;
-            };
-            let rel = mountv2::content::unescape_name(a.tie.mountpoint.trim_matches('/'))
-                .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", a.tie.mountpoint)));
-            let made = rel
-                .and_then(|rel| {
-                    mountv2::sys::open_beneath(root, rel, rustix::fs::OFlags::PATH).map_err(|e| {
-                        RuntimeError::io(
-                            format!("opening {} in the container", a.tie.mountpoint),
-                            e,
-                        )
-                    })
-                })
-                .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), &a.tie));
-            if let Err(e) = made {
-                // The check below names the tie and what the mount has instead.
-                tracing::warn!("re-tying {}: {e}", a.tie.mountpoint);
-                failed.push(format!("{}: {e}", a.tie.mountpoint));
+            if let Err(e) = retie_anchor(root, a) {
+                failed.push(e);
             }
         }
         Ok(())
     })?;
     Ok(Reconnected {
         brought,
-        ties,
-        names,
+        ties: gathered.ties,
+        names: gathered.names,
         failed,
+    })
+}
+
+/// From the host's namespace: this host's names, the host mount of each tie and copies of
+/// what lies below each tied volume's source.
+fn gather(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    boundary: Option<&Boundary>,
+) -> Result<Gathered> {
+    let names = host_names(spec, bundle);
+    let ties = match boundary {
+        Some(b) if b.version >= 2 => b.ties.clone(),
+        _ => ties_from_options(spec, bundle),
+    };
+    let host_mountinfo = crate::boundary::read_mountinfo("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
+    let anchors = ties
+        .iter()
+        .map(|t| Anchor {
+            tie: t.clone(),
+            host: open_anchor(&names, &host_mountinfo, t),
+        })
+        .collect();
+    let mut copies = Vec::new();
+    for v in volumes(spec) {
+        copies.extend(copy_host_mounts(&v, bundle, &ties)?);
+    }
+    Ok(Gathered {
+        names,
+        ties,
+        anchors,
+        copies,
+    })
+}
+
+/// The host mount tie `t` names on this host, opened, and whether it is shared.
+fn open_anchor(names: &HostNames, host_mountinfo: &str, t: &Tie) -> Option<(File, bool)> {
+    let mp = names.resolve(&t.host)?;
+    // Names are in the mount image's escaped form; the kernel takes the bytes.
+    let mp = mountv2::content::unescape_name(&mp).ok()?;
+    let shared = host_mountinfo.lines().rev().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes())) == Some(mp.clone())
+            && f.iter()
+                .skip(6)
+                .take_while(|x| **x != "-")
+                .any(|x| x.starts_with("shared:"))
+    });
+    crate::boundary::open_path(Path::new(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&mp),
+    ))
+    .ok()
+    .map(|f| (f, shared))
+}
+
+/// Copies of the host mounts below volume `v`'s source, for a volume that is tied or has
+/// tied mounts below it (an untied volume gets back only the host mounts below it that had
+/// ties of their own: copies its rbind made at create).
+fn copy_host_mounts(v: &Volume, bundle: &Path, ties: &[Tie]) -> Result<Vec<HostCopy>> {
+    let dest = format!("/{}", crate::boundary::image_point(&v.destination));
+    let volume_tie = ties
+        .iter()
+        .find(|t| t.mountpoint.trim_end_matches('/') == dest);
+    let below_ties: Vec<&Tie> = ties
+        .iter()
+        .filter(|t| t.mountpoint.starts_with(&format!("{dest}/")))
+        .collect();
+    if volume_tie.is_none() && below_ties.is_empty() {
+        return Ok(Vec::new());
+    }
+    let src = if v.source.is_absolute() {
+        v.source.clone()
+    } else {
+        bundle.join(&v.source)
+    };
+    let below = crate::boundary::host_mounts_below(&src)?;
+    let mut copies = Vec::new();
+    for h in &below {
+        // Only the topmost of nested host mounts is copied, recursively.
+        let nested = below
+            .iter()
+            .any(|o| o.rel != h.rel && h.rel.starts_with(&format!("{}/", o.rel)));
+        if nested {
+            continue;
+        }
+        // The copy's own tie when one was recorded (it is re-made later), else the volume's
+        // (a mount the host has here now and had not at checkpoint).
+        let own = below_ties
+            .iter()
+            .find(|t| t.mountpoint == format!("{dest}/{}", h.rel))
+            .copied();
+        let kind = match (own, volume_tie) {
+            (Some(t), _) | (None, Some(t)) => t.kind,
+            (None, None) => continue,
+        };
+        let tree = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            &h.path,
+            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(|e| {
+            RuntimeError::io(format!("copying host mount {}", h.path.display()), e.into())
+        })?;
+        copies.push(HostCopy {
+            volume: v.destination.clone(),
+            kind,
+            rel: h.rel.clone(),
+            tree,
+        });
+    }
+    Ok(copies)
+}
+
+/// Attach a copy of a host mount below its volume in the container (whose root is `root`);
+/// returns where, as a tie names mount points.
+fn attach_copy(root: BorrowedFd<'_>, copy: &HostCopy) -> Result<String> {
+    let (dest, rel) = (copy.volume.trim_matches('/'), &copy.rel);
+    let vol = mountv2::sys::open_beneath(root, dest, rustix::fs::OFlags::PATH)
+        .map_err(|e| RuntimeError::io(format!("opening volume /{dest} in the container"), e))?;
+    if copy.kind == TieKind::Slave {
+        mountv2::sys::set_propagation(copy.tree.as_fd(), mountv2::sys::PropagationType::Slave)
+            .map_err(|e| RuntimeError::io(format!("making the copy of {rel} a slave"), e))?;
+    }
+    crate::boundary::attach(copy.tree.as_fd(), vol.as_fd(), rel)?;
+    Ok(format!("/{}/{rel}", crate::boundary::image_point(dest)))
+}
+
+/// Re-make the tie of anchor `a` in the container (whose root is `root`); the error, in
+/// words, when the host has no such mount or the kernel refused.
+fn retie_anchor(root: BorrowedFd<'_>, a: &Anchor) -> std::result::Result<(), String> {
+    let Some((host, shared)) = &a.host else {
+        return Err(format!(
+            "{}: {} is not on this host",
+            a.tie.mountpoint, a.tie.host
+        ));
+    };
+    let rel = mountv2::content::unescape_name(a.tie.mountpoint.trim_matches('/'))
+        .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", a.tie.mountpoint)));
+    let made = rel
+        .and_then(|rel| {
+            mountv2::sys::open_beneath(root, rel, rustix::fs::OFlags::PATH).map_err(|e| {
+                RuntimeError::io(format!("opening {} in the container", a.tie.mountpoint), e)
+            })
+        })
+        .and_then(|m| crate::boundary::retie(host.as_fd(), *shared, m.as_fd(), &a.tie));
+    made.map_err(|e| {
+        // The check after names the tie and what the mount has instead.
+        tracing::warn!("re-tying {}: {e}", a.tie.mountpoint);
+        format!("{}: {e}", a.tie.mountpoint)
     })
 }
 
 /// Whether every tie of `r` holds now: the restored container's mountinfo against the
 /// host's. One line per broken tie.
 pub(crate) fn broken_ties(r: &Reconnected, host_ns: &File, pid: i32) -> Result<Vec<String>> {
-    use std::os::fd::AsFd;
     if r.ties.is_empty() {
         return Ok(Vec::new());
     }
     let container = crate::boundary::read_mountinfo(&format!("/proc/{pid}/mountinfo"))
         .map_err(|e| RuntimeError::io("reading the restored container's mountinfo", e))?;
     // ferry restores from a namespace of its own: the host's mountinfo is read in the host's.
-    let own = File::open("/proc/self/ns/mnt")
-        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
-    nix::sched::setns(host_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("entering the host's mount namespace", e.into()))?;
-    let host = crate::boundary::read_mountinfo("/proc/self/mountinfo")
-        .map_err(|e| RuntimeError::io("reading the host's mountinfo", e));
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    let host = in_namespace(host_ns.as_fd(), "the host's", || {
+        crate::boundary::read_mountinfo("/proc/self/mountinfo")
+            .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))
+    })?;
     let ties: Vec<Tie> = r
         .ties
         .iter()
         .filter(|t| !t.if_on_host || r.brought.contains(&t.mountpoint))
         .cloned()
         .collect();
-    let mut broken = check_ties(&ties, &container, &host?, &r.names);
+    let mut broken = check_ties(&ties, &container, &host, &r.names);
     for f in &r.failed {
         if !broken
             .iter()
@@ -311,4 +356,46 @@ pub(crate) fn broken_ties(r: &Reconnected, host_ns: &File, pid: i32) -> Result<V
         }
     }
     Ok(broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_are_the_bind_mounts_with_their_propagation() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "bind", "source": "/srv/data",
+                 "options": ["rbind", "rslave"]},
+                {"destination": "/etc/hosts", "source": "hosts", "options": ["bind", "ro"]},
+                {"destination": "/shared", "type": "none", "source": "/srv/s",
+                 "options": ["rbind", "shared"]}
+            ]
+        }))
+        .expect("a spec");
+        let v = volumes(&spec);
+        let got: Vec<(&str, &Path, VolumePropagation)> = v
+            .iter()
+            .map(|v| (v.destination.as_str(), v.source.as_path(), v.propagation))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/data", Path::new("/srv/data"), VolumePropagation::Slave),
+                ("/etc/hosts", Path::new("hosts"), VolumePropagation::Private),
+                ("/shared", Path::new("/srv/s"), VolumePropagation::Shared),
+            ]
+        );
+        assert_eq!(
+            bind_mounts(&spec),
+            vec![
+                (PathBuf::from("/data"), PathBuf::from("/srv/data")),
+                (PathBuf::from("/etc/hosts"), PathBuf::from("hosts")),
+                (PathBuf::from("/shared"), PathBuf::from("/srv/s")),
+            ]
+        );
+    }
 }

@@ -17,5 +17,4 @@ mod namespaces;
 mod options;
 mod restore;
 
-pub(crate) use namespaces::in_mount_namespace;
 pub use options::{CheckpointOptions, CriuOptions, MountMismatch, RestoreOptions};

@@ -2,8 +2,8 @@
 //! mount namespace, and the namespaces a bundle names by path.
 
 use crate::error::{Result, RuntimeError};
+use crate::mntns::in_mount_namespace;
 use oci_spec::runtime::LinuxNamespaceType;
-use std::fs::File;
 
 /// The mount tree of `pid`'s namespace as the process sees it, scanned from inside.
 pub(super) fn scan_container(pid: i32) -> Result<mountv2::image::MountImage> {
@@ -19,28 +19,6 @@ pub(super) fn scan_container(pid: i32) -> Result<mountv2::image::MountImage> {
         Ok(())
     })?;
     image.ok_or_else(|| RuntimeError::Invalid(format!("scanning the mounts of process {pid}")))
-}
-
-/// Run `f` with a directory fd of the root of `pid`'s mount namespace, from inside that
-/// namespace, and come back. ferry is single-threaded here, as setns(CLONE_NEWNS) requires.
-pub(crate) fn in_mount_namespace(
-    pid: i32,
-    f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<()>,
-) -> Result<()> {
-    use std::os::fd::AsFd;
-    let own = File::open("/proc/self/ns/mnt")
-        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
-    let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
-        .map_err(|e| RuntimeError::io(format!("opening the mount namespace of {pid}"), e))?;
-    nix::sched::setns(theirs.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
-        RuntimeError::io(format!("entering the mount namespace of {pid}"), e.into())
-    })?;
-    let result = File::open("/")
-        .map_err(|e| RuntimeError::io("opening the restored root", e))
-        .and_then(|root| f(root.as_fd()));
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
-    result
 }
 
 pub(super) fn namespace_paths(spec: &oci_spec::runtime::Spec) -> Vec<(LinuxNamespaceType, String)> {
@@ -101,4 +79,42 @@ pub(super) fn enter_private_mount_namespace() -> Result<()> {
             e.into(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_named_by_path_are_external_or_joined() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"namespaces": [
+                {"type": "mount"},
+                {"type": "network", "path": "/run/netns/a"},
+                {"type": "pid", "path": "/proc/7/ns/pid"},
+                {"type": "ipc", "path": "/proc/7/ns/ipc"},
+                {"type": "uts", "path": "/proc/7/ns/uts"},
+                {"type": "cgroup", "path": "/proc/7/ns/cgroup"}
+            ]}
+        }))
+        .expect("a spec");
+        assert_eq!(
+            external_namespaces(&spec),
+            vec![
+                ("net", "extRootNetNS", "/run/netns/a".to_string()),
+                ("pid", "extRootPidNS", "/proc/7/ns/pid".to_string())
+            ]
+        );
+        assert_eq!(
+            joined_namespaces(&spec),
+            vec![
+                ("ipc", "/proc/7/ns/ipc".to_string()),
+                ("uts", "/proc/7/ns/uts".to_string())
+            ]
+        );
+        let bare: oci_spec::runtime::Spec =
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2"})).expect("a spec");
+        assert!(external_namespaces(&bare).is_empty() && joined_namespaces(&bare).is_empty());
+    }
 }

@@ -1,10 +1,15 @@
 //! `restore`: recreate a container from a checkpoint and check its mount tree.
+//!
+//! A restore runs as named phases over one [`Restoring`] value: check the input (nothing is
+//! made before it passes), claim the state directory, record the container's state, prepare
+//! the mount namespace CRIU restores from, build the CRIU request, run CRIU with its
+//! notifications, verify the mount tree, and record the container running. The value owns a
+//! [`RestoreUndo`] guard: whatever phase fails, dropping it removes everything made so far.
 
 use super::cgroups::{add_extra_cgroups, cgroup_mounts, record_extra_cgroups};
 use super::files::{load_mount_image, open_dir, send_console, write_pid_file};
 use super::namespaces::{
-    enter_private_mount_namespace, external_namespaces, in_mount_namespace, joined_namespaces,
-    scan_container,
+    enter_private_mount_namespace, external_namespaces, joined_namespaces, scan_container,
 };
 use super::options::{criu_failed, MountMismatch, RestoreOptions};
 use super::{DESCRIPTORS, MOUNT_IMAGE};
@@ -16,9 +21,12 @@ use crate::criu::{Criu, Notification};
 use crate::error::{Result, RuntimeError};
 use crate::lifecycle::{load_bundle_spec, validate_id, Runtime};
 use crate::lock::StateLock;
-use libcgroups::common::{CgroupManager, ControllerOpt};
+use crate::mntns::in_mount_namespace;
+use libcgroups::common::{AnyCgroupManager, CgroupManager, ControllerOpt};
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
+use mountv2::image::MountImage;
+use oci_spec::runtime::{LinuxResources, Spec};
 use rust_criu::rust_criu_protobuf::rpc::{
     Cgroup_root, Criu_opts, Criu_req, Criu_req_type, Ext_mount_map, Inherit_fd,
 };
@@ -26,52 +34,84 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// What a restore checked before making anything.
+struct RestoreInput {
+    spec: Spec,
+    /// The bundle, absolute.
+    bundle: PathBuf,
+    criu: Criu,
+    /// The bundle's bind mounts: destination in the container, source on this host.
+    binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// A restore in progress. Dropped before [`Restoring::finish`], its guard undoes the restore.
+struct Restoring<'a> {
+    runtime: &'a Runtime,
+    id: &'a str,
+    opts: &'a RestoreOptions,
+    input: RestoreInput,
+    undo: RestoreUndo<'a>,
+}
+
+/// The container's state as recorded before CRIU runs, and its cgroups.
+struct Recorded {
+    container: Container,
+    /// The container's cgroup, absolute (`/a/b`) in every hierarchy.
+    cgroup: String,
+    manager: AnyCgroupManager,
+    resources: LinuxResources,
+}
+
+/// The mount namespace CRIU restores from, and the host's, to come back to.
+struct CriuNamespace {
+    host: File,
+    /// The bundle's root filesystem, bound here for CRIU.
+    root: PathBuf,
+}
+
+/// The request for CRIU, with what it refers to and what the mount check needs.
+struct RestoreRequest {
+    req: Criu_req,
+    /// Image and work directories and namespace files: open until CRIU is done.
+    _files: Vec<File>,
+    log: PathBuf,
+    /// The mount tree the checkpoint recorded, adjusted to this host's cgroups; `None` for a
+    /// checkpoint without ferry's mount image (runc's).
+    expected: Option<MountImage>,
+    boundary: Option<Boundary>,
+}
+
 impl Runtime {
     /// `restore`: recreate a container from a checkpoint under `id` with the given bundle.
     /// Returns the restored init's pid. On failure nothing is left: no tasks, cgroup, state.
     pub fn restore(&self, id: &str, opts: &RestoreOptions) -> Result<i32> {
-        validate_id(id)?;
-        if !nix::unistd::geteuid().is_root() {
-            return Err(RuntimeError::Privilege("restore"));
+        let input = check_restore_input(id, opts)?;
+        let undo = self.claim_state_dir(id, opts)?;
+        // As runc's restore: ferry reaps as a subreaper, so that what CRIU leaves behind when
+        // it dies (helpers, half-restored tasks) comes to ferry, which ends it on failure.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::debug!("becoming a subreaper: {e}");
         }
-        let spec = load_bundle_spec(&opts.bundle)?;
-        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| {
-            RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e)
-        })?;
-        let criu = Criu::find(opts.common.criu.as_deref())
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        criu.check_version()
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        if opts.common.lazy_pages {
-            return Err(RuntimeError::Invalid(
-                "--lazy-pages needs a page server, which ferry does not drive yet: restore without it".into(),
-            ));
-        }
-        if !opts.common.image_path.join("inventory.img").exists() {
-            return Err(RuntimeError::Invalid(format!(
-                "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
-                opts.common.image_path.display()
-            )));
-        }
-        crate::images::check_page_images(&opts.common.image_path)?;
-        // Every bind source must exist on this host before anything is made.
-        let mut ext = Vec::new();
-        for (dest, src) in bind_mounts(&spec) {
-            let src = if src.is_absolute() {
-                src
-            } else {
-                bundle.join(src)
-            };
-            if !src.exists() {
-                return Err(RuntimeError::Invalid(format!(
-                    "bundle mount {} has source {}, which does not exist on this host: create it or change the mount's source in {}",
-                    dest.display(),
-                    src.display(),
-                    bundle.join("config.json").display()
-                )));
-            }
-            ext.push((dest, src));
-        }
+        let mut r = Restoring {
+            runtime: self,
+            id,
+            opts,
+            input,
+            undo,
+        };
+        let mut recorded = r.record_state()?;
+        let ns = r.prepare_criu_namespace()?;
+        let request = r.build_request(&recorded.cgroup, &ns)?;
+        let pid = r.run_criu(request.req, &request.log, &mut recorded)?;
+        r.leave_criu_root(&ns.root);
+        r.verify_mounts(pid, &ns.host, request.expected, request.boundary.as_ref())?;
+        r.finish(recorded.container, pid)
+    }
+
+    /// Make the container's state directory, under the state root's lock so that two
+    /// restores of one id cannot both pass the check. From here on, everything the restore
+    /// makes is undone by the returned guard unless it is disarmed.
+    fn claim_state_dir<'a>(&'a self, id: &str, opts: &RestoreOptions) -> Result<RestoreUndo<'a>> {
         self.ensure_root()?;
         let root_lock = StateLock::lock_dir(&self.root, true)
             .map_err(|e| RuntimeError::io(format!("locking {}", self.root.display()), e))?;
@@ -81,52 +121,83 @@ impl Runtime {
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
-        let lock = StateLock::lock_dir(&dir, true)
-            .map_err(|e| RuntimeError::io(format!("locking {}", dir.display()), e));
-        let lock = match lock {
+        let lock = match StateLock::lock_dir(&dir, true) {
             Ok(l) => l,
             Err(e) => {
-                let _ = crate::cleanup::remove_state_path(&self.root, &dir);
-                return Err(e);
+                if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
+                    tracing::error!("removing {} after a failed lock: {e}", dir.display());
+                }
+                return Err(RuntimeError::io(format!("locking {}", dir.display()), e));
             }
         };
         drop(root_lock);
-        // From here on, everything this restore makes is undone unless it succeeds.
-        let undo = RestoreUndo {
-            runtime: self,
-            id: id.to_string(),
-            dir: dir.clone(),
-            pid_file: opts.pid_file.clone(),
-            restored: std::cell::Cell::new(None),
-            made_in_rootfs: std::cell::RefCell::new(None),
-            armed: true,
-            _lock: lock,
+        Ok(RestoreUndo::new(self, id, dir, opts.pid_file.clone(), lock))
+    }
+}
+
+/// Everything a restore can check before it makes anything: the caller, the bundle, CRIU,
+/// the images, and that every bind source exists on this host.
+fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> {
+    validate_id(id)?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err(RuntimeError::Privilege("restore"));
+    }
+    let spec = load_bundle_spec(&opts.bundle)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e))?;
+    let criu = Criu::find(opts.common.criu.as_deref())
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    criu.check_version()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    if opts.common.lazy_pages {
+        return Err(RuntimeError::Invalid(
+            "--lazy-pages needs a page server, which ferry does not drive yet: restore without it"
+                .into(),
+        ));
+    }
+    if !opts.common.image_path.join("inventory.img").exists() {
+        return Err(RuntimeError::Invalid(format!(
+            "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
+            opts.common.image_path.display()
+        )));
+    }
+    crate::images::check_page_images(&opts.common.image_path)?;
+    let mut binds = Vec::new();
+    for (dest, src) in bind_mounts(&spec) {
+        let src = if src.is_absolute() {
+            src
+        } else {
+            bundle.join(src)
         };
-        // As runc's restore: ferry reaps as a subreaper, so that what CRIU leaves behind when
-        // it dies (helpers, half-restored tasks) comes to ferry, which ends it on failure.
-        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-            tracing::debug!("becoming a subreaper: {e}");
+        if !src.exists() {
+            return Err(RuntimeError::Invalid(format!(
+                "bundle mount {} has source {}, which does not exist on this host: create it or change the mount's source in {}",
+                dest.display(),
+                src.display(),
+                bundle.join("config.json").display()
+            )));
         }
-        let pid = self.restore_inner(id, opts, &spec, &bundle, &ext, &criu, &dir, &undo)?;
-        undo.disarm();
-        Ok(pid)
+        binds.push((dest, src));
+    }
+    Ok(RestoreInput {
+        spec,
+        bundle,
+        criu,
+        binds,
+    })
+}
+
+impl Restoring<'_> {
+    fn dir(&self) -> &Path {
+        &self.undo.dir
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn restore_inner(
-        &self,
-        id: &str,
-        opts: &RestoreOptions,
-        spec: &oci_spec::runtime::Spec,
-        bundle: &Path,
-        ext: &[(PathBuf, PathBuf)],
-        criu: &Criu,
-        dir: &Path,
-        undo: &RestoreUndo<'_>,
-    ) -> Result<i32> {
+    /// Phase: record the container (`creating`) and its config, and make its cgroup manager.
+    fn record_state(&self) -> Result<Recorded> {
+        let (id, spec, bundle, dir) = (self.id, &self.input.spec, &self.input.bundle, self.dir());
         // As at create: libcontainer's state names the config it runs (exec reads the
         // container's cgroup path from it), `state` the user's bundle.
-        let config_bundle = self.compatible_bundle(id, bundle)?;
+        let config_bundle = self.runtime.compatible_bundle(id, bundle)?;
         if config_bundle.is_some() {
             crate::lifecycle::record_user_bundle(dir, bundle)?;
         }
@@ -138,23 +209,22 @@ impl Runtime {
             dir,
         )
         .map_err(|e| RuntimeError::container("recording the restored container", e))?;
-        c.set_systemd(self.systemd_cgroup);
+        c.set_systemd(self.runtime.systemd_cgroup);
         c.set_annotations(spec.annotations().clone());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         let mut cfg = YoukiConfig::from_spec(spec, id)
             .map_err(|e| RuntimeError::Invalid(format!("reading config.json: {e}")))?;
-        if !self.systemd_cgroup {
+        if !self.runtime.systemd_cgroup {
             // As at create: runc's place in every hierarchy, never libcontainer's default.
             let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
             cfg.cgroup_path = crate::cgroup_paths::container_cgroup(given.as_deref(), id).into();
         }
         cfg.save(dir)
             .map_err(|e| RuntimeError::Invalid(format!("saving the container config: {e}")))?;
-        let cgroup_path = cfg.cgroup_path.clone();
         let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-            cgroup_path: cgroup_path.clone(),
-            systemd_cgroup: self.systemd_cgroup,
+            cgroup_path: cfg.cgroup_path.clone(),
+            systemd_cgroup: self.runtime.systemd_cgroup,
             container_name: id.to_string(),
         })
         .map_err(|e| RuntimeError::Cgroup {
@@ -166,17 +236,33 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.resources().clone())
             .unwrap_or_default();
+        Ok(Recorded {
+            container: c,
+            cgroup: format!(
+                "/{}",
+                cfg.cgroup_path
+                    .display()
+                    .to_string()
+                    .trim_start_matches('/')
+            ),
+            manager,
+            resources,
+        })
+    }
 
-        // CRIU restores from a mount namespace of ferry's own, a slave of the host's: nothing
-        // mounted there (the root's bind, volume binds, CRIU's cgroup yard) propagates back to
-        // the host. ferry enters it itself, because CRIU resolves the directory fds it is
-        // given in its client's namespace.
-        let host_ns = File::open("/proc/self/ns/mnt")
+    /// Phase: CRIU restores from a mount namespace of ferry's own, a slave of the host's:
+    /// nothing mounted there (the root's bind, volume binds, CRIU's cgroup yard) propagates
+    /// back to the host. ferry enters it itself, because CRIU resolves the directory fds it is
+    /// given in its client's namespace. The bundle's root filesystem is bound there, with
+    /// the mount points CRIU needs.
+    fn prepare_criu_namespace(&mut self) -> Result<CriuNamespace> {
+        let host = File::open("/proc/self/ns/mnt")
             .map_err(|e| RuntimeError::io("opening the host's mount namespace", e))?;
         enter_private_mount_namespace()?;
-        let criu_root = dir.join("criu-root");
+        let criu_root = self.dir().join("criu-root");
         std::fs::create_dir_all(&criu_root)
             .map_err(|e| RuntimeError::io(format!("creating {}", criu_root.display()), e))?;
+        let (spec, bundle) = (&self.input.spec, &self.input.bundle);
         let rootfs = bundle.join(
             spec.root()
                 .as_ref()
@@ -193,24 +279,66 @@ impl Runtime {
         .map_err(|e| {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
-        undo.note_made_in_rootfs(&rootfs, create_mountpoints(&rootfs, spec, bundle));
-        let images = open_dir(&opts.common.image_path, "image directory")?;
-        let work_path = opts.common.work_path();
-        let work = open_dir(&work_path, "work directory")?;
+        let made = create_mountpoints(&rootfs, spec, bundle);
+        self.undo.note_made_in_rootfs(&rootfs, made);
+        Ok(CriuNamespace {
+            host,
+            root: criu_root,
+        })
+    }
 
+    /// Phase: the CRIU request: directories, flags, namespaces, cgroups, external mounts and
+    /// inherited descriptors.
+    fn build_request(&self, cgroup: &str, ns: &CriuNamespace) -> Result<RestoreRequest> {
+        let common = &self.opts.common;
+        let images = open_dir(&common.image_path, "image directory")?;
+        let work_path = common.work_path();
+        let work = open_dir(&work_path, "work directory")?;
         let mut o = Criu_opts::new();
         o.set_images_dir_fd(images.as_raw_fd());
         o.set_work_dir_fd(work.as_raw_fd());
         o.set_log_file("restore.log".into());
         o.set_log_level(4);
-        o.set_root(criu_root.display().to_string());
-        opts.common.apply(spec, &mut o)?;
+        o.set_root(ns.root.display().to_string());
+        common.apply(&self.input.spec, &mut o)?;
         o.set_rst_sibling(true);
-        // Namespaces the bundle names by path: net and pid were dumped as external and come
-        // back as inherited fds (kept open, without close-on-exec, until CRIU is done); the
-        // others are joined.
-        let mut ns_files = Vec::new();
-        for (kind, key, path) in external_namespaces(spec) {
+        let mut files = self.namespace_options(&mut o)?;
+        files.extend([images, work]);
+        if let Some(p) = &self.opts.lsm_profile {
+            o.set_lsm_profile(p.clone());
+        }
+        if let Some(p) = &self.opts.lsm_mount_context {
+            o.set_lsm_mount_context(p.clone());
+        }
+        let hierarchies = self.cgroup_roots(&mut o, cgroup)?;
+        let boundary = read_boundary(&common.image_path)?;
+        let mut expected = self.expected_mounts(boundary.as_ref())?;
+        match expected.as_mut() {
+            Some(image) => cgroup_mounts_from_host(image, cgroup, &mut o)?,
+            None => runc_external_mounts(&hierarchies, cgroup, &mut o),
+        }
+        for (dest, src) in &self.input.binds {
+            o.ext_mnt.push(ext_mount(dest.display(), src.display()));
+        }
+        inherit_stdio(&common.image_path, &mut o)?;
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::RESTORE);
+        req.opts = protobuf::MessageField::some(o);
+        Ok(RestoreRequest {
+            req,
+            _files: files,
+            log: work_path.join("restore.log"),
+            expected,
+            boundary,
+        })
+    }
+
+    /// Namespaces the bundle names by path: net and pid were dumped as external and come back
+    /// as inherited fds (kept open, without close-on-exec, until CRIU is done: the returned
+    /// files); the others are joined.
+    fn namespace_options(&self, o: &mut Criu_opts) -> Result<Vec<File>> {
+        let mut files = Vec::new();
+        for (kind, key, path) in external_namespaces(&self.input.spec) {
             let f = File::open(&path)
                 .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?;
             nix::fcntl::fcntl(
@@ -222,32 +350,26 @@ impl Runtime {
             i.set_key(key.to_string());
             i.set_fd(f.as_raw_fd());
             o.inherit_fd.push(i);
-            ns_files.push(f);
+            files.push(f);
         }
-        for (kind, path) in joined_namespaces(spec) {
+        for (kind, path) in joined_namespaces(&self.input.spec) {
             let mut j = rust_criu::rust_criu_protobuf::rpc::Join_namespace::new();
             j.set_ns(kind.to_string());
             j.set_ns_file(path);
             o.join_ns.push(j);
         }
-        if let Some(p) = &opts.lsm_profile {
-            o.set_lsm_profile(p.clone());
-        }
-        if let Some(p) = &opts.lsm_mount_context {
-            o.set_lsm_mount_context(p.clone());
-        }
-        // Tasks go to this bundle's cgroup, also under a new id, in every hierarchy: the
-        // container has its own cgroup in each (named ones and the unified one of a hybrid
-        // host included), and CRIU re-roots the dumped one there. A checkpoint from an older
-        // ferry, whose container sat at `/` of the named hierarchies, is re-rooted the same
-        // way.
-        let cg_path = format!(
-            "/{}",
-            cgroup_path.display().to_string().trim_start_matches('/')
-        );
+        Ok(files)
+    }
+
+    /// Tasks go to this bundle's cgroup, also under a new id, in every hierarchy: the
+    /// container has its own cgroup in each (named ones and the unified one of a hybrid host
+    /// included), and CRIU re-roots the dumped one there. A checkpoint from an older ferry,
+    /// whose container sat at `/` of the named hierarchies, is re-rooted the same way.
+    /// Returns the v1 hierarchies (mount point, controllers).
+    fn cgroup_roots(&self, o: &mut Criu_opts, cgroup: &str) -> Result<Vec<(PathBuf, String)>> {
         let hierarchies = crate::cgroup_paths::v1_hierarchies();
         let mut default_root = Cgroup_root::new();
-        default_root.set_path(cg_path.clone());
+        default_root.set_path(cgroup.to_string());
         o.cg_root.push(default_root);
         // Named hierarchies' and the hybrid unified one's cgroups are ferry's to remove (at
         // delete, or when this restore fails): noted before they are made.
@@ -257,148 +379,65 @@ impl Runtime {
             .map(|(mp, _)| mp.clone())
             .chain(crate::cgroup_paths::hybrid_unified())
             .map(|root| {
-                root.join(cg_path.trim_start_matches('/'))
+                root.join(cgroup.trim_start_matches('/'))
                     .display()
                     .to_string()
             })
             .collect();
-        add_extra_cgroups(dir, &unmanaged);
+        add_extra_cgroups(self.dir(), &unmanaged);
         for (mountpoint, ctrl) in &hierarchies {
             // The cgroup exists before CRIU runs (as with runc): CRIU then leaves its settings
             // alone instead of bringing back the dumped ones, a frozen freezer among them
             // (engines pause a container while they checkpoint it).
-            let cg_dir = mountpoint.join(cg_path.trim_start_matches('/'));
+            let cg_dir = mountpoint.join(cgroup.trim_start_matches('/'));
             std::fs::create_dir_all(&cg_dir).map_err(|e| {
                 RuntimeError::io(format!("creating cgroup {}", cg_dir.display()), e)
             })?;
             let mut cg = Cgroup_root::new();
             cg.set_ctrl(ctrl.clone());
-            cg.set_path(cg_path.clone());
+            cg.set_path(cgroup.to_string());
             o.cg_root.push(cg);
         }
-        // cgroup v1 mounts come from this host's hierarchies, rooted at the new container's
-        // cgroup; the image is adjusted the same way before it is compared.
-        let image_path = opts.common.image_path.join(MOUNT_IMAGE);
-        let boundary: Option<Boundary> =
-            match std::fs::read(opts.common.image_path.join(BOUNDARY_FILE)) {
-                Ok(text) => {
-                    let mut b: Boundary = serde_json::from_slice(&text).map_err(|e| {
-                        RuntimeError::Invalid(format!(
-                            "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
-                        ))
-                    })?;
-                    b.upgrade();
-                    Some(b)
-                }
-                Err(_) => None,
-            };
-        let mut expected = if image_path.exists() {
-            let image = load_mount_image(&image_path)?;
-            Some(match &boundary {
-                Some(b) => without_host_mounts(&image, &b.host_propagated),
-                None => image,
-            })
-        } else {
-            None
-        };
-        let cg_rel = format!(
-            "/{}",
-            cgroup_path.display().to_string().trim_start_matches('/')
-        );
-        if let Some(image) = expected.as_mut() {
-            for (mp, idx, root) in cgroup_mounts(image) {
-                let new_root = if root == "/" { root } else { cg_rel.clone() };
-                let hierarchy = Path::new(&mp)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let host = PathBuf::from("/sys/fs/cgroup")
-                    .join(&hierarchy)
-                    .join(new_root.trim_start_matches('/'));
-                std::fs::create_dir_all(&host).map_err(|e| {
-                    RuntimeError::io(
-                        format!(
-                            "creating cgroup {} for the restored container",
-                            host.display()
-                        ),
-                        e,
-                    )
-                })?;
-                image.tree.mounts[idx].root = new_root;
-                let mut m = Ext_mount_map::new();
-                m.set_key(mp);
-                m.set_val(host.display().to_string());
-                o.ext_mnt.push(m);
-            }
-        }
-        if expected.is_none() {
-            // A checkpoint without ferry's mount image comes from runc, which dumps the masked
-            // files (binds of the container's /dev/null) as external under the key
-            // "/dev/null" and restores them from the host's /dev/null; CRIU needs the same
-            // mapping to restore them. Its cgroup v1 mounts are external under their mount
-            // points: bound here from this container's cgroups (named hierarchies whole).
-            let mut m = Ext_mount_map::new();
-            m.set_key("/dev/null".into());
-            m.set_val("/dev/null".into());
-            o.ext_mnt.push(m);
-            for (mountpoint, ctrl) in &hierarchies {
-                let host = if ctrl.starts_with("name=") {
-                    mountpoint.clone()
-                } else {
-                    mountpoint.join(cg_path.trim_start_matches('/'))
-                };
-                let mut m = Ext_mount_map::new();
-                m.set_key(mountpoint.display().to_string());
-                m.set_val(host.display().to_string());
-                o.ext_mnt.push(m);
-            }
-        }
-        for (dest, src) in ext {
-            let mut m = Ext_mount_map::new();
-            m.set_key(dest.display().to_string());
-            m.set_val(src.display().to_string());
-            o.ext_mnt.push(m);
-        }
-        // The init's stdio pipes and sockets are replaced by ours (runc's contract).
-        if let Ok(text) = std::fs::read(opts.common.image_path.join(DESCRIPTORS)) {
-            let descriptors: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
-                RuntimeError::Invalid(format!(
-                    "descriptors.json in the checkpoint is malformed: {e}"
-                ))
-            })?;
-            for (fd, d) in descriptors.iter().enumerate().take(3) {
-                if d.starts_with("pipe:") || d.starts_with("socket:") {
-                    let mut i = Inherit_fd::new();
-                    i.set_key(d.clone());
-                    i.set_fd(fd as i32);
-                    o.inherit_fd.push(i);
-                }
-            }
-        }
-        let mut req = Criu_req::new();
-        req.set_type(Criu_req_type::RESTORE);
-        req.opts = protobuf::MessageField::some(o);
+        Ok(hierarchies)
+    }
 
-        let log = work_path.join("restore.log");
-        let pid_file = opts.pid_file.clone();
-        let console = opts.console_socket.clone();
+    /// The mount tree the checkpoint recorded, without the host's mounts the boundary names.
+    fn expected_mounts(&self, boundary: Option<&Boundary>) -> Result<Option<MountImage>> {
+        let image_path = self.opts.common.image_path.join(MOUNT_IMAGE);
+        if !image_path.exists() {
+            return Ok(None);
+        }
+        let image = load_mount_image(&image_path)?;
+        Ok(Some(match boundary {
+            Some(b) => without_host_mounts(&image, &b.host_propagated),
+            None => image,
+        }))
+    }
+
+    /// Phase: run CRIU, answering its notifications: at `setup-namespaces` the restored init
+    /// goes into its cgroup, is recorded (still `creating`, so that should ferry die before
+    /// the end, `state`, `kill` and `delete` find it) and gets the bundle's resources; at
+    /// `post-restore` the pid file is written; a terminal's master goes to the console
+    /// socket. Returns the restored init's pid, thawed.
+    fn run_criu(&mut self, req: Criu_req, log: &Path, rec: &mut Recorded) -> Result<i32> {
+        let (pid_file, console) = (&self.opts.pid_file, &self.opts.console_socket);
+        let undo = &mut self.undo;
         let mut seen_pid: Option<i32> = None;
         let mut notify = |n: Notification| -> std::result::Result<(), String> {
             match n.script.as_str() {
                 "setup-namespaces" => {
                     seen_pid = Some(n.pid);
                     undo.note_restored(n.pid);
-                    manager
+                    rec.manager
                         .add_task(nix::unistd::Pid::from_raw(n.pid))
                         .map_err(|e| format!("placing the restored init in its cgroup: {e}"))?;
-                    // Recorded at once, still `creating`: should ferry die before the end,
-                    // `state`, `kill` and `delete` find the restored task (in its cgroup).
-                    c.set_pid(n.pid);
-                    c.save()
+                    rec.container.set_pid(n.pid);
+                    rec.container
+                        .save()
                         .map_err(|e| format!("recording the restored init's pid: {e}"))?;
-                    manager
+                    rec.manager
                         .apply(&ControllerOpt {
-                            resources: &resources,
+                            resources: &rec.resources,
                             disable_oom_killer: false,
                             oom_score_adj: None,
                             freezer_state: None,
@@ -408,7 +447,7 @@ impl Runtime {
                 "post-restore" => {
                     seen_pid = Some(n.pid);
                     undo.note_restored(n.pid);
-                    if let Some(p) = &pid_file {
+                    if let Some(p) = pid_file {
                         write_pid_file(p, n.pid)
                             .map_err(|e| format!("writing pid file {}: {e}", p.display()))?;
                     }
@@ -417,7 +456,7 @@ impl Runtime {
                     let Some(fd) = n.fd else {
                         return Err("CRIU sent no pty master".into());
                     };
-                    let Some(sock) = &console else {
+                    let Some(sock) = console else {
                         return Err("the container has a terminal: pass --console-socket".into());
                     };
                     send_console(sock, fd)
@@ -427,8 +466,8 @@ impl Runtime {
             }
             Ok(())
         };
-        let resp = criu.call(req, &mut notify, None);
-        let resp = resp.map_err(|e| criu_failed("restore", e, &log))?;
+        let resp = self.input.criu.call(req, &mut notify, None);
+        let resp = resp.map_err(|e| criu_failed("restore", e, log))?;
         if !resp.success() {
             return Err(criu_failed(
                 "restore",
@@ -437,7 +476,7 @@ impl Runtime {
                     msg: resp.cr_errmsg().to_string(),
                     log: log.display().to_string(),
                 },
-                &log,
+                log,
             ));
         }
         let pid = resp
@@ -446,122 +485,117 @@ impl Runtime {
             .map(|r| r.pid())
             .or(seen_pid)
             .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
-        undo.note_restored(pid);
+        self.undo.note_restored(pid);
         // A container is restored running (as runc does), also when its checkpoint was taken
         // while paused.
-        manager
+        rec.manager
             .freeze(libcgroups::common::FreezerState::Thawed)
             .map_err(|e| RuntimeError::Cgroup {
-                what: format!("thawing restored container \"{id}\""),
+                what: format!("thawing restored container \"{}\"", self.id),
                 detail: e.to_string(),
             })?;
-        record_extra_cgroups(pid, dir);
-        let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&criu_root);
+        record_extra_cgroups(pid, self.dir());
+        Ok(pid)
+    }
 
-        // The mount tree must be the one that was checkpointed, up to what this host and
-        // this bundle explain: where each bind's source lies in its filesystem.
-        let reconnected = connect_volumes(spec, bundle, &host_ns, pid, boundary.as_ref())?;
-        let broken = broken_ties(&reconnected, &host_ns, pid)?;
+    /// CRIU is done with its root: unmount it (the restored tasks keep their own mounts).
+    fn leave_criu_root(&self, criu_root: &Path) {
+        if let Err(e) = nix::mount::umount2(criu_root, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::debug!("unmounting {}: {e}", criu_root.display());
+        }
+        if let Err(e) = std::fs::remove_dir(criu_root) {
+            tracing::debug!("removing {}: {e}", criu_root.display());
+        }
+    }
+
+    /// Phase: the mount tree must be the one that was checkpointed, up to what this host and
+    /// this bundle explain: the ties to the host are re-made and checked, then the tree is
+    /// compared with the image.
+    fn verify_mounts(
+        &self,
+        pid: i32,
+        host_ns: &File,
+        expected: Option<MountImage>,
+        boundary: Option<&Boundary>,
+    ) -> Result<()> {
+        let spec = &self.input.spec;
+        let reconnected = connect_volumes(spec, &self.input.bundle, host_ns, pid, boundary)?;
+        let broken = broken_ties(&reconnected, host_ns, pid)?;
         if !broken.is_empty() {
-            let msg = format!(
-                "the restored container \"{id}\" lost {} tie(s) to the host's mounts:\n{}",
+            self.mismatch(format!(
+                "the restored container \"{}\" lost {} tie(s) to the host's mounts:\n{}",
+                self.id,
                 broken.len(),
                 broken.join("\n")
-            );
-            match opts.mount_mismatch {
-                MountMismatch::Fail => {
-                    return Err(RuntimeError::Invalid(format!(
-                    "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
-                )))
-                }
-                MountMismatch::Warn => tracing::warn!("{msg}"),
-            }
+            ))?;
         }
+        let Some(mut expected) = expected else {
+            return Ok(());
+        };
         let brought = reconnected.brought;
-        if let Some(mut expected) = expected {
-            let mut live = scan_container(pid)?;
-            live = without_host_mounts(&live, &brought);
-            // CRIU does not restore every per-mount flag (the root's read-only one among
-            // them): give each mount the flags it had, then look again.
-            let fixes: Vec<(String, mountv2::model::MountFlags)> = expected
-                .tree
-                .mounts
-                .iter()
-                .filter_map(|m| {
-                    let same_point = |t: &mountv2::model::MountTree| {
-                        t.mounts
-                            .iter()
-                            .filter(|x| x.mountpoint == m.mountpoint)
-                            .count()
-                    };
-                    let l = live
-                        .tree
-                        .mounts
-                        .iter()
-                        .find(|l| l.mountpoint == m.mountpoint)?;
-                    (same_point(&expected.tree) == 1
-                        && same_point(&live.tree) == 1
-                        && l.flags != m.flags)
-                        .then(|| (m.mountpoint.clone(), m.flags))
-                })
-                .collect();
-            if !fixes.is_empty() {
-                in_mount_namespace(pid, |root| {
-                    for (mp, flags) in &fixes {
-                        mountv2::apply::set_flags_at(root, mp, flags).map_err(|e| {
-                            RuntimeError::io(
-                                format!("setting the flags of /{mp} in the restored container"),
-                                e,
-                            )
-                        })?;
-                    }
-                    Ok(())
-                })?;
-                // Looked at again as before: without what this host brought in.
-                live = without_host_mounts(&scan_container(pid)?, &brought);
-            }
-            // The root's and each bind's place in their host filesystems come from the new
-            // bundle.
-            let bind_points: Vec<String> = ext
-                .iter()
-                .map(|(dest, _)| {
-                    mountv2::content::escape_path(dest)
-                        .trim_matches('/')
-                        .to_string()
-                })
-                .chain(std::iter::once(String::new()))
-                .collect();
-            for m in expected.tree.mounts.iter_mut() {
-                if bind_points.contains(&m.mountpoint) {
-                    if let Some(l) = live
-                        .tree
-                        .mounts
-                        .iter()
-                        .find(|l| l.mountpoint == m.mountpoint)
-                    {
-                        m.root = l.root.clone();
-                    }
-                }
-            }
-            let diffs = mountv2::diff::diff(&expected.tree, &live.tree);
-            if !diffs.is_empty() {
-                let report: Vec<String> = diffs.iter().map(|d| d.to_string()).collect();
-                let msg = format!(
-                    "the restored mount tree of \"{id}\" differs from the checkpoint in {} place(s):\n{}",
-                    diffs.len(),
-                    report.join("\n")
-                );
-                match opts.mount_mismatch {
-                    MountMismatch::Fail => {
-                        return Err(RuntimeError::Invalid(format!(
-                            "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
-                        )))
-                    }
-                    MountMismatch::Warn => tracing::warn!("{msg}"),
+        let mut live = without_host_mounts(&scan_container(pid)?, &brought);
+        if restore_mount_flags(pid, &expected, &live)? {
+            // Looked at again as before: without what this host brought in.
+            live = without_host_mounts(&scan_container(pid)?, &brought);
+        }
+        self.roots_from_bundle(&mut expected, &live);
+        let diffs = mountv2::diff::diff(&expected.tree, &live.tree);
+        if !diffs.is_empty() {
+            let report: Vec<String> = diffs.iter().map(|d| d.to_string()).collect();
+            self.mismatch(format!(
+                "the restored mount tree of \"{}\" differs from the checkpoint in {} place(s):\n{}",
+                self.id,
+                diffs.len(),
+                report.join("\n")
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// The root's and each bind's place in their host filesystems come from the new bundle:
+    /// the expected tree takes them from the live one.
+    fn roots_from_bundle(&self, expected: &mut MountImage, live: &MountImage) {
+        let bind_points: Vec<String> = self
+            .input
+            .binds
+            .iter()
+            .map(|(dest, _)| {
+                mountv2::content::escape_path(dest)
+                    .trim_matches('/')
+                    .to_string()
+            })
+            .chain(std::iter::once(String::new()))
+            .collect();
+        for m in expected.tree.mounts.iter_mut() {
+            if bind_points.contains(&m.mountpoint) {
+                if let Some(l) = live
+                    .tree
+                    .mounts
+                    .iter()
+                    .find(|l| l.mountpoint == m.mountpoint)
+                {
+                    m.root = l.root.clone();
                 }
             }
         }
+    }
+
+    /// A restored tree that is not the checkpointed one: fail (the guard removes everything),
+    /// or with `--mount-mismatch=warn` report and go on.
+    fn mismatch(&self, msg: String) -> Result<()> {
+        match self.opts.mount_mismatch {
+            MountMismatch::Fail => Err(RuntimeError::Invalid(format!(
+                "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
+            ))),
+            MountMismatch::Warn => {
+                tracing::warn!("{msg}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Phase: record the container running, its init's identity, and keep everything.
+    fn finish(self, mut c: Container, pid: i32) -> Result<i32> {
         c.set_pid(pid);
         // Created first, so that the creation time is recorded, then running.
         c.set_status(ContainerStatus::Created);
@@ -569,9 +603,142 @@ impl Runtime {
         c.set_creator(nix::unistd::geteuid().as_raw());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
-        self.record_init(dir, pid)?;
+        self.runtime.record_init(self.dir(), pid)?;
+        self.undo.disarm();
         Ok(pid)
     }
+}
+
+/// The checkpoint's record of the container's boundary with its host, if it has one.
+fn read_boundary(image_dir: &Path) -> Result<Option<Boundary>> {
+    match std::fs::read(image_dir.join(BOUNDARY_FILE)) {
+        Ok(text) => {
+            let mut b: Boundary = serde_json::from_slice(&text).map_err(|e| {
+                RuntimeError::Invalid(format!(
+                    "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
+                ))
+            })?;
+            b.upgrade();
+            Ok(Some(b))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+fn ext_mount(key: impl std::fmt::Display, val: impl std::fmt::Display) -> Ext_mount_map {
+    let mut m = Ext_mount_map::new();
+    m.set_key(key.to_string());
+    m.set_val(val.to_string());
+    m
+}
+
+/// cgroup v1 mounts come from this host's hierarchies, rooted at the new container's cgroup;
+/// the expected image is adjusted the same way before it is compared.
+fn cgroup_mounts_from_host(image: &mut MountImage, cgroup: &str, o: &mut Criu_opts) -> Result<()> {
+    for (mp, idx, root) in cgroup_mounts(image) {
+        let new_root = if root == "/" {
+            root
+        } else {
+            cgroup.to_string()
+        };
+        let hierarchy = Path::new(&mp)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let host = PathBuf::from("/sys/fs/cgroup")
+            .join(&hierarchy)
+            .join(new_root.trim_start_matches('/'));
+        std::fs::create_dir_all(&host).map_err(|e| {
+            RuntimeError::io(
+                format!(
+                    "creating cgroup {} for the restored container",
+                    host.display()
+                ),
+                e,
+            )
+        })?;
+        image.tree.mounts[idx].root = new_root;
+        o.ext_mnt.push(ext_mount(mp, host.display()));
+    }
+    Ok(())
+}
+
+/// A checkpoint without ferry's mount image comes from runc, which dumps the masked files
+/// (binds of the container's /dev/null) as external under the key "/dev/null" and restores
+/// them from the host's /dev/null; CRIU needs the same mapping to restore them. Its cgroup v1
+/// mounts are external under their mount points: bound here from this container's cgroups
+/// (named hierarchies whole).
+fn runc_external_mounts(hierarchies: &[(PathBuf, String)], cgroup: &str, o: &mut Criu_opts) {
+    o.ext_mnt.push(ext_mount("/dev/null", "/dev/null"));
+    for (mountpoint, ctrl) in hierarchies {
+        let host = if ctrl.starts_with("name=") {
+            mountpoint.clone()
+        } else {
+            mountpoint.join(cgroup.trim_start_matches('/'))
+        };
+        o.ext_mnt
+            .push(ext_mount(mountpoint.display(), host.display()));
+    }
+}
+
+/// The init's stdio pipes and sockets are replaced by ours (runc's contract).
+fn inherit_stdio(image_dir: &Path, o: &mut Criu_opts) -> Result<()> {
+    let Ok(text) = std::fs::read(image_dir.join(DESCRIPTORS)) else {
+        return Ok(());
+    };
+    let descriptors: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
+        RuntimeError::Invalid(format!(
+            "descriptors.json in the checkpoint is malformed: {e}"
+        ))
+    })?;
+    for (fd, d) in descriptors.iter().enumerate().take(3) {
+        if d.starts_with("pipe:") || d.starts_with("socket:") {
+            let mut i = Inherit_fd::new();
+            i.set_key(d.clone());
+            i.set_fd(fd as i32);
+            o.inherit_fd.push(i);
+        }
+    }
+    Ok(())
+}
+
+/// CRIU does not restore every per-mount flag (the root's read-only one among them): give
+/// each mount the flags it had. Whether any was changed.
+fn restore_mount_flags(pid: i32, expected: &MountImage, live: &MountImage) -> Result<bool> {
+    let same_point = |t: &mountv2::model::MountTree, mp: &str| {
+        t.mounts.iter().filter(|x| x.mountpoint == mp).count()
+    };
+    let fixes: Vec<(String, mountv2::model::MountFlags)> = expected
+        .tree
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let l = live
+                .tree
+                .mounts
+                .iter()
+                .find(|l| l.mountpoint == m.mountpoint)?;
+            (same_point(&expected.tree, &m.mountpoint) == 1
+                && same_point(&live.tree, &m.mountpoint) == 1
+                && l.flags != m.flags)
+                .then(|| (m.mountpoint.clone(), m.flags))
+        })
+        .collect();
+    if fixes.is_empty() {
+        return Ok(false);
+    }
+    in_mount_namespace(pid, |root| {
+        for (mp, flags) in &fixes {
+            mountv2::apply::set_flags_at(root, mp, flags).map_err(|e| {
+                RuntimeError::io(
+                    format!("setting the flags of /{mp} in the restored container"),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// CRIU mounts onto the paths it recorded; in a fresh root filesystem (an imported

@@ -1,0 +1,36 @@
+//! Entering a mount namespace and coming back: the one place ferry does it.
+//!
+//! setns(CLONE_NEWNS) needs a caller with a private fs context: ferry is single-threaded
+//! where it calls these.
+
+use crate::error::{Result, RuntimeError};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// Run `f` inside the mount namespace `ns` (`whose` names it in errors, "the host's") and
+/// come back, also when `f` fails.
+pub fn in_namespace<T>(
+    ns: BorrowedFd<'_>,
+    whose: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let own = File::open("/proc/self/ns/mnt")
+        .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io(format!("entering {whose} mount namespace"), e.into()))?;
+    let result = f();
+    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    result
+}
+
+/// Run `f` with a directory fd of the root of `pid`'s mount namespace, from inside that
+/// namespace, and come back.
+pub fn in_mount_namespace<T>(pid: i32, f: impl FnOnce(BorrowedFd<'_>) -> Result<T>) -> Result<T> {
+    let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
+        .map_err(|e| RuntimeError::io(format!("opening the mount namespace of {pid}"), e))?;
+    in_namespace(theirs.as_fd(), &format!("process {pid}'s"), || {
+        let root = File::open("/").map_err(|e| RuntimeError::io("opening the restored root", e))?;
+        f(root.as_fd())
+    })
+}
