@@ -14,17 +14,23 @@ use std::path::{Path, PathBuf};
 /// This host's cgroup v1 hierarchies: where each is mounted and its controller set
 /// (`cpu,cpuacct`, `memory`, ...) or, for a named hierarchy, its name (`name=systemd`).
 pub fn v1_hierarchies() -> Vec<(PathBuf, String)> {
-    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
-        .unwrap_or_default()
+    v1_hierarchies_in(
+        &crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default(),
+        &std::fs::read_to_string("/proc/cgroups").unwrap_or_default(),
+    )
+}
+
+/// The cgroup v1 hierarchies of a mountinfo text, given /proc/cgroups' text (which names the
+/// controllers: other options of a cgroup mount are not controllers). One entry per
+/// hierarchy, at its first mount.
+fn v1_hierarchies_in(mountinfo: &str, proc_cgroups: &str) -> Vec<(PathBuf, String)> {
+    let known: Vec<&str> = proc_cgroups
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter_map(|l| l.split_whitespace().next())
         .collect();
     let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for line in crate::boundary::read_mountinfo("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-    {
+    for line in mountinfo.lines() {
         let Some((before, after)) = line.split_once(" - ") else {
             continue;
         };
@@ -33,10 +39,7 @@ pub fn v1_hierarchies() -> Vec<(PathBuf, String)> {
             continue;
         }
         let options = f.get(2).unwrap_or(&"");
-        let ctrls: Vec<&str> = options
-            .split(',')
-            .filter(|o| known.iter().any(|k| k == o))
-            .collect();
+        let ctrls: Vec<&str> = options.split(',').filter(|o| known.contains(o)).collect();
         let Some(mp) = before.split(' ').nth(4) else {
             continue;
         };
@@ -284,5 +287,34 @@ mod tests {
         assert_eq!(clean("/a//b/./c/../d"), "/a/b/d");
         assert_eq!(clean("/../.."), "/");
         assert_eq!(container_cgroup(Some(Path::new("/abs//x")), "id"), "/abs/x");
+    }
+
+    #[test]
+    fn hierarchies_are_read_from_a_mountinfo_text() {
+        let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+                            cpu\t2\t1\t1\ncpuacct\t2\t1\t1\nmemory\t3\t1\t1\n";
+        let mountinfo = "\
+30 25 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory
+35 30 0:29 / /elsewhere/cpu rw - cgroup cgroup rw,cpu,cpuacct
+36 30 0:31 / /sys/fs/cgroup/odd rw - cgroup cgroup rw,nonsense
+";
+        assert_eq!(
+            v1_hierarchies_in(mountinfo, proc_cgroups),
+            vec![
+                (
+                    PathBuf::from("/sys/fs/cgroup/systemd"),
+                    "name=systemd".into()
+                ),
+                (
+                    PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
+                    "cpu,cpuacct".into()
+                ),
+                (PathBuf::from("/sys/fs/cgroup/my memory"), "memory".into()),
+            ]
+        );
     }
 }

@@ -395,4 +395,109 @@ mod tests {
             .expect("pid");
         assert!(crate::cleanup::dies(child), "CRIU's child lives on");
     }
+
+    /// The conversation's framing against a fake CRIU on a socketpair: each notification
+    /// (one carrying a descriptor) reaches the callback and is acknowledged with its outcome;
+    /// the reply that is not a notification ends the call.
+    #[test]
+    fn notifications_are_acknowledged_then_the_reply_returned() {
+        use nix::sys::socket::{
+            recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+        };
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let peer = std::thread::spawn(move || -> Vec<Criu_req> {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            let mut read = |got: &mut Vec<Criu_req>| {
+                let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("recv");
+                got.push(Criu_req::parse_from_bytes(&buf[..n]).expect("decode a request"));
+            };
+            read(&mut got);
+            let devnull = std::fs::File::open("/dev/null").expect("/dev/null");
+            for (script, pid, fd) in [
+                ("setup-namespaces", 7, None),
+                ("orphan-pts-master", 8, Some(&devnull)),
+            ] {
+                let mut n = Criu_notify::new();
+                n.set_script(script.into());
+                n.set_pid(pid);
+                let mut resp = Criu_resp::new();
+                resp.set_type(Criu_req_type::NOTIFY);
+                resp.set_success(true);
+                resp.notify = protobuf::MessageField::some(n);
+                let bytes = resp.write_to_bytes().expect("encode");
+                let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+                let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![ControlMessage::ScmRights(&fds)]
+                };
+                sendmsg::<()>(
+                    theirs.as_raw_fd(),
+                    &[std::io::IoSlice::new(&bytes)],
+                    &cmsgs,
+                    MsgFlags::empty(),
+                    None,
+                )
+                .expect("send a notification");
+                read(&mut got);
+            }
+            let mut reply = Criu_resp::new();
+            reply.set_type(Criu_req_type::RESTORE);
+            reply.set_success(true);
+            let bytes = reply.write_to_bytes().expect("encode");
+            nix::sys::socket::send(theirs.as_raw_fd(), &bytes, MsgFlags::empty())
+                .expect("send the reply");
+            got
+        });
+        // The conversation watches CRIU's process; a sleeping one stands in for it.
+        let mut stand_in = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let mut seen = Vec::new();
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::RESTORE);
+        let result = converse(
+            &ours,
+            req,
+            &mut |n| {
+                seen.push((n.script.clone(), n.pid, n.fd.is_some()));
+                if n.script == "setup-namespaces" {
+                    Err("refused".into())
+                } else {
+                    Ok(())
+                }
+            },
+            &mut Waiting {
+                criu: &mut stand_in,
+                deadline: Some(Instant::now() + Duration::from_secs(20)),
+                limit: Some(Duration::from_secs(20)),
+            },
+        );
+        end(&mut stand_in);
+        let reply = result.expect("the reply");
+        assert_eq!(reply.type_(), Criu_req_type::RESTORE);
+        assert!(reply.success());
+        assert_eq!(
+            seen,
+            vec![
+                ("setup-namespaces".to_string(), 7, false),
+                ("orphan-pts-master".to_string(), 8, true)
+            ]
+        );
+        let got = peer.join().expect("the fake CRIU");
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].type_(), Criu_req_type::RESTORE);
+        assert_eq!(got[1].type_(), Criu_req_type::NOTIFY);
+        assert!(
+            !got[1].notify_success(),
+            "a refused notification acknowledged as done"
+        );
+        assert_eq!(got[2].type_(), Criu_req_type::NOTIFY);
+        assert!(got[2].notify_success());
+    }
 }

@@ -162,3 +162,65 @@ pub(super) fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Pat
         log.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> oci_spec::runtime::Spec {
+        serde_json::from_value(json).expect("a spec")
+    }
+
+    #[test]
+    fn cgroup_modes_map_onto_criu_and_others_are_refused() {
+        assert_eq!(cg_mode(None).ok(), Some(Criu_cg_mode::SOFT));
+        assert_eq!(cg_mode(Some("full")).ok(), Some(Criu_cg_mode::FULL));
+        assert_eq!(cg_mode(Some("strict")).ok(), Some(Criu_cg_mode::STRICT));
+        assert_eq!(cg_mode(Some("ignore")).ok(), Some(Criu_cg_mode::IGNORE));
+        let err = cg_mode(Some("props")).expect_err("not a mode").to_string();
+        assert!(err.contains("soft, full, strict or ignore"), "{err}");
+    }
+
+    #[test]
+    fn flags_map_onto_the_request() {
+        let opts = CriuOptions {
+            image_path: "/img".into(),
+            parent_path: Some("../pre".into()),
+            tcp_established: true,
+            ext_unix_sk: true,
+            shell_job: true,
+            file_locks: true,
+            auto_dedup: true,
+            manage_cgroups_mode: Some("strict".into()),
+            empty_ns: vec!["network".into()],
+            ..Default::default()
+        };
+        let s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": true, "cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "annotations": {"org.criu.config": "/etc/my-criu.conf"}
+        }));
+        let mut o = Criu_opts::new();
+        opts.apply(&s, &mut o).expect("apply");
+        assert!(o.manage_cgroups() && o.notify_scripts());
+        assert_eq!(o.manage_cgroups_mode(), Criu_cg_mode::STRICT);
+        assert!(o.tcp_established() && o.ext_unix_sk() && o.shell_job());
+        assert!(o.file_locks() && o.auto_dedup());
+        assert_eq!(o.parent_img(), "../pre");
+        assert_eq!(o.empty_ns(), libc::CLONE_NEWNET as u32);
+        assert!(o.orphan_pts_master(), "a terminal's master must come back");
+        assert_eq!(o.config_file(), "/etc/my-criu.conf");
+        assert_eq!(opts.work_path(), PathBuf::from("/img"));
+
+        // An empty annotation means no configuration file; no terminal, no pty master.
+        let s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "annotations": {"org.criu.config": ""}
+        }));
+        let mut o = Criu_opts::new();
+        CriuOptions::default().apply(&s, &mut o).expect("apply");
+        assert!(!o.has_config_file());
+        assert!(!o.orphan_pts_master() && !o.tcp_established() && !o.has_empty_ns());
+        assert_eq!(o.manage_cgroups_mode(), Criu_cg_mode::SOFT);
+    }
+}

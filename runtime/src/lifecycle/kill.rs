@@ -140,3 +140,25 @@ impl Runtime {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_or_name_in_any_case() {
+        for (text, want) in [
+            ("9", Signal::SIGKILL),
+            ("KILL", Signal::SIGKILL),
+            ("sigterm", Signal::SIGTERM),
+            ("SigHup", Signal::SIGHUP),
+            ("usr1", Signal::SIGUSR1),
+        ] {
+            assert_eq!(parse_signal(text).ok(), Some(want), "{text}");
+        }
+        for bad in ["", "0x9", "SIG", "NOPE", "999", "-1"] {
+            let err = parse_signal(bad).expect_err(bad).to_string();
+            assert!(err.contains("unknown signal"), "{bad}: {err}");
+        }
+    }
+}

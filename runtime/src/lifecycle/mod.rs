@@ -143,3 +143,32 @@ impl Runtime {
             .map_err(|e| RuntimeError::container(what, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_names_that_stay_in_the_state_root() {
+        for good in ["c1", "a.b", "x_y-z+1", "A", &"x".repeat(1024)] {
+            assert!(validate_id(good).is_ok(), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "ferry:internal",
+            "é",
+            "a\0b",
+            &"x".repeat(1025),
+        ] {
+            assert!(
+                matches!(validate_id(bad), Err(RuntimeError::InvalidId(_))),
+                "{bad:?} accepted"
+            );
+        }
+    }
+}
