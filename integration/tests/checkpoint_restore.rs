@@ -94,14 +94,14 @@ compare() { # id-before id-after
 }
 # One scenario: checkpoint and restore the same id with the same bundle.
 cycle() {
-  start c1; c0=$(count c1)
-  scan c1 $W/before.json
-  checkpoint c1
+  start crs-c1; c0=$(count crs-c1)
+  scan crs-c1 $W/before.json
+  checkpoint crs-c1
   ${HOST_CHANGE:-true}
-  restore c1
-  scan c1 $W/after.json
-  compare c1
-  [ "$(count c1)" -gt "$c0" ] || ALIVE=no
+  restore crs-c1
+  scan crs-c1 $W/after.json
+  compare crs-c1
+  [ "$(count crs-c1)" -gt "$c0" ] || ALIVE=no
 }
 "#;
 
@@ -118,20 +118,20 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "rprivate bind volume",
         script: r#"volume /vol $H/src '["rbind","rprivate"]'; cycle
-[ "$(cat /proc/$(pid c1)/root/vol/file)" = hello ] && EXTRA=content"#,
+[ "$(cat /proc/$(pid crs-c1)/root/vol/file)" = hello ] && EXTRA=content"#,
     },
     Scenario {
         name: "rslave volume on a shared host mount",
         script: r#"volume /vol $H/src '["rbind","rslave"]'; cycle
 mkdir -p $H/src/late; mount -t tmpfs late $H/src/late; sleep 0.2
-grep -q ' /vol/late ' /proc/$(pid c1)/mountinfo && EXTRA=propagates-in || EXTRA=no-propagation"#,
+grep -q ' /vol/late ' /proc/$(pid crs-c1)/mountinfo && EXTRA=propagates-in || EXTRA=no-propagation"#,
     },
     Scenario {
         name: "rshared volume",
         script: r#"volume /vol $H/src '["rbind","rshared"]'; cfg '.linux.rootfsPropagation="rshared"'; cycle
 mkdir -p $H/src/late; mount -t tmpfs late $H/src/late; sleep 0.2
-in=no; grep -q ' /vol/late ' /proc/$(pid c1)/mountinfo && in=yes
-nsenter -t $(pid c1) -m sh -c 'mkdir -p /vol/back && mount -t tmpfs back /vol/back'
+in=no; grep -q ' /vol/late ' /proc/$(pid crs-c1)/mountinfo && in=yes
+nsenter -t $(pid crs-c1) -m sh -c 'mkdir -p /vol/back && mount -t tmpfs back /vol/back'
 out=no; grep -q " $H/src/back " /proc/self/mountinfo && out=yes
 EXTRA=in:$in,out:$out"#,
     },
@@ -140,7 +140,7 @@ EXTRA=in:$in,out:$out"#,
         script: r#"mkdir -p $H/src/sub; mount -t tmpfs sub $H/src/sub; echo s > $H/src/sub/x
 HOSTPOINTS=/vol/sub
 volume /vol $H/src '["rbind","rslave"]'; cycle
-[ "$(cat /proc/$(pid c1)/root/vol/sub/x 2>/dev/null)" = s ] && EXTRA=submount-back || EXTRA=submount-lost"#,
+[ "$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null)" = s ] && EXTRA=submount-back || EXTRA=submount-lost"#,
     },
     Scenario {
         name: "host remounts around checkpoint",
@@ -149,7 +149,7 @@ HOSTPOINTS=/vol/sub
 volume /vol $H/src '["rbind","rslave"]'
 HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
 cycle
-EXTRA=sees:$(cat /proc/$(pid c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
+EXTRA=sees:$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
     },
     Scenario {
         name: "rshared volume, host submount replaced",
@@ -158,15 +158,15 @@ HOSTPOINTS=/vol/sub
 volume /vol $H/src '["rbind","rshared"]'; cfg '.linux.rootfsPropagation="rshared"'
 HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
 cycle
-EXTRA=sees:$(cat /proc/$(pid c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
+EXTRA=sees:$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
     },
     Scenario {
         name: "container's own shared and slave mounts",
         script: r#"cfg '.process.capabilities.bounding += ["CAP_SYS_ADMIN"] | .process.capabilities.effective += ["CAP_SYS_ADMIN"] | .process.capabilities.permitted += ["CAP_SYS_ADMIN"]'
 cfg '.process.args=["sh","-c","mount -t tmpfs own /mnt/a && mount --make-shared /mnt/a && mount --bind /mnt/a /mnt/b && mount --make-slave /mnt/b && i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"]'
 cycle
-nsenter -t $(pid c1) -m sh -c 'mkdir -p /mnt/a/ev && mount -t tmpfs ev /mnt/a/ev'
-grep -q ' /mnt/b/ev ' /proc/$(pid c1)/mountinfo && EXTRA=slave-receives || EXTRA=no-propagation"#,
+nsenter -t $(pid crs-c1) -m sh -c 'mkdir -p /mnt/a/ev && mount -t tmpfs ev /mnt/a/ev'
+grep -q ' /mnt/b/ev ' /proc/$(pid crs-c1)/mountinfo && EXTRA=slave-receives || EXTRA=no-propagation"#,
     },
     Scenario {
         name: "rootfsPropagation slave",
@@ -182,30 +182,30 @@ grep -q ' /mnt/b/ev ' /proc/$(pid c1)/mountinfo && EXTRA=slave-receives || EXTRA
 cfg '.mounts += [{"destination":"/scratch","type":"tmpfs","source":"tmpfs","options":["size=1m","mode=755"]}]'
 cfg '.process.args=["sh","-c","echo kept > /scratch/f; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"]'
 cycle
-[ "$(cat /proc/$(pid c1)/root/scratch/f)" = kept ] && ! nsenter -t $(pid c1) -m touch /vol/x 2>/dev/null && EXTRA=content+ro"#,
+[ "$(cat /proc/$(pid crs-c1)/root/scratch/f)" = kept ] && ! nsenter -t $(pid crs-c1) -m touch /vol/x 2>/dev/null && EXTRA=content+ro"#,
     },
     Scenario {
         name: "file bind mount",
         script: r#"cfg ".mounts += [{\"destination\":\"/etc/motd\",\"type\":\"bind\",\"source\":\"$H/src/file\",\"options\":[\"rbind\"]}]"
 touch $W/bundle/rootfs/etc/motd; cycle
-[ "$(cat /proc/$(pid c1)/root/etc/motd)" = hello ] && EXTRA=file"#,
+[ "$(cat /proc/$(pid crs-c1)/root/etc/motd)" = hello ] && EXTRA=file"#,
     },
     Scenario {
         name: "restore under a new id",
         script: r#"volume /vol $H/src '["rbind","rslave"]'
-start c1; scan c1 $W/before.json; checkpoint c1; restore c2; scan c2 $W/after.json; compare c2"#,
+start crs-c1; scan crs-c1 $W/before.json; checkpoint crs-c1; restore crs-c2; scan crs-c2 $W/after.json; compare crs-c2"#,
     },
     Scenario {
         name: "migration: new source path and host submounts",
         script: r#"mkdir -p $H/src/old; mount -t tmpfs old $H/src/old
 HOSTPOINTS="/vol/old /vol/new"
 volume /vol $H/src '["rbind","rslave"]'
-start c1; scan c1 $W/before.json; checkpoint c1
+start crs-c1; scan crs-c1 $W/before.json; checkpoint crs-c1
 cp -a $W/bundle $W/bundle2; echo hello > $H/src2/file; mkdir -p $H/src2/new; mount -t tmpfs new $H/src2/new
 jq --arg s $H/src2 '(.mounts[] | select(.destination=="/vol") | .source) = $s' $W/bundle2/config.json > $W/c && mv $W/c $W/bundle2/config.json
-restore c1 $W/bundle2; scan c1 $W/after.json; compare c1
-m=$(grep -c ' /vol/new \| /vol/old ' /proc/$(pid c1)/mountinfo)
-grep -q ' /vol/new ' /proc/$(pid c1)/mountinfo && ! grep -q ' /vol/old ' /proc/$(pid c1)/mountinfo && EXTRA=new-host-view"#,
+restore crs-c1 $W/bundle2; scan crs-c1 $W/after.json; compare crs-c1
+m=$(grep -c ' /vol/new \| /vol/old ' /proc/$(pid crs-c1)/mountinfo)
+grep -q ' /vol/new ' /proc/$(pid crs-c1)/mountinfo && ! grep -q ' /vol/old ' /proc/$(pid crs-c1)/mountinfo && EXTRA=new-host-view"#,
     },
     Scenario {
         name: "names are bytes: odd volume and host mount points",
@@ -215,14 +215,14 @@ grep -q ' /vol/new ' /proc/$(pid c1)/mountinfo && ! grep -q ' /vol/old ' /proc/$
         // container while one exists). The volume's tie still works after restore.
         script: r#"DEST="/vol a\\b"$'\xc2\x80'; mkdir -p "$W/bundle/rootfs$DEST"
 cfg "$(jq -n --arg d "$DEST" --arg s "$H/src" '".mounts += [\({destination: $d, type: "bind", source: $s, options: ["rbind", "rslave"]} | tojson)]"' | jq -r .)"
-start by-c1; c0=$(count by-c1)
+start crs-by1; c0=$(count crs-by1)
 mkdir "$H/odd"$'\x80\xff'; mount -t tmpfs odd "$H/odd"$'\x80\xff'
-scan by-c1 $W/before.json; checkpoint by-c1
-restore by-c1; scan by-c1 $W/after.json; compare by-c1
-[ "$(count by-c1)" -gt "$c0" ] || ALIVE=no
+scan crs-by1 $W/before.json; checkpoint crs-by1
+restore crs-by1; scan crs-by1 $W/after.json; compare crs-by1
+[ "$(count crs-by1)" -gt "$c0" ] || ALIVE=no
 mkdir -p $H/src/late; mount -t tmpfs late $H/src/late; sleep 0.2
-[ "$(cat "/proc/$(pid by-c1)/root$DEST/file")" = hello ] \
-  && grep -qF " /vol\\040a\\134b"$'\xc2\x80'"/late " /proc/$(pid by-c1)/mountinfo && EXTRA=odd-names"#,
+[ "$(cat "/proc/$(pid crs-by1)/root$DEST/file")" = hello ] \
+  && grep -qF " /vol\\040a\\134b"$'\xc2\x80'"/late " /proc/$(pid crs-by1)/mountinfo && EXTRA=odd-names"#,
     },
 ];
 

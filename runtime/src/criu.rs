@@ -401,9 +401,7 @@ mod tests {
     /// the reply that is not a notification ends the call.
     #[test]
     fn notifications_are_acknowledged_then_the_reply_returned() {
-        use nix::sys::socket::{
-            recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
-        };
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -411,51 +409,7 @@ mod tests {
             SockFlag::SOCK_CLOEXEC,
         )
         .expect("socketpair");
-        let peer = std::thread::spawn(move || -> Vec<Criu_req> {
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 4096];
-            let mut read = |got: &mut Vec<Criu_req>| {
-                let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("recv");
-                got.push(Criu_req::parse_from_bytes(&buf[..n]).expect("decode a request"));
-            };
-            read(&mut got);
-            let devnull = std::fs::File::open("/dev/null").expect("/dev/null");
-            for (script, pid, fd) in [
-                ("setup-namespaces", 7, None),
-                ("orphan-pts-master", 8, Some(&devnull)),
-            ] {
-                let mut n = Criu_notify::new();
-                n.set_script(script.into());
-                n.set_pid(pid);
-                let mut resp = Criu_resp::new();
-                resp.set_type(Criu_req_type::NOTIFY);
-                resp.set_success(true);
-                resp.notify = protobuf::MessageField::some(n);
-                let bytes = resp.write_to_bytes().expect("encode");
-                let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-                let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![ControlMessage::ScmRights(&fds)]
-                };
-                sendmsg::<()>(
-                    theirs.as_raw_fd(),
-                    &[std::io::IoSlice::new(&bytes)],
-                    &cmsgs,
-                    MsgFlags::empty(),
-                    None,
-                )
-                .expect("send a notification");
-                read(&mut got);
-            }
-            let mut reply = Criu_resp::new();
-            reply.set_type(Criu_req_type::RESTORE);
-            reply.set_success(true);
-            let bytes = reply.write_to_bytes().expect("encode");
-            nix::sys::socket::send(theirs.as_raw_fd(), &bytes, MsgFlags::empty())
-                .expect("send the reply");
-            got
-        });
+        let peer = fake_criu(theirs);
         // The conversation watches CRIU's process; a sleeping one stands in for it.
         let mut stand_in = Command::new("sleep").arg("30").spawn().expect("sleep");
         let mut seen = Vec::new();
@@ -499,5 +453,56 @@ mod tests {
         );
         assert_eq!(got[2].type_(), Criu_req_type::NOTIFY);
         assert!(got[2].notify_success());
+    }
+    /// A fake CRIU on its end of the socket: reads the request, sends a notification without
+    /// a descriptor and one with, reading the acknowledgement of each, then the reply.
+    /// Returns what it read.
+    fn fake_criu(theirs: OwnedFd) -> std::thread::JoinHandle<Vec<Criu_req>> {
+        use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
+        std::thread::spawn(move || -> Vec<Criu_req> {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            let mut read = |got: &mut Vec<Criu_req>| {
+                let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("recv");
+                got.push(Criu_req::parse_from_bytes(&buf[..n]).expect("decode a request"));
+            };
+            read(&mut got);
+            let devnull = std::fs::File::open("/dev/null").expect("/dev/null");
+            for (script, pid, fd) in [
+                ("setup-namespaces", 7, None),
+                ("orphan-pts-master", 8, Some(&devnull)),
+            ] {
+                let mut n = Criu_notify::new();
+                n.set_script(script.into());
+                n.set_pid(pid);
+                let mut resp = Criu_resp::new();
+                resp.set_type(Criu_req_type::NOTIFY);
+                resp.set_success(true);
+                resp.notify = protobuf::MessageField::some(n);
+                let bytes = resp.write_to_bytes().expect("encode");
+                let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+                let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![ControlMessage::ScmRights(&fds)]
+                };
+                sendmsg::<()>(
+                    theirs.as_raw_fd(),
+                    &[std::io::IoSlice::new(&bytes)],
+                    &cmsgs,
+                    MsgFlags::empty(),
+                    None,
+                )
+                .expect("send a notification");
+                read(&mut got);
+            }
+            let mut reply = Criu_resp::new();
+            reply.set_type(Criu_req_type::RESTORE);
+            reply.set_success(true);
+            let bytes = reply.write_to_bytes().expect("encode");
+            nix::sys::socket::send(theirs.as_raw_fd(), &bytes, MsgFlags::empty())
+                .expect("send the reply");
+            got
+        })
     }
 }

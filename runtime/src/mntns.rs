@@ -8,19 +8,26 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 
 /// Run `f` inside the mount namespace `ns` (`whose` names it in errors, "the host's") and
-/// come back, also when `f` fails.
-pub fn in_namespace<T>(
+/// come back, also when `f` fails. The working directory stays where it was when it can
+/// (entering a namespace moves it to that namespace's root).
+pub fn in_namespace<T, E: From<RuntimeError>>(
     ns: BorrowedFd<'_>,
     whose: &str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     let own = File::open("/proc/self/ns/mnt")
         .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
+    let cwd = File::open(".").ok();
     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io(format!("entering {whose} mount namespace"), e.into()))?;
     let result = f();
     nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
+    if let Some(dir) = cwd {
+        if let Err(e) = rustix::process::fchdir(&dir) {
+            tracing::debug!("returning to the working directory: {e}");
+        }
+    }
     result
 }
 

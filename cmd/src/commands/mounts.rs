@@ -27,49 +27,58 @@ pub struct MountsArgs {
 #[derive(Subcommand, Debug)]
 pub enum MountsCommand {
     /// Write the mount tree at PATH of PID's namespace as a versioned JSON image.
-    Dump {
-        /// Process whose mount namespace is dumped (default: this one).
-        #[arg(long)]
-        pid: Option<u32>,
-        /// The mount at this path is the image's root.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// Output file (default: standard output).
-        #[arg(short = 'o', long = "output")]
-        output: Option<PathBuf>,
-        /// Kernel interface to read the mount table through.
-        #[arg(long, value_enum, default_value_t = Source::Auto)]
-        source: Source,
-        /// Do not capture tmpfs file content.
-        #[arg(long)]
-        no_content: bool,
-        /// Leave out the mount at this path (relative to --root) and everything below it;
-        /// repeatable. Peer groups only those mounts had become external.
-        #[arg(long = "exclude", value_name = "PATH")]
-        exclude: Vec<PathBuf>,
-    },
+    Dump(DumpArgs),
     /// Recreate an image's tree at DIR in this mount namespace.
-    Restore {
-        image: PathBuf,
-        #[arg(long)]
-        target: PathBuf,
-        #[command(flatten)]
-        trust: TrustArgs,
-        /// Keep at most this many mounts' fds open (default: what the open-file limit
-        /// allows); below one per mount, attached mounts are reopened by path when needed.
-        #[arg(long)]
-        fd_budget: Option<u64>,
-    },
+    Restore(RestoreArgs),
     /// Print the ordered kernel steps a restore would run, without running them.
-    Plan {
-        image: PathBuf,
-        #[arg(long)]
-        target: Option<PathBuf>,
-        #[command(flatten)]
-        trust: TrustArgs,
-    },
+    Plan(PlanArgs),
     /// Compare two trees (image files or live trees written pid:PID:PATH) up to ids.
     Diff { a: OsString, b: OsString },
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// Process whose mount namespace is dumped (default: this one).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The mount at this path is the image's root.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Output file (default: standard output).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Kernel interface to read the mount table through.
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
+    pub source: Source,
+    /// Do not capture tmpfs file content.
+    #[arg(long)]
+    pub no_content: bool,
+    /// Leave out the mount at this path (relative to --root) and everything below it;
+    /// repeatable. Peer groups only those mounts had become external.
+    #[arg(long = "exclude", value_name = "PATH")]
+    pub exclude: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub image: PathBuf,
+    #[arg(long)]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Keep at most this many mounts' fds open (default: what the open-file limit
+    /// allows); below one per mount, attached mounts are reopened by path when needed.
+    #[arg(long)]
+    pub fd_budget: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    pub image: PathBuf,
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// What a restore may take from this host on the image's word. By default an image gets
@@ -150,141 +159,154 @@ impl From<Source> for ScanSource {
 pub fn run(global: &GlobalOpts, args: MountsArgs) -> Result<i32> {
     let json = matches!(global.log_format, LogFormat::Json);
     match args.command {
-        MountsCommand::Dump {
-            pid,
-            root,
-            output,
-            source,
-            no_content,
-            exclude,
-        } => {
-            // Open the output before entering another namespace: the path is the caller's.
-            let mut out: Box<dyn Write> = match &output {
-                Some(p) => {
-                    Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
-                }
-                None => Box::new(crate::output::stdout()),
-            };
-            let opts = DumpOptions {
-                root: root.clone(),
-                source: source.into(),
-                content: !no_content,
-                ..Default::default()
-            };
-            let mut image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
-                .with_context(|| format!("dumping the mount tree at {}", root.display()))?;
-            if !exclude.is_empty() {
-                // The tree names mount points in the image's escaped form.
-                let points: Vec<String> = exclude
-                    .iter()
-                    .map(|p| mountv2::content::escape_path(p))
-                    .collect();
-                image.tree.exclude(&points);
-                image
-                    .tree
-                    .validate()
-                    .context("the tree left after --exclude")?;
-            }
-            let text = image.to_json()?;
-            out.write_all(text.as_bytes())?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-            tracing::info!(
-                mounts = image.tree.mounts.len(),
-                superblocks = image.tree.superblocks.len(),
-                groups = image.tree.groups.len(),
-                "dumped"
-            );
-            Ok(0)
+        MountsCommand::Dump(a) => dump_tree(a),
+        MountsCommand::Restore(a) => restore_tree(a, json),
+        MountsCommand::Plan(a) => print_plan(a, json),
+        MountsCommand::Diff { a, b } => diff_trees(&a, &b, json),
+    }
+}
+
+/// `mounts dump`.
+fn dump_tree(a: DumpArgs) -> Result<i32> {
+    let DumpArgs {
+        pid,
+        root,
+        output,
+        source,
+        no_content,
+        exclude,
+    } = a;
+    // Open the output before entering another namespace: the path is the caller's.
+    let mut out: Box<dyn Write> = match &output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(crate::output::stdout()),
+    };
+    let opts = DumpOptions {
+        root: root.clone(),
+        source: source.into(),
+        content: !no_content,
+        ..Default::default()
+    };
+    let mut image = in_namespace(pid, || dump(&opts).map_err(anyhow::Error::from))
+        .with_context(|| format!("dumping the mount tree at {}", root.display()))?;
+    if !exclude.is_empty() {
+        // The tree names mount points in the image's escaped form.
+        let points: Vec<String> = exclude
+            .iter()
+            .map(|p| mountv2::content::escape_path(p))
+            .collect();
+        image.tree.exclude(&points);
+        image
+            .tree
+            .validate()
+            .context("the tree left after --exclude")?;
+    }
+    let text = image.to_json()?;
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    tracing::info!(
+        mounts = image.tree.mounts.len(),
+        superblocks = image.tree.superblocks.len(),
+        groups = image.tree.groups.len(),
+        "dumped"
+    );
+    Ok(0)
+}
+
+/// `mounts restore`.
+fn restore_tree(a: RestoreArgs, json: bool) -> Result<i32> {
+    let RestoreArgs {
+        image,
+        target,
+        trust,
+        fd_budget,
+    } = a;
+    let (map, policy) = trust.parse()?;
+    let img = load(&image)?;
+    let opts = ApplyOptions {
+        target: target.clone(),
+        externals: map,
+        fd_budget,
+    };
+    let report = mountv2::apply::restore(&img, &opts, &policy).map_err(|e| match e {
+        RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),
+        RestoreError::Apply(a) => {
+            anyhow::anyhow!("restoring {} at {}: {a}", image.display(), target.display())
         }
-        MountsCommand::Restore {
-            image,
-            target,
-            trust,
-            fd_budget,
-        } => {
-            let (map, policy) = trust.parse()?;
-            let img = load(&image)?;
-            let opts = ApplyOptions {
-                target: target.clone(),
-                externals: map,
-                fd_budget,
-            };
-            let report = mountv2::apply::restore(&img, &opts, &policy).map_err(|e| match e {
-                RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),
-                RestoreError::Apply(a) => {
-                    anyhow::anyhow!("restoring {} at {}: {a}", image.display(), target.display())
-                }
-            })?;
-            if json {
-                crate::outln!(
-                    "{}",
-                    serde_json::json!({
-                        "restored": img.tree.mounts.len(),
-                        "target": target,
-                        "steps": report.steps,
-                        "build_seconds": report.build.as_secs_f64(),
-                        "propagation_seconds": report.propagation.as_secs_f64(),
-                    })
-                )?;
-            } else {
-                crate::outln!(
-                    "restored {} mounts at {} ({} steps, {:.3}s)",
-                    img.tree.mounts.len(),
-                    target.display(),
-                    report.steps,
-                    (report.build + report.propagation).as_secs_f64()
-                )?;
-            }
-            Ok(0)
-        }
-        MountsCommand::Plan {
-            image,
-            target,
-            trust,
-        } => {
-            let (_, policy) = trust.parse()?;
-            let img = load(&image)?;
-            let plan = mountv2::plan::plan(&img, &policy)
-                .with_context(|| format!("planning {}", image.display()))?;
-            let mut out = crate::output::stdout();
-            if let Some(t) = &target {
-                if !json {
-                    writeln!(out, "# target {}", t.display())?;
-                }
-            }
-            for (i, step) in plan.steps.iter().enumerate() {
-                if json {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"index": i, "step": step.to_string()})
-                    )?;
-                } else {
-                    writeln!(out, "{i:>5} {step}")?;
-                }
-            }
-            Ok(0)
-        }
-        MountsCommand::Diff { a, b } => {
-            let ta = operand_tree(&a)?;
-            let tb = operand_tree(&b)?;
-            let diffs = mountv2::diff::diff(&ta, &tb);
-            if json {
-                crate::outln!(
-                    "{}",
-                    serde_json::json!({"equal": diffs.is_empty(), "differences": diffs})
-                )?;
-            } else if diffs.is_empty() {
-                crate::outln!("equal: {} mounts, same up to ids", ta.mounts.len())?;
-            } else {
-                for d in &diffs {
-                    crate::outln!("{d}")?;
-                }
-            }
-            Ok(if diffs.is_empty() { 0 } else { 1 })
+    })?;
+    if json {
+        crate::outln!(
+            "{}",
+            serde_json::json!({
+                "restored": img.tree.mounts.len(),
+                "target": target,
+                "steps": report.steps,
+                "build_seconds": report.build.as_secs_f64(),
+                "propagation_seconds": report.propagation.as_secs_f64(),
+            })
+        )?;
+    } else {
+        crate::outln!(
+            "restored {} mounts at {} ({} steps, {:.3}s)",
+            img.tree.mounts.len(),
+            target.display(),
+            report.steps,
+            (report.build + report.propagation).as_secs_f64()
+        )?;
+    }
+    Ok(0)
+}
+
+/// `mounts plan`.
+fn print_plan(a: PlanArgs, json: bool) -> Result<i32> {
+    let PlanArgs {
+        image,
+        target,
+        trust,
+    } = a;
+    let (_, policy) = trust.parse()?;
+    let img = load(&image)?;
+    let plan = mountv2::plan::plan(&img, &policy)
+        .with_context(|| format!("planning {}", image.display()))?;
+    let mut out = crate::output::stdout();
+    if let Some(t) = &target {
+        if !json {
+            writeln!(out, "# target {}", t.display())?;
         }
     }
+    for (i, step) in plan.steps.iter().enumerate() {
+        if json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"index": i, "step": step.to_string()})
+            )?;
+        } else {
+            writeln!(out, "{i:>5} {step}")?;
+        }
+    }
+    Ok(0)
+}
+
+/// `mounts diff`: exit status 1 when the trees differ.
+fn diff_trees(a: &OsStr, b: &OsStr, json: bool) -> Result<i32> {
+    let ta = operand_tree(a)?;
+    let tb = operand_tree(b)?;
+    let diffs = mountv2::diff::diff(&ta, &tb);
+    if json {
+        crate::outln!(
+            "{}",
+            serde_json::json!({"equal": diffs.is_empty(), "differences": diffs})
+        )?;
+    } else if diffs.is_empty() {
+        crate::outln!("equal: {} mounts, same up to ids", ta.mounts.len())?;
+    } else {
+        for d in &diffs {
+            crate::outln!("{d}")?;
+        }
+    }
+    Ok(if diffs.is_empty() { 0 } else { 1 })
 }
 
 fn load(path: &Path) -> Result<MountImage> {
@@ -318,22 +340,10 @@ fn operand_tree(spec: &OsStr) -> Result<MountTree> {
     }
 }
 
-/// Run `f` inside `pid`'s mount namespace and come back. setns(CLONE_NEWNS) needs a
-/// single-threaded caller, which the CLI is.
+/// Run `f` inside `pid`'s mount namespace (none: this one) and come back.
 fn in_namespace<T>(pid: Option<u32>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let Some(pid) = pid else { return f() };
-    let own = File::open("/proc/self/ns/mnt").context("opening /proc/self/ns/mnt")?;
-    let cwd = std::env::current_dir().ok();
     let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
         .with_context(|| format!("process {pid}: opening its mount namespace"))?;
-    nix::sched::setns(theirs.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
-        .with_context(|| format!("entering the mount namespace of process {pid}"))?;
-    let result = f();
-    if let Err(e) = nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS) {
-        bail!("returning to the original mount namespace: {e}");
-    }
-    if let Some(c) = cwd {
-        let _ = std::env::set_current_dir(c);
-    }
-    result
+    ferry_runtime::mntns::in_namespace(theirs.as_fd(), &format!("process {pid}'s"), f)
 }
