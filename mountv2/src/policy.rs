@@ -6,7 +6,7 @@
 
 use crate::content::EntryKind;
 use crate::image::MountImage;
-use crate::model::{PeerGroup, SuperblockIdx, SuperblockOrigin};
+use crate::model::{MountTree, PeerGroup, SuperblockIdx, SuperblockOrigin};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -97,8 +97,20 @@ impl RestorePolicy {
 
     /// Check `image` (already validated) against the policy. Touches nothing.
     pub fn check(&self, image: &MountImage) -> Result<(), PolicyError> {
-        let tree = &image.tree;
         let mut refusals = Vec::new();
+        self.check_superblocks(&image.tree, &mut refusals);
+        self.check_groups(&image.tree, &mut refusals);
+        self.check_contents(image, &mut refusals);
+        if refusals.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError { refusals })
+        }
+    }
+
+    /// New superblocks of types a restore does not make on its own, and external ones
+    /// without a path given (or a hint allowed).
+    fn check_superblocks(&self, tree: &MountTree, refusals: &mut Vec<Refusal>) {
         // Where each superblock shows up, so that a person can find it.
         let mounted_at = |sb: SuperblockIdx| {
             tree.mounts
@@ -155,6 +167,10 @@ impl RestorePolicy {
                 }
             }
         }
+    }
+
+    /// Peer groups outside the tree, unless they are allowed.
+    fn check_groups(&self, tree: &MountTree, refusals: &mut Vec<Refusal>) {
         if !self.outside_groups {
             for (i, g) in tree.groups.iter().enumerate() {
                 if let PeerGroup::External { path } = g {
@@ -169,6 +185,10 @@ impl RestorePolicy {
                 }
             }
         }
+    }
+
+    /// Device nodes and set-id files in the contents, unless they are allowed.
+    fn check_contents(&self, image: &MountImage, refusals: &mut Vec<Refusal>) {
         for (i, c) in image.contents.iter().enumerate() {
             for (j, e) in c.content.entries.iter().enumerate() {
                 let entry = || {
@@ -204,11 +224,6 @@ impl RestorePolicy {
                     _ => {}
                 }
             }
-        }
-        if refusals.is_empty() {
-            Ok(())
-        } else {
-            Err(PolicyError { refusals })
         }
     }
 }
