@@ -169,14 +169,41 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
             });
         }
     }
-
+    let used = superblocks_in_use(tree);
     // 1. Superblocks, filled while writable.
+    plan_superblocks(image, policy, &used, &mut steps);
+    // 2. Placeholders for deleted roots, so they can be cloned.
+    let placeholders = plan_placeholders(tree, &mut steps)?;
+    // 3. Clone and assemble parent-first.
+    plan_assembly(tree, &mut steps);
+    // 4. Into place, then the placeholders go.
+    plan_placement(placeholders, &mut steps);
+    // 5. Attributes, then read-only superblocks.
+    plan_attributes(tree, &used, &mut steps);
+    // 6. Propagation.
+    plan_propagation(tree, &mut steps)?;
+
+    Ok(MountPlan {
+        steps,
+        mount_count: tree.mounts.len(),
+        superblock_count: tree.superblocks.len(),
+        group_count: tree.groups.len(),
+    })
+}
+
+/// Superblocks in use: created (and filled while writable) or opened from this host.
+fn plan_superblocks(
+    image: &MountImage,
+    policy: &RestorePolicy,
+    used: &[bool],
+    steps: &mut Vec<Step>,
+) {
+    let tree = &image.tree;
     let has_content: HashMap<SuperblockIdx, &Content> = image
         .contents
         .iter()
         .map(|c| (c.superblock, &c.content))
         .collect();
-    let used = superblocks_in_use(tree);
     for (i, sb) in tree.superblocks.iter().enumerate() {
         let idx = SuperblockIdx(i as u32);
         if !used[i] {
@@ -202,8 +229,13 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
             }),
         }
     }
+}
 
-    // 2. Placeholders for deleted roots, so they can be cloned.
+/// Placeholders for deleted roots, so they can be cloned; returns them.
+fn plan_placeholders(
+    tree: &MountTree,
+    steps: &mut Vec<Step>,
+) -> Result<Vec<(SuperblockIdx, String)>, PlanError> {
     let mut placeholders = Vec::new();
     for (i, m) in tree.mounts.iter().enumerate() {
         if m.root_deleted {
@@ -226,11 +258,14 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
             }
         }
     }
+    Ok(placeholders)
+}
 
-    // 3. Clone and assemble parent-first, each mount cloned just before it is attached (so
-    // an executor short of fds can let go of attached ones). Among siblings, a mount whose
-    // mount point lies below another sibling's must go first: attaching it later would walk
-    // into that sibling.
+/// Clone and assemble parent-first, each mount cloned just before it is attached (so an
+/// executor short of fds can let go of attached ones). Among siblings, a mount whose mount
+/// point lies below another sibling's must go first: attaching it later would walk into
+/// that sibling.
+fn plan_assembly(tree: &MountTree, steps: &mut Vec<Step>) {
     let clone = |idx: MountIdx| {
         let m = tree.mount(idx);
         Step::Clone {
@@ -257,9 +292,11 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
         }
         stack.extend(kids.into_iter().rev());
     }
+}
 
-    // 4. Into place. mount_setattr only works on a detached tree's root, so attributes
-    // come after this.
+/// Into place. mount_setattr only works on a detached tree's root, so attributes come after
+/// this.
+fn plan_placement(mut placeholders: Vec<(SuperblockIdx, String)>, steps: &mut Vec<Step>) {
     steps.push(Step::AttachRoot { mount: MountIdx(0) });
     // The kernel will not attach a mount whose root is already unlinked, so placeholders go
     // only now; deepest first, so nested ones come out in order.
@@ -268,8 +305,10 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
     for (sb, path) in placeholders {
         steps.push(Step::RemovePlaceholder { sb, path });
     }
+}
 
-    // 5. Attributes, then read-only superblocks.
+/// Per-mount attributes, then read-only superblocks.
+fn plan_attributes(tree: &MountTree, used: &[bool], steps: &mut Vec<Step>) {
     for (i, m) in tree.mounts.iter().enumerate() {
         steps.push(Step::SetAttr {
             mount: MountIdx(i as u32),
@@ -283,16 +322,6 @@ pub fn plan(image: &MountImage, policy: &RestorePolicy) -> Result<MountPlan, Pla
             });
         }
     }
-
-    // 6. Propagation.
-    plan_propagation(tree, &mut steps)?;
-
-    Ok(MountPlan {
-        steps,
-        mount_count: tree.mounts.len(),
-        superblock_count: tree.superblocks.len(),
-        group_count: tree.groups.len(),
-    })
 }
 
 fn superblocks_in_use(tree: &MountTree) -> Vec<bool> {
