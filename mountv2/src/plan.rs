@@ -350,16 +350,39 @@ fn relative_to(parent: &str, child: &str) -> String {
     }
 }
 
+/// How the tree's mounts relate through peer groups.
+struct Relations {
+    /// The peers of each group.
+    members: Vec<Vec<MountIdx>>,
+    /// Mounts that are only slaves (not peers of anything) of each group.
+    slaves_only: Vec<Vec<MountIdx>>,
+    /// Groups whose master is each group.
+    child_groups: Vec<Vec<GroupIdx>>,
+    /// Each group's master.
+    group_master: Vec<Option<GroupIdx>>,
+}
+
+/// Peer groups: masters first, each group seeded from a donor (a member whose root holds
+/// every other's, else a cover, or the outside mount), its members and slaves joined to it,
+/// covers dropped after.
 fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanError> {
-    let ngroups = tree.groups.len();
-    if ngroups == 0 {
+    if tree.groups.is_empty() {
         push_unbindable(tree, steps);
         return Ok(());
     }
-    let members = tree.group_members();
-    // Mounts that are only slaves (not peers of anything) of each group.
+    let rel = relations(tree);
+    let mut needs = group_needs(tree, &rel)?;
+    // Masters before the groups they master; detect cycles.
+    let order = topological(&rel.group_master, &rel.child_groups)?;
+    let donor = choose_donors(tree, &rel, &order, &mut needs)?;
+    push_group_steps(tree, &rel, &order, &donor, &needs, steps);
+    push_unbindable(tree, steps);
+    Ok(())
+}
+
+fn relations(tree: &MountTree) -> Relations {
+    let ngroups = tree.groups.len();
     let mut slaves_only: Vec<Vec<MountIdx>> = vec![Vec::new(); ngroups];
-    // Groups whose master is each group.
     let mut child_groups: Vec<Vec<GroupIdx>> = vec![Vec::new(); ngroups];
     let mut group_master: Vec<Option<GroupIdx>> = vec![None; ngroups];
     for (i, m) in tree.mounts.iter().enumerate() {
@@ -374,30 +397,47 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
         }
     }
 
-    // Every group's superblock: all members and slaves must agree.
+    Relations {
+        members: tree.group_members(),
+        slaves_only,
+        child_groups,
+        group_master,
+    }
+}
+
+/// Every group's superblock (all members and slaves must agree) and the roots its donor
+/// must contain.
+fn group_needs(tree: &MountTree, rel: &Relations) -> Result<Vec<GroupNeeds>, PlanError> {
+    let ngroups = tree.groups.len();
     let mut needs: Vec<GroupNeeds> = (0..ngroups)
         .map(|_| GroupNeeds {
             sb: None,
             roots: Vec::new(),
         })
         .collect();
-    for g in 0..ngroups {
-        for m in members[g].iter().chain(slaves_only[g].iter()) {
+    for (g, need) in needs.iter_mut().enumerate() {
+        for m in rel.members[g].iter().chain(rel.slaves_only[g].iter()) {
             let mount = tree.mount(*m);
-            note_sb(&mut needs[g], g, mount)?;
-            needs[g].roots.push(mount.root.clone());
+            note_sb(need, g, mount)?;
+            need.roots.push(mount.root.clone());
         }
     }
+    Ok(needs)
+}
 
-    // Masters before the groups they master; detect cycles.
-    let order = topological(&group_master, &child_groups)?;
-
-    // Donors: decided slaves-first (a master must contain its child groups' donors).
+/// Donors, decided slaves-first (a master must contain its child groups' donors).
+fn choose_donors(
+    tree: &MountTree,
+    rel: &Relations,
+    order: &[GroupIdx],
+    needs: &mut [GroupNeeds],
+) -> Result<Vec<Option<Handle>>, PlanError> {
+    let ngroups = tree.groups.len();
     let mut donor: Vec<Option<Handle>> = vec![None; ngroups];
     let mut donor_root: Vec<String> = vec![String::from("/"); ngroups];
     for &g in order.iter().rev() {
         let gi = g.get();
-        for c in &child_groups[gi] {
+        for c in &rel.child_groups[gi] {
             let child_root = donor_root[c.get()].clone();
             needs[gi].roots.push(child_root);
             if let Some(sb) = needs[c.get()].sb {
@@ -417,7 +457,7 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
             PeerGroup::External { .. } => Handle::Outside(g),
             // Only the member with the shortest root can contain all the others: check it
             // alone, keeping this linear.
-            PeerGroup::Internal => members[gi]
+            PeerGroup::Internal => rel.members[gi]
                 .iter()
                 .min_by_key(|m| tree.mount(**m).root.len())
                 .filter(|m| {
@@ -434,7 +474,19 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
         donor[gi] = Some(chosen);
     }
 
-    for &g in &order {
+    Ok(donor)
+}
+
+/// The steps that make each group, in `order`, from its donor.
+fn push_group_steps(
+    tree: &MountTree,
+    rel: &Relations,
+    order: &[GroupIdx],
+    donor: &[Option<Handle>],
+    needs: &[GroupNeeds],
+    steps: &mut Vec<Step>,
+) {
+    for &g in order {
         let gi = g.get();
         let Some(d) = donor[gi] else { continue };
         match (&tree.groups[gi], d) {
@@ -451,7 +503,7 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
         }
         if !matches!(tree.groups[gi], PeerGroup::External { .. }) {
             // Seed the group: join the master first (as a peer, then step down), then share.
-            if let Some(h) = group_master[gi] {
+            if let Some(h) = rel.group_master[gi] {
                 if let Some(hd) = donor[h.get()] {
                     steps.push(Step::SetGroup { from: hd, to: d });
                     steps.push(Step::MakeSlave(d));
@@ -459,25 +511,23 @@ fn plan_propagation(tree: &MountTree, steps: &mut Vec<Step>) -> Result<(), PlanE
             }
             steps.push(Step::MakeShared(d));
         }
-        for m in &members[gi] {
+        for m in &rel.members[gi] {
             let h = Handle::Mount(*m);
             if h != d {
                 steps.push(Step::SetGroup { from: d, to: h });
             }
         }
-        for s in &slaves_only[gi] {
+        for s in &rel.slaves_only[gi] {
             let h = Handle::Mount(*s);
             steps.push(Step::SetGroup { from: d, to: h });
             steps.push(Step::MakeSlave(h));
         }
     }
-    for &g in &order {
+    for &g in order {
         if matches!(donor[g.get()], Some(Handle::Cover(_))) {
             steps.push(Step::DropCover(g));
         }
     }
-    push_unbindable(tree, steps);
-    Ok(())
 }
 
 fn note_sb(needs: &mut GroupNeeds, g: usize, mount: &Mount) -> Result<(), PlanError> {
