@@ -127,6 +127,7 @@ on_each_podman!(
     checkpoint_restore_print_stats,
     restore_into_a_pod,
     checkpoint_restore_established_tcp,
+    established_tcp_in_a_private_network_namespace,
 );
 
 fn run_rm_prints_output_and_leaves_nothing(v: Podman) {
@@ -364,19 +365,60 @@ done
     );
 }
 
-/// A container holding an established TCP connection (over the loopback of its pod's
-/// network namespace) is checkpointed and restored with `--tcp-established`: the connection
-/// carries on where it was. Without the option the checkpoint is refused and the container
-/// keeps running. CRIU 4.1 cannot dump IP sockets on this kernel, so both runtimes (and
-/// podman's own CRIU check) find CRIU 4.3 first on PATH.
+/// [`TCP`] in a pod: the connection runs over the loopback of the network namespace the pod's
+/// infra container holds.
 fn checkpoint_restore_established_tcp(v: Podman) {
-    let script = r#"CRIU_DIR=$(mktemp -d); ln -s /usr/local/bin/criu-new "$CRIU_DIR/criu"
+    let script =
+        format!("{CRIU_43}pod=$(p pod create --name \"$NAME-pod\")\nWHERE=\"--pod $pod\"\n{TCP}");
+    let out = same_on_both(v, "tcp", &script);
+    assert_eq!(
+        out,
+        "plain checkpoint refused\nrunning\nexited\nrunning\nthe connection carries on\n\
+         1..N in order\n"
+    );
+}
+
+/// The same connection in a container of its own network namespace (podman's `--network
+/// none`, hack/podman-env's default): ferry restores it. runc 1.1.5 does not: in the
+/// namespace its restore makes, CRIU cannot reconnect the sockets ("Can't connect inet socket
+/// back: Network is unreachable"), so podman's restore fails and the container is gone. This checks runc still fails, so a runc that learns it shows up here.
+fn established_tcp_in_a_private_network_namespace(v: Podman) {
+    let script = format!("{CRIU_43}WHERE=\n{TCP}");
+    let f = podman(v, "ferry", "tcpnone", &script);
+    check(
+        &f,
+        &format!("tcp in --network none with ferry, podman {}", v.env()),
+    );
+    assert_eq!(
+        stdout(&f),
+        "plain checkpoint refused\nrunning\nexited\nrunning\nthe connection carries on\n\
+         1..N in order\n"
+    );
+    let r = podman(v, "runc", "tcpnone", &script);
+    assert!(
+        !r.status.success(),
+        "runc restored it now: compare with ferry instead"
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stdout(&r).ends_with("running\nexited\n") && err.contains("criu failed"),
+        "runc failed elsewhere than in CRIU's restore:\n{}\n{err}",
+        stdout(&r)
+    );
+}
+
+/// CRIU 4.1 cannot dump IP sockets on this kernel, so both runtimes (and podman's own CRIU
+/// check) find CRIU 4.3 first on PATH.
+const CRIU_43: &str = r#"CRIU_DIR=$(mktemp -d); ln -s /usr/local/bin/criu-new "$CRIU_DIR/criu"
 trap 'cleanup; rm -rf "$CRIU_DIR"' EXIT
 export PATH="$CRIU_DIR:$PATH"
-pod=$(p pod create --name "$NAME-pod")
-# A listener that writes what it receives to /tmp/recv, and a sender of 1, 2, 3, ... on one
-# connection to it.
-p run -d --pod "$pod" --name "$NAME" "$IMAGE" sh -c 'sleep 999999 | nc -l -p 5000 > /tmp/recv & sleep 0.3; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000' >/dev/null
+"#;
+
+/// A container (`$WHERE` holds the options placing it) with a listener that writes what it
+/// receives to /tmp/recv and a sender of 1, 2, 3, ... on one connection to it over loopback.
+/// It is checkpointed (without `--tcp-established` that is refused and the container keeps
+/// running) and restored with `--tcp-established`: the connection carries on where it was.
+const TCP: &str = r#"p run -d $WHERE --name "$NAME" "$IMAGE" sh -c 'sleep 999999 | nc -l -p 5000 > /tmp/recv & sleep 0.3; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000' >/dev/null
 last() { p exec "$NAME" tail -n 1 /tmp/recv; }
 sleep 1
 a=$(last)
@@ -392,10 +434,3 @@ b=$(last); [ "$b" -gt "$a" ] && echo "the connection carries on"
 # Every number arrived once and in order: the sender was not restarted on a new connection.
 p exec "$NAME" awk 'NR != $1 { bad = 1 } END { print (bad ? "gap or restart" : "1.." NR " in order") }' /tmp/recv | sed 's/1\.\.[0-9]*/1..N/'
 "#;
-    let out = same_on_both(v, "tcp", script);
-    assert_eq!(
-        out,
-        "plain checkpoint refused\nrunning\nexited\nrunning\nthe connection carries on\n\
-         1..N in order\n"
-    );
-}
