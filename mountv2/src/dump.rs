@@ -12,8 +12,6 @@ use crate::scan::{self, RawMount, ScanError, ScanSource};
 use rustix::fd::AsFd;
 use rustix::mount::OpenTreeFlags;
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -264,25 +262,12 @@ fn reachable_outside_paths(table: &[RawMount], tree: &mut MountTree, rows: &[&Ra
 /// Is the mount with id `id` the one `path` resolves to now? Compared with the unique 64-bit
 /// id (statmount tables) and the legacy id (mountinfo tables); the two ranges do not meet.
 fn mount_is_at(path: &Path, id: u64) -> bool {
-    const STATX_MNT_ID: u32 = 0x1000;
-    const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    [STATX_MNT_ID_UNIQUE, STATX_MNT_ID].into_iter().any(|mask| {
-        // SAFETY: zeroed statx is a valid output buffer; the path is NUL-terminated.
-        let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::statx(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
-                mask,
-                &mut buf,
-            )
-        };
-        r == 0 && buf.stx_mask & mask != 0 && buf.stx_mnt_id == id
-    })
+    use crate::sys::{mount_id_at, MountIdKind};
+    use rustix::fs::AtFlags;
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
+    [MountIdKind::Unique, MountIdKind::Legacy]
+        .into_iter()
+        .any(|kind| mount_id_at(rustix::fs::CWD, path, flags, kind).is_ok_and(|m| m == Some(id)))
 }
 
 fn capture_contents(

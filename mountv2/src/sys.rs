@@ -172,28 +172,39 @@ pub fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     )?)
 }
 
+/// Which of the kernel's two mount ids: the unique 64-bit one (Linux 6.8, statmount's) or
+/// the legacy one (mountinfo's); their ranges do not meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountIdKind {
+    Unique,
+    Legacy,
+}
+
+/// The id of the given kind of the mount `path` (relative to `dir`, with `flags`) is on;
+/// `None` when this kernel does not report that kind. The one place mount ids are read.
+pub fn mount_id_at<P: rustix::path::Arg>(
+    dir: BorrowedFd<'_>,
+    path: P,
+    flags: rustix::fs::AtFlags,
+    kind: MountIdKind,
+) -> io::Result<Option<u64>> {
+    // STATX_MNT_ID_UNIQUE, which rustix does not name.
+    const UNIQUE: rustix::fs::StatxFlags = rustix::fs::StatxFlags::from_bits_retain(0x4000);
+    let mask = match kind {
+        MountIdKind::Unique => UNIQUE,
+        MountIdKind::Legacy => rustix::fs::StatxFlags::MNT_ID,
+    };
+    let st = rustix::fs::statx(dir, path, flags, mask)?;
+    Ok((st.stx_mask & mask.bits() != 0).then_some(st.stx_mnt_id))
+}
+
 /// The id of the mount `fd` is on (the unique 64-bit id where the kernel has it).
 pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    const STATX_MNT_ID: u32 = 0x1000;
-    const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
-    for mask in [STATX_MNT_ID_UNIQUE, STATX_MNT_ID] {
-        // SAFETY: zeroed statx is a valid output buffer; the empty path is NUL-terminated
-        // and AT_EMPTY_PATH makes statx describe `fd` itself.
-        let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::statx(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-                mask,
-                &mut buf,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if buf.stx_mask & mask != 0 {
-            return Ok(buf.stx_mnt_id);
+    use rustix::fs::AtFlags;
+    for kind in [MountIdKind::Unique, MountIdKind::Legacy] {
+        let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
+        if let Some(id) = mount_id_at(fd, "", flags, kind)? {
+            return Ok(id);
         }
     }
     Err(io::Error::new(

@@ -157,22 +157,19 @@ fn string_at(buf: &[u8], off: u32) -> &[u8] {
 
 /// The caller's root mount's unique id.
 fn root_mount_id() -> std::io::Result<u64> {
-    const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
-    // SAFETY: zeroed statx is a valid output buffer; the path is a NUL-terminated literal.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c"/".as_ptr(),
-            0,
-            STATX_MNT_ID_UNIQUE,
-            &mut st,
+    use crate::sys::{mount_id_at, MountIdKind};
+    mount_id_at(
+        rustix::fs::CWD,
+        "/",
+        rustix::fs::AtFlags::empty(),
+        MountIdKind::Unique,
+    )?
+    .ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "statx reports no unique mount id",
         )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(st.stx_mnt_id)
+    })
 }
 
 pub fn read_table() -> Result<Vec<RawMount>, ScanError> {
