@@ -118,12 +118,6 @@ pub struct Propagation {
     pub unbindable: bool,
 }
 
-impl Propagation {
-    pub fn is_private(&self) -> bool {
-        self.shared.is_none() && self.master.is_none() && !self.unbindable
-    }
-}
-
 /// A filesystem instance, shared by every mount that shows part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Superblock {

@@ -22,6 +22,7 @@ pub struct RestoreArgs {
     pub pid_file: Option<PathBuf>,
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Accepted as runc accepts it; CRIU restores the root itself.
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
     #[arg(long = "no-subreaper")]
@@ -48,7 +49,6 @@ pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
         detach: a.detach,
         pid_file: a.pid_file,
         console_socket: a.console_socket,
-        no_pivot: a.no_pivot,
         lsm_profile: a.lsm_profile,
         lsm_mount_context: a.lsm_mount_context,
         mount_mismatch,

@@ -33,8 +33,10 @@ const DEFAULT_HOSTNAME: &str = "ferry";
 /// final newline as runc writes it, so that people can read and edit it.
 fn default_spec_text(rootless: bool) -> Result<Vec<u8>> {
     let spec = if rootless {
-        // SAFETY: getuid/getgid have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         runc_default_spec(oci_spec::runtime::Spec::rootless(uid, gid))
     } else {
         runc_default_spec(oci_spec::runtime::Spec::default())

@@ -15,10 +15,10 @@ pub(crate) use volumes::{bind_mounts, broken_ties, connect_volumes, host_names, 
 use crate::error::{Result, RuntimeError};
 use mountv2::image::MountImage;
 use mountv2::model::PeerGroup;
-use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{move_mount, MoveMountFlags};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// How a volume propagates to and from the host (its config.json propagation option).
@@ -655,17 +655,6 @@ pub fn host_mounts_below(source: &Path) -> Result<Vec<HostMount>> {
 fn set_group(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<()> {
     mountv2::sys::set_group(from, to)
         .map_err(|e| RuntimeError::io("joining the host's peer group (MOVE_MOUNT_SET_GROUP)", e))
-}
-
-/// A detached copy of the host mount at `path` (opened in the host's namespace). A copy of a
-/// shared mount is a peer of it, a copy of a slave a slave of the same master.
-pub fn clone_host_mount(path: &Path) -> Result<OwnedFd> {
-    open_tree(
-        rustix::fs::CWD,
-        path,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(|e| RuntimeError::io(format!("copying host mount {}", path.display()), e.into()))
 }
 
 /// Attach a detached mount at `rel` (escaped as mount images write paths) below `dir` (both

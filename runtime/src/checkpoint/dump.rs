@@ -250,8 +250,7 @@ fn run_dump(criu: &Criu, o: Criu_opts, pre_dump: bool, work_path: &Path) -> Resu
     let op = if pre_dump { "pre-dump" } else { "dump" };
     // CRIU's images hold the container's memory: readable by root only.
     let private_files: crate::criu::PreExec = Box::new(|| {
-        // SAFETY: umask only sets the calling process's file mode mask.
-        unsafe { libc::umask(0o077) };
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         Ok(())
     });
     let resp = criu

@@ -91,7 +91,6 @@ pub struct RestoreOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
-    pub no_pivot: bool,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
     pub mount_mismatch: MountMismatch,
