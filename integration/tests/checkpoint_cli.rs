@@ -28,24 +28,24 @@ fn checkpoints_move_between_ferry_and_runc() {
     }
     let out = ferry_script(
         "checkpoints between runtimes",
-        r#"$RUNC --root $RS run -d --bundle $B c1 </dev/null >/dev/null 2>&1
-sleep 0.4; c0=$(count $RUNC c1)
-$RUNC --root $RS checkpoint --image-path $W/img1 c1
-"$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B c1 </dev/null >/dev/null 2>$W/err1 || { cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }
-[ "$(count "$FERRY" c1)" -ge "$c0" ] && echo "runc -> ferry: continues"
-grows "$FERRY" c1
-"$FERRY" --root $ST delete --force c1
-"$FERRY" --root $ST run -d --bundle $B c2 </dev/null >/dev/null 2>&1
-sleep 0.4; c0=$(count "$FERRY" c2)
-"$FERRY" --root $ST checkpoint --image-path $W/img2 c2
-$RUNC --root $RS restore -d --image-path $W/img2 --bundle $B c2 </dev/null >/dev/null 2>$W/err2 || { cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }
-[ "$(count $RUNC c2)" -ge "$c0" ] && echo "ferry -> runc: continues"
-grows $RUNC c2
-$RUNC --root $RS delete --force c2"#,
+        r#"$RUNC --root $RS run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
+sleep 0.4; c0=$(count $RUNC ckc-c1)
+$RUNC --root $RS checkpoint --image-path $W/img1 ckc-c1
+"$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B ckc-c1 </dev/null >/dev/null 2>$W/err1 || { cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }
+[ "$(count "$FERRY" ckc-c1)" -ge "$c0" ] && echo "runc -> ferry: continues"
+grows "$FERRY" ckc-c1
+"$FERRY" --root $ST delete --force ckc-c1
+"$FERRY" --root $ST run -d --bundle $B ckc-c2 </dev/null >/dev/null 2>&1
+sleep 0.4; c0=$(count "$FERRY" ckc-c2)
+"$FERRY" --root $ST checkpoint --image-path $W/img2 ckc-c2
+$RUNC --root $RS restore -d --image-path $W/img2 --bundle $B ckc-c2 </dev/null >/dev/null 2>$W/err2 || { cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }
+[ "$(count $RUNC ckc-c2)" -ge "$c0" ] && echo "ferry -> runc: continues"
+grows $RUNC ckc-c2
+$RUNC --root $RS delete --force ckc-c2"#,
     );
     assert_eq!(
         out,
-        "runc -> ferry: continues\nc1 counts\nferry -> runc: continues\nc2 counts\n"
+        "runc -> ferry: continues\nckc-c1 counts\nferry -> runc: continues\nckc-c2 counts\n"
     );
 }
 
@@ -58,20 +58,20 @@ fn engine_argv_shapes_and_paused_containers() {
         "engine argv shapes",
         r#"# Without the /sys/fs/cgroup mount (as containerd's default spec) the cgroups are ferry's to make.
 cfg 'del(.mounts[] | select(.destination == "/sys/fs/cgroup"))'
-r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
 sleep 0.3
 # podman sends --leave-running twice; --flag=value as urfave/cli accepts it.
-r checkpoint --leave-running --leave-running --image-path=$W/img0 c1
-echo "after --leave-running: $(status c1)"
+r checkpoint --leave-running --leave-running --image-path=$W/img0 ckc-c1
+echo "after --leave-running: $(status ckc-c1)"
 # containerd pauses around every checkpoint; the restored container must run.
-r pause c1
-r checkpoint --image-path $W/img c1
-rc=0; r state c1 >/dev/null 2>&1 || rc=$?; echo "checkpointed container gone: rc=$rc"
+r pause ckc-c1
+r checkpoint --image-path $W/img ckc-c1
+rc=0; r state ckc-c1 >/dev/null 2>&1 || rc=$?; echo "checkpointed container gone: rc=$rc"
 # containerd sends -no-subreaper on every restore.
-r restore -d -no-subreaper --pid-file $W/pid --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>&1
+r restore -d -no-subreaper --pid-file $W/pid --image-path $W/img --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
 grep -qx '[0-9][0-9]*' $W/pid && echo "pid file: digits only"
-echo "restored: $(status c1)"
-grows "$RT" c1
+echo "restored: $(status ckc-c1)"
+grows "$RT" ckc-c1
 r checkpoint --help >/dev/null && echo "checkpoint --help: ok"
 rc=0; r restore --lsm-mount-context 2>$W/err || rc=$?
 echo "lsm probe: rc=$rc $(grep -o 'flag needs an argument' $W/err)""#,
@@ -79,7 +79,7 @@ echo "lsm probe: rc=$rc $(grep -o 'flag needs an argument' $W/err)""#,
     assert_eq!(
         out,
         "after --leave-running: running\ncheckpointed container gone: rc=1\npid file: digits only\n\
-         restored: running\nc1 counts\ncheckpoint --help: ok\nlsm probe: rc=1 flag needs an argument\n"
+         restored: running\nckc-c1 counts\ncheckpoint --help: ok\nlsm probe: rc=1 flag needs an argument\n"
     );
 }
 
@@ -93,23 +93,23 @@ fn failures_leave_the_container_or_nothing() {
         r#"mkdir -p $W/vol; echo v > $W/vol/f
 cfg '.mounts += [{"destination":"/vol","type":"bind","source":"'$W/vol'","options":["rbind"]}]'
 mkdir -p $B/rootfs/vol
-r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
 sleep 0.3
 # No soft-dirty tracking on this kernel: pre-dump fails with CRIU's reason.
-rc=0; r checkpoint --pre-dump --image-path $W/pre c1 2>$W/err || rc=$?
+rc=0; r checkpoint --pre-dump --image-path $W/pre ckc-c1 2>$W/err || rc=$?
 echo "pre-dump: rc=$rc"; grep -qi 'dirty\|pre-dump\|criu' $W/err && echo "pre-dump says why"
-echo "after failed pre-dump: $(status c1)"; grows "$RT" c1
-rc=0; r checkpoint --lazy-pages --image-path $W/lazy c1 2>$W/err || rc=$?
+echo "after failed pre-dump: $(status ckc-c1)"; grows "$RT" ckc-c1
+rc=0; r checkpoint --lazy-pages --image-path $W/lazy ckc-c1 2>$W/err || rc=$?
 echo "lazy-pages: rc=$rc $(grep -o 'lazy-pages' $W/err | head -n1)"
-r pause c1
-rc=0; r checkpoint --pre-dump --image-path $W/pre2 c1 2>/dev/null || rc=$?
-echo "paused, failed checkpoint: rc=$rc $(status c1)"
-r resume c1
-r checkpoint --image-path $W/img c1
+r pause ckc-c1
+rc=0; r checkpoint --pre-dump --image-path $W/pre2 ckc-c1 2>/dev/null || rc=$?
+echo "paused, failed checkpoint: rc=$rc $(status ckc-c1)"
+r resume ckc-c1
+r checkpoint --image-path $W/img ckc-c1
 # The volume's source is gone at restore: the error names the mount and the fix, and
 # nothing (state, mounts, processes) stays behind.
 rm -rf $W/vol
-rc=0; r restore -d --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>$W/err || rc=$?
+rc=0; r restore -d --image-path $W/img --bundle $B ckc-c1 </dev/null >/dev/null 2>$W/err || rc=$?
 echo "restore without the source: rc=$rc"
 grep -q '/vol' $W/err && grep -q 'does not exist' $W/err && echo "names the mount"
 echo "containers left: $(r list -q | wc -l)"
@@ -117,7 +117,7 @@ echo "mounts left: $(grep -c " $W/" /proc/self/mountinfo || true)""#,
     );
     assert_eq!(
         out,
-        "pre-dump: rc=1\npre-dump says why\nafter failed pre-dump: running\nc1 counts\n\
+        "pre-dump: rc=1\npre-dump says why\nafter failed pre-dump: running\nckc-c1 counts\n\
          lazy-pages: rc=1 lazy-pages\npaused, failed checkpoint: rc=1 paused\n\
          restore without the source: rc=1\nnames the mount\ncontainers left: 0\nmounts left: 0\n"
     );
@@ -135,21 +135,21 @@ touch $W/netns; unshare --net=$W/netns true
 : > $W/criu.conf
 cfg '.linux.namespaces |= map(if .type == "network" then .path = "'$W/netns'" else . end)
   | .annotations["org.criu.config"] = "'$W/criu.conf'"'
-ns() {{ readlink /proc/$(r state c1 | jq -r .pid)/ns/net | tr -dc 0-9; }}
+ns() {{ readlink /proc/$(r state ckc-c1 | jq -r .pid)/ns/net | tr -dc 0-9; }}
 want=$(stat -L -c %i $W/netns)
-r run -d --bundle $B c1 </dev/null >/dev/null 2>&1
+r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
 sleep 0.3
 [ "$(ns)" = "$want" ] && echo "runs in the named netns"
-r checkpoint --image-path $W/img c1
-r restore -d --image-path $W/img --bundle $B c1 </dev/null >/dev/null 2>&1
+r checkpoint --image-path $W/img ckc-c1
+r restore -d --image-path $W/img --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
 [ "$(ns)" = "$want" ] && echo "restored into the named netns"
-grows "$RT" c1
+grows "$RT" ckc-c1
 # The CRIU config named by org.criu.config is read: an option CRIU does not know makes it
 # refuse, and the container runs on.
 echo "no-such-option" > $W/criu.conf
-rc=0; r checkpoint --image-path $W/img2 c1 2>/dev/null || rc=$?
-echo "bad CRIU config: rc=$rc, $(status c1)"
-grows "$RT" c1
+rc=0; r checkpoint --image-path $W/img2 ckc-c1 2>/dev/null || rc=$?
+echo "bad CRIU config: rc=$rc, $(status ckc-c1)"
+grows "$RT" ckc-c1
 umount $W/netns"#
     );
     let f = run_with("ferry", &script);
@@ -163,7 +163,7 @@ umount $W/netns"#
     assert_eq!(fo, ro, "ferry (left) and runc (right) differ");
     assert_eq!(
         fo,
-        "runs in the named netns\nrestored into the named netns\nc1 counts\n\
-         bad CRIU config: rc=1, running\nc1 counts\n"
+        "runs in the named netns\nrestored into the named netns\nckc-c1 counts\n\
+         bad CRIU config: rc=1, running\nckc-c1 counts\n"
     );
 }

@@ -76,26 +76,26 @@ fn create_start_state_list_kill_delete() {
     }
     let out = same_on_both(
         "lifecycle",
-        r#"r create --bundle $B --pid-file $W/pid c1 </dev/null
+        r#"r create --bundle $B --pid-file $W/pid lc-c1 </dev/null
 # The pid file holds digits only: containerd rejects a trailing newline.
 grep -qx '[0-9][0-9]*' $W/pid && [ "$(tail -c1 $W/pid | od -An -c | tr -d ' ')" != '\n' ] && echo pid-file-digits
-r state c1 | jq -r '.ociVersion[0:2], .id, .status, (.pid|tostring == "'"$(cat $W/pid)"'"), (.bundle == "'"$B"'"), (.rootfs == "'"$B/rootfs"'")'
+r state lc-c1 | jq -r '.ociVersion[0:2], .id, .status, (.pid|tostring == "'"$(cat $W/pid)"'"), (.bundle == "'"$B"'"), (.rootfs == "'"$B/rootfs"'")'
 r list -q
-r start c1
-wait_status c1 running && echo running
+r start lc-c1
+wait_status lc-c1 running && echo running
 r list --format json | jq -r '.[] | .id + " " + .status'
 r list | head -n1 | awk '{print $1, $2, $3}'
-r kill c1
-wait_status c1 stopped && echo stopped
-rc=0; r kill c1 KILL 2>$W/err || rc=$?; echo "kill stopped: rc=$rc"
-r delete c1
-rc=0; r state c1 2>$W/err || rc=$?; echo "state deleted: rc=$rc"
+r kill lc-c1
+wait_status lc-c1 stopped && echo stopped
+rc=0; r kill lc-c1 KILL 2>$W/err || rc=$?; echo "kill stopped: rc=$rc"
+r delete lc-c1
+rc=0; r state lc-c1 2>$W/err || rc=$?; echo "state deleted: rc=$rc"
 grep -q 'does not exist' $W/err && echo says-does-not-exist
 r list -q | wc -l"#,
     );
     assert_eq!(
         out,
-        "pid-file-digits\n1.\nc1\ncreated\ntrue\ntrue\ntrue\nc1\nrunning\nc1 running\nID PID STATUS\n\
+        "pid-file-digits\n1.\nlc-c1\ncreated\ntrue\ntrue\ntrue\nlc-c1\nrunning\nlc-c1 running\nID PID STATUS\n\
          stopped\nkill stopped: rc=1\nstate deleted: rc=1\nsays-does-not-exist\n0\n"
     );
 }
@@ -127,18 +127,18 @@ fn exec_inline_process_file_env_cwd_user_detach() {
     }
     let out = same_on_both(
         "exec",
-        r#"r run -d --bundle $B c1 </dev/null >/dev/null
-r exec c1 echo inline
-r exec --env FOO=bar --cwd /tmp c1 sh -c 'echo $FOO $(pwd)'
-r exec --user 1000:1000 c1 id -u
-rc=0; r exec c1 sh -c 'exit 7' || rc=$?; echo "exec rc=$rc"
-r state c1 | jq -r .status
+        r#"r run -d --bundle $B lc-c1 </dev/null >/dev/null
+r exec lc-c1 echo inline
+r exec --env FOO=bar --cwd /tmp lc-c1 sh -c 'echo $FOO $(pwd)'
+r exec --user 1000:1000 lc-c1 id -u
+rc=0; r exec lc-c1 sh -c 'exit 7' || rc=$?; echo "exec rc=$rc"
+r state lc-c1 | jq -r .status
 jq '.process | .args=["sh","-c","echo from-process-file $X"] | .env += ["X=y"] | .terminal=false' $B/config.json > $W/process.json
-r exec --process $W/process.json c1
-r exec -d --pid-file $W/epid c1 sleep 1
+r exec --process $W/process.json lc-c1
+r exec -d --pid-file $W/epid lc-c1 sleep 1
 grep -qx '[0-9][0-9]*' $W/epid && [ -d /proc/$(cat $W/epid) ] && echo detached-exec-alive
-r exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapEff /proc/self/status' | awk '{print ($2 != "0000000000000000") ? "has-caps" : "no-caps"}'
-r exec --no-new-privs c1 grep NoNewPrivs /proc/self/status | awk '{print "nnp=" $2}'
+r exec --cap CAP_SYS_ADMIN lc-c1 sh -c 'grep CapEff /proc/self/status' | awk '{print ($2 != "0000000000000000") ? "has-caps" : "no-caps"}'
+r exec --no-new-privs lc-c1 grep NoNewPrivs /proc/self/status | awk '{print "nnp=" $2}'
 rc=0; r exec nosuch true 2>$W/err || rc=$?; echo "missing: rc=$rc"
 grep -q 'does not exist' $W/err && echo says-does-not-exist"#,
     );
@@ -155,22 +155,22 @@ fn ps_pause_resume_update_events() {
     }
     let out = same_on_both(
         "ps-pause-update",
-        r#"r run -d --bundle $B --pid-file $W/pid c1 </dev/null >/dev/null
-r ps --format json c1 | jq -r --arg p "$(cat $W/pid)" 'map(tostring) | index($p) != null'
-r ps c1 | head -n1 | awk '{print $1, $2}'
-r pause c1; status c1
+        r#"r run -d --bundle $B --pid-file $W/pid lc-c1 </dev/null >/dev/null
+r ps --format json lc-c1 | jq -r --arg p "$(cat $W/pid)" 'map(tostring) | index($p) != null'
+r ps lc-c1 | head -n1 | awk '{print $1, $2}'
+r pause lc-c1; status lc-c1
 grep -q 'State:.*[tT]' /proc/$(cat $W/pid)/status || grep -q FROZEN /sys/fs/cgroup/freezer$(sed -n 's/^[0-9]*:freezer://p' /proc/$(cat $W/pid)/cgroup)/freezer.state && echo frozen
-r resume c1; status c1
+r resume lc-c1; status lc-c1
 mem=/sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:memory://p' /proc/$(cat $W/pid)/cgroup)
-r update --memory 67108864 c1; cat $mem/memory.limit_in_bytes
+r update --memory 67108864 lc-c1; cat $mem/memory.limit_in_bytes
 echo '{"memory":{"limit":50331648}}' > $W/res.json
-r update --resources $W/res.json c1; cat $mem/memory.limit_in_bytes
-r events --stats c1 | jq -r '.type, .id, (.data.memory.usage.usage > 0), (.data.pids.current >= 1)'
+r update --resources $W/res.json lc-c1; cat $mem/memory.limit_in_bytes
+r events --stats lc-c1 | jq -r '.type, .id, (.data.memory.usage.usage > 0), (.data.pids.current >= 1)'
 rc=0; r pause nosuch 2>/dev/null || rc=$?; echo "pause missing: rc=$rc""#,
     );
     assert_eq!(
         out,
-        "true\nUID PID\npaused\nfrozen\nrunning\n67108864\n50331648\nstats\nc1\ntrue\ntrue\npause missing: rc=1\n"
+        "true\nUID PID\npaused\nfrozen\nrunning\n67108864\n50331648\nstats\nlc-c1\ntrue\ntrue\npause missing: rc=1\n"
     );
 }
 
@@ -186,11 +186,11 @@ fn console_socket_receives_the_terminal() {
             r#"{CONSOLE_RECEIVER}
 cfg '.process.terminal=true | .process.args=["sh","-c","tty; test -t 0 && echo stdin-is-tty"]'
 receive $W/console.sock $W/console.out
-r create --bundle $B --console-socket $W/console.sock c1
-r start c1
+r create --bundle $B --console-socket $W/console.sock lc-c1
+r start lc-c1
 wait $rp
 cat $W/console.out
-wait_status c1 stopped && r delete c1"#
+wait_status lc-c1 stopped && r delete lc-c1"#
         ),
     );
     assert_eq!(out, "/dev/pts/0\nstdin-is-tty\n");
@@ -203,20 +203,20 @@ fn errors_name_the_problem_and_exit_1() {
     }
     // Both runtimes must fail; ferry's messages must name the fix.
     let script = r#"try() { rc=0; "$@" >$W/out 2>$W/err || rc=$?; echo "rc=$rc $(tr '\n' ' ' < $W/err)"; }
-try r create --bundle $W/nosuch c1
-mkdir $W/empty; try r create --bundle $W/empty c1
+try r create --bundle $W/nosuch lc-c1
+mkdir $W/empty; try r create --bundle $W/empty lc-c1
 cp -a $B $W/bad; echo '{"ociVersion": "1.0.2", "process": ' > $W/bad/config.json
-try r create --bundle $W/bad c1
+try r create --bundle $W/bad lc-c1
 cp -a $B $W/badtype; jq '.process.args = "sh"' $B/config.json > $W/badtype/config.json
-try r create --bundle $W/badtype c1
-r create --bundle $B c1 </dev/null
-try r create --bundle $B c1
-try r start c1
-try r start c1
-try r kill c1 NOSUCHSIGNAL
-try r delete c1
-r kill c1 KILL; wait_status c1 stopped
-try r kill c1
+try r create --bundle $W/badtype lc-c1
+r create --bundle $B lc-c1 </dev/null
+try r create --bundle $B lc-c1
+try r start lc-c1
+try r start lc-c1
+try r kill lc-c1 NOSUCHSIGNAL
+try r delete lc-c1
+r kill lc-c1 KILL; wait_status lc-c1 stopped
+try r kill lc-c1
 try r state nosuch
 try r delete --force nosuch
 try r --nosuchflag list
@@ -244,11 +244,11 @@ try r create --bundle $B "bad/id"
         (1, &["rc=1", "config.json"]),
         (2, &["rc=1", "config.json"]),
         (3, &["rc=1", "config.json", "args"]),
-        (4, &["rc=1", "c1", "already exists"]),
+        (4, &["rc=1", "lc-c1", "already exists"]),
         (5, &["rc=0"]),
-        (6, &["rc=1", "c1"]),
+        (6, &["rc=1", "lc-c1"]),
         (7, &["rc=1", "NOSUCHSIGNAL"]),
-        (8, &["rc=1", "c1", "running"]),
+        (8, &["rc=1", "lc-c1", "running"]),
         (9, &["rc=1", "container not running"]),
         (10, &["rc=1", "does not exist"]),
         (11, &["rc=0"]),
@@ -275,9 +275,9 @@ fn json_log_lines_exist_even_on_early_failure() {
         "ferry",
         r#"rc=0; r --log $W/log.json --log-format json state nosuch 2>/dev/null || rc=$?; echo "rc=$rc"
 jq -c 'select(.level == "error") | [(.msg | test("does not exist")), (.time | length > 0)]' $W/log.json
-r --log=$W/log2.json --log-format=json -debug create --bundle=$B -pid-file $W/pid --pid-file $W/pid c1 </dev/null
+r --log=$W/log2.json --log-format=json -debug create --bundle=$B -pid-file $W/pid --pid-file $W/pid lc-c1 </dev/null
 jq -e -s 'length > 0 and all(.[]; has("level") and has("msg") and has("time"))' $W/log2.json >/dev/null && echo all-lines-json
-r delete --force c1
+r delete --force lc-c1
 "#,
     );
     check(&f, "json log with ferry");
@@ -292,13 +292,13 @@ fn concurrent_commands_never_corrupt_state() {
     let f = run_with(
         "ferry",
         r#"for i in 1 2 3; do
-  r run -d --bundle $B c$i </dev/null >/dev/null
-  for j in $(seq 8); do r state c$i >/dev/null 2>&1 & done
-  r kill c$i KILL >/dev/null 2>&1 & r delete --force c$i >/dev/null 2>&1 &
-  for j in $(seq 8); do r state c$i >/dev/null 2>&1 & done
+  r run -d --bundle $B lc-c$i </dev/null >/dev/null
+  for j in $(seq 8); do r state lc-c$i >/dev/null 2>&1 & done
+  r kill lc-c$i KILL >/dev/null 2>&1 & r delete --force lc-c$i >/dev/null 2>&1 &
+  for j in $(seq 8); do r state lc-c$i >/dev/null 2>&1 & done
   wait
-  r delete --force c$i
-  rc=0; r state c$i >/dev/null 2>&1 || rc=$?; echo "c$i gone: rc=$rc"
+  r delete --force lc-c$i
+  rc=0; r state lc-c$i >/dev/null 2>&1 || rc=$?; echo "lc-c$i gone: rc=$rc"
 done
 # ferry:internal holds ferry's own files, never a container.
 ls $ST | grep -v -e '^\.' -e '^ferry:internal$' | wc -l
@@ -307,7 +307,7 @@ ls $ST | grep -v -e '^\.' -e '^ferry:internal$' | wc -l
     check(&f, "concurrent commands with ferry");
     assert_eq!(
         text(&f.stdout),
-        "c1 gone: rc=1\nc2 gone: rc=1\nc3 gone: rc=1\n0\n"
+        "lc-c1 gone: rc=1\nlc-c2 gone: rc=1\nlc-c3 gone: rc=1\n0\n"
     );
 }
 
@@ -340,21 +340,21 @@ fn exec_tty_preserved_fds_and_signal_numbers() {
             r#"{CONSOLE_RECEIVER}
 echo "passed in" > $W/fd3
 cfg '.root.readonly=false | .process.args=["sh","-c","cat <&3 > /tmp/got; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
-r run -d --preserve-fds 1 --bundle $B c1 3<$W/fd3 </dev/null >/dev/null 2>&1
+r run -d --preserve-fds 1 --bundle $B lc-c1 3<$W/fd3 </dev/null >/dev/null 2>&1
 sleep 0.3
-r exec c1 cat /tmp/got
+r exec lc-c1 cat /tmp/got
 receive $W/exec.sock $W/exec.out
-r exec -t --console-socket $W/exec.sock -d c1 sh -c 'tty >/dev/null && echo exec-has-tty'
+r exec -t --console-socket $W/exec.sock -d lc-c1 sh -c 'tty >/dev/null && echo exec-has-tty'
 wait $rp
 cat $W/exec.out
-r exec --preserve-fds 1 c1 sh -c 'cat <&3' 3<$W/fd3
-r kill c1 15; wait_status c1 stopped && echo "signal 15: stopped"
-r delete c1
+r exec --preserve-fds 1 lc-c1 sh -c 'cat <&3' 3<$W/fd3
+r kill lc-c1 15; wait_status lc-c1 stopped && echo "signal 15: stopped"
+r delete lc-c1
 cfg '.process.args=["sleep","1000"]'
-r run -d --bundle $B c2 </dev/null >/dev/null 2>&1
-r exec -d c2 sleep 1000
-r kill --all c2 KILL; wait_status c2 stopped && echo "kill --all: stopped"
-r delete c2"#
+r run -d --bundle $B lc-c2 </dev/null >/dev/null 2>&1
+r exec -d lc-c2 sleep 1000
+r kill --all lc-c2 KILL; wait_status lc-c2 stopped && echo "kill --all: stopped"
+r delete lc-c2"#
         ),
     );
     assert_eq!(

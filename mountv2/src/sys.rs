@@ -5,20 +5,11 @@ use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io;
 
-/// x86_64 and aarch64 share the generic syscall number for mount_setattr.
-const SYS_MOUNT_SETATTR: libc::c_long = 442;
-
-pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
-pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
-pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
-pub const MOUNT_ATTR__ATIME: u64 = 0x0000_0070;
-pub const MOUNT_ATTR_RELATIME: u64 = 0x0000_0000;
-pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
-pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
-pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
-pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+pub use libc::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME,
+};
 
 /// Propagation types as mount_setattr's `propagation` field takes them (the MS_* values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +36,7 @@ fn mount_setattr(fd: BorrowedFd<'_>, attr: &MountAttr) -> io::Result<()> {
     // whose size we pass, and the fd is borrowed for the duration of the call.
     let r = unsafe {
         libc::syscall(
-            SYS_MOUNT_SETATTR,
+            libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH as libc::c_uint,

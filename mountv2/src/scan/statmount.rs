@@ -22,16 +22,11 @@ const STATMOUNT_MNT_OPTS: u64 = 0x80;
 const STATMOUNT_SB_SOURCE: u64 = 0x200;
 
 const SB_RDONLY: u32 = 1;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-const MOUNT_ATTR__ATIME: u64 = 0x70;
-const MOUNT_ATTR_NOATIME: u64 = 0x10;
-const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+use crate::sys::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME,
+};
 
 #[repr(C)]
 #[derive(Default)]
@@ -172,19 +167,56 @@ fn root_mount_id() -> std::io::Result<u64> {
     })
 }
 
-pub fn read_table() -> Result<Vec<RawMount>, ScanError> {
-    let err = |what: &str, e: std::io::Error| ScanError::Other(format!("{what}: {e}"));
-    let mut ids = vec![root_mount_id().map_err(|e| err("statx(/)", e))?];
+/// The ids of every mount of this namespace: the root's, then listmount's, in chunks.
+fn mount_ids() -> std::io::Result<Vec<u64>> {
+    let mut ids = vec![root_mount_id()?];
     let mut chunk = vec![0u64; 4096];
     let mut last = 0;
     loop {
-        let n = list_chunk(LSMT_ROOT, last, &mut chunk).map_err(|e| err("listmount", e))?;
+        let n = list_chunk(LSMT_ROOT, last, &mut chunk)?;
         ids.extend_from_slice(&chunk[..n]);
         if n < chunk.len() {
             break;
         }
         last = chunk[n - 1];
     }
+    Ok(ids)
+}
+
+/// A mount's attributes in mountinfo's words (`ro`, `nosuid`, `relatime`, ...).
+fn mount_options(a: u64) -> Vec<String> {
+    let mut mount_options = vec![if a & MOUNT_ATTR_RDONLY != 0 {
+        "ro"
+    } else {
+        "rw"
+    }
+    .to_string()];
+    for (bit, word) in [
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+        (MOUNT_ATTR_NOSYMFOLLOW, "nosymfollow"),
+        (MOUNT_ATTR_IDMAP, "idmapped"),
+        (MOUNT_ATTR_NODIRATIME, "nodiratime"),
+    ] {
+        if a & bit != 0 {
+            mount_options.push(word.to_string());
+        }
+    }
+    mount_options.push(
+        match a & MOUNT_ATTR__ATIME {
+            MOUNT_ATTR_NOATIME => "noatime",
+            MOUNT_ATTR_STRICTATIME => "strictatime",
+            _ => "relatime",
+        }
+        .to_string(),
+    );
+    mount_options
+}
+
+pub fn read_table() -> Result<Vec<RawMount>, ScanError> {
+    let err = |what: &str, e: std::io::Error| ScanError::Other(format!("{what}: {e}"));
+    let ids = mount_ids().map_err(|e| err("listmount", e))?;
     let mask = STATMOUNT_SB_BASIC
         | STATMOUNT_MNT_BASIC
         | STATMOUNT_PROPAGATE_FROM
@@ -222,33 +254,7 @@ pub fn read_table() -> Result<Vec<RawMount>, ScanError> {
                 root.push(b'/');
             }
         }
-        let a = head.mnt_attr;
-        let mut mount_options = vec![if a & MOUNT_ATTR_RDONLY != 0 {
-            "ro"
-        } else {
-            "rw"
-        }
-        .to_string()];
-        for (bit, word) in [
-            (MOUNT_ATTR_NOSUID, "nosuid"),
-            (MOUNT_ATTR_NODEV, "nodev"),
-            (MOUNT_ATTR_NOEXEC, "noexec"),
-            (MOUNT_ATTR_NOSYMFOLLOW, "nosymfollow"),
-            (MOUNT_ATTR_IDMAP, "idmapped"),
-            (MOUNT_ATTR_NODIRATIME, "nodiratime"),
-        ] {
-            if a & bit != 0 {
-                mount_options.push(word.to_string());
-            }
-        }
-        mount_options.push(
-            match a & MOUNT_ATTR__ATIME {
-                MOUNT_ATTR_NOATIME => "noatime",
-                MOUNT_ATTR_STRICTATIME => "strictatime",
-                _ => "relatime",
-            }
-            .to_string(),
-        );
+        let mount_options = mount_options(head.mnt_attr);
         let mut super_options = vec![if head.sb_flags & SB_RDONLY != 0 {
             "ro"
         } else {
