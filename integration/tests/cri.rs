@@ -54,14 +54,24 @@ fn describe(o: &Output) -> String {
 struct CriEnv {
     dir: PathBuf,
     netns: String,
+    /// Extra environment for containerd, which its shims and the runtimes inherit.
+    envs: Vec<(String, String)>,
 }
 
 impl CriEnv {
     fn start(tag: &str) -> CriEnv {
+        Self::start_with(tag, &[])
+    }
+
+    fn start_with(tag: &str, envs: &[(&str, &str)]) -> CriEnv {
         let pid = std::process::id();
         let env = CriEnv {
             dir: PathBuf::from(format!("/var/lib/ferry-test/cri-{tag}-{pid}")),
             netns: format!("cri-{tag}-{pid}"),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let out = env.script("start");
         if !out.status.success() {
@@ -83,6 +93,7 @@ impl CriEnv {
             .env("FERRY_CRI_DIR", &self.dir)
             .env("FERRY_CRI_NETNS", &self.netns)
             .env("FERRY_BIN", ferry_bin())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("running hack/cri-env {action}: {e}"))
     }
@@ -556,8 +567,12 @@ async fn counter_run(
         // containerd says when it took the image for a checkpoint; an ordinary image would
         // have been started afresh (and fail: the checkpoint image names no command).
         let log = std::fs::read_to_string(env.dir.join("containerd.log")).unwrap_or_default();
-        if !log.contains(&format!("Found checkpoint of container counter in {source}")) {
-            return Err(format!("containerd did not take {source} for a checkpoint image"));
+        if !log.contains(&format!(
+            "Found checkpoint of container counter in {source}"
+        )) {
+            return Err(format!(
+                "containerd did not take {source} for a checkpoint image"
+            ));
         }
     }
     let (t2, n2) = cri.count(&id2, before).await?;
@@ -622,6 +637,9 @@ impl Summary {
     }
 
     fn render(&self) -> String {
+        if self.rows.is_empty() {
+            return String::new();
+        }
         let mean = |v: &[f64]| {
             if v.is_empty() {
                 "-".to_string()
@@ -984,6 +1002,128 @@ fn cri_hostpath_private_submount_and_bidirectional_runc_and_ferry() {
         ],
         "cri-volumes-bidirectional-table.txt",
     );
+}
+
+/// A HostToContainer volume that comes back private, cut off from the host (the intermittent
+/// failure once seen under CRI): ferry is asked (FERRY_TEST_FAULT=untie-volumes in the
+/// environment containerd hands its shims) to undo its re-tying just before its post-restore
+/// check. The check must refuse the restore loudly, naming the volume, the tie it had and
+/// what it got, and leave the pod removable. runc, which ignores the variable, restores as
+/// usual. Returns what the table shows.
+async fn untied_volume_run(
+    cri: &mut Cri,
+    env: &CriEnv,
+    image: &str,
+    handler: &str,
+    out: &mut Outcome,
+) -> Result<String, String> {
+    let name = format!("cr-untied-{handler}");
+    let src = env.dir.join("vol").join(&name);
+    let s = src.display();
+    env.host(&format!(
+        "mkdir -p {s} && mount -t tmpfs cri-vol {s} && mount --make-shared {s} && mkdir {s}/src"
+    ))?;
+    let pod_cfg = pod_config(&name);
+    let pod = cri.run_pod(&pod_cfg, handler).await?;
+    let mut cfg = container_config("counter", image, &["/bin/sh", "-c", COUNTER]);
+    cfg.mounts = vec![Mount {
+        container_path: "/vol".into(),
+        host_path: format!("{s}/src"),
+        propagation: MountPropagation::PropagationHostToContainer as i32,
+        ..Default::default()
+    }];
+    let mut restore_cfg = container_config("counter", "", &[]);
+    restore_cfg.mounts = cfg.mounts.clone();
+    let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
+    cri.count(&id, 3).await?;
+    let before = vol_tree(cri, &id).await?;
+    if !before
+        .iter()
+        .any(|l| l.starts_with("/vol ") && l.contains("master:"))
+    {
+        return Err(format!(
+            "/vol is not a slave of the host's mount before checkpoint: {before:?}"
+        ));
+    }
+    let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
+    let t = Instant::now();
+    cri.checkpoint(&id, &archive).await?;
+    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.remove_pod(&pod).await?;
+
+    let pod_cfg2 = pod_config(&format!("{name}-r"));
+    let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
+    restore_cfg.image = Some(ImageSpec {
+        image: archive.display().to_string(),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let restored = cri.create_start(&pod2, &pod_cfg2, restore_cfg).await;
+    out.restore = Some(t.elapsed().as_secs_f64());
+    let seen = match restored {
+        Ok(id2) => {
+            let after = vol_tree(cri, &id2).await?;
+            format!("restored, /vol now {after:?} (was {before:?})")
+        }
+        Err(e) => format!(
+            "restore refused: {}",
+            e.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    };
+    // The failed restore leaves nothing the pod's removal cannot take.
+    cri.remove_pod(&pod2).await?;
+    Ok(seen)
+}
+
+#[test]
+fn cri_host_to_container_volume_restored_private_fails_restore() {
+    if !require_root() {
+        return;
+    }
+    let env = CriEnv::start_with("untied", &[("FERRY_TEST_FAULT", "untie-volumes")]);
+    let image = env.image();
+    let sock = env.sock();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    rt.block_on(async {
+        let mut cri = connect(&sock).await;
+        if let Err(e) = cri.pull(&image).await {
+            panic!("{e}\n{}", env.log_excerpt());
+        }
+        for handler in RUNTIMES {
+            let mut out = Outcome::default();
+            let seen = untied_volume_run(&mut cri, &env, &image, handler, &mut out).await;
+            let line = match &seen {
+                Ok(s) => s.clone(),
+                Err(e) => format!("FAIL: {e}"),
+            };
+            let _ = writeln!(
+                table,
+                "host-to-container, volume made private before ferry's check  {handler:<6} {line}"
+            );
+            if handler != "ferry" {
+                continue;
+            }
+            match seen {
+                Ok(s)
+                    if s.starts_with("restore refused")
+                        && s.contains("lost 1 tie(s) to the host's mounts")
+                        && s.contains("/vol: was slave of")
+                        && s.contains("is private (no tie)") => {}
+                Ok(s) => failures.push(format!(
+                    "ferry must refuse a restore whose volume lost its tie to the host: {s}"
+                )),
+                Err(e) => failures.push(e),
+            }
+        }
+    });
+    write_table("cri-untied-table.txt", &table, &Summary::default());
+    drop(env);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Inside the pod, one process sends a numbered line every 0.1 s over an established TCP
