@@ -137,6 +137,34 @@ impl CriEnv {
         Ok(reference)
     }
 
+    /// The CRIU both runtimes run here: the first `criu` on containerd's PATH (the shim
+    /// hands its environment down), and its `--version` line.
+    fn criu(&self) -> Result<(PathBuf, String), String> {
+        let pid = std::fs::read_to_string(self.dir.join("containerd.pid"))
+            .map_err(|e| format!("containerd.pid: {e}"))?;
+        let environ = std::fs::read(format!("/proc/{}/environ", pid.trim()))
+            .map_err(|e| format!("containerd's environment: {e}"))?;
+        let path = environ
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(b"PATH="))
+            .map(text)
+            .ok_or("containerd runs without PATH")?;
+        let criu = std::env::split_paths(&path)
+            .map(|d| d.join("criu"))
+            .find(|c| c.is_file())
+            .ok_or_else(|| format!("no criu on containerd's PATH {path}"))?;
+        let out = Command::new(&criu)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("{}: {e}", criu.display()))?;
+        let version = text(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("Version:"))
+            .map(|l| l.trim().to_string())
+            .ok_or_else(|| format!("{} --version {}", criu.display(), describe(&out)))?;
+        Ok((criu, version))
+    }
+
     /// The last warnings and errors of containerd's log, for a failure message (the shim
     /// deletes a failed container's bundle, CRIU's logs with it).
     fn log_excerpt(&self) -> String {
@@ -1226,7 +1254,23 @@ fn cri_tcp_connection_checkpoint_restore_runc_and_ferry() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
-    let mut table = String::new();
+    // CRIU 4.1 cannot dump IP sockets on current kernels: hack/cri-env puts 4.2 or newer
+    // first on containerd's PATH, for runc and ferry alike.
+    let (criu, version) = env.criu().unwrap_or_else(|e| panic!("{e}"));
+    let newer = version
+        .trim_start_matches("Version:")
+        .trim()
+        .split('.')
+        .map(|n| n.parse::<u32>().unwrap_or(0))
+        .take(2)
+        .collect::<Vec<_>>()
+        >= vec![4, 2];
+    assert!(
+        newer,
+        "containerd's runtimes would run {} ({version}): CRIU 4.2 or newer is needed",
+        criu.display()
+    );
+    let mut table = format!("CRIU for both runtimes: {} ({version})\n", criu.display());
     let mut summary = Summary::default();
     let mut failures = Vec::new();
     rt.block_on(async {
