@@ -520,6 +520,7 @@ impl Restoring<'_> {
     ) -> Result<()> {
         let spec = &self.input.spec;
         let reconnected = connect_volumes(spec, &self.input.bundle, host_ns, pid, boundary)?;
+        crate::fault::untie_after_restore(pid, reconnected.ties.iter().map(|t| &t.mountpoint))?;
         let broken = broken_ties(&reconnected, host_ns, pid)?;
         if !broken.is_empty() {
             self.mismatch(format!(
