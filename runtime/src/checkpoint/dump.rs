@@ -34,10 +34,7 @@ impl Runtime {
         let _lock = StateLock::container(&self.root, id, true)?;
         let mut c = self.load_container(id)?;
         let (status, pid) = running_init(&c, id)?;
-        let criu = Criu::find(opts.common.criu.as_deref())
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        criu.check_version()
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let criu = opts.common.find_criu()?;
         if opts.common.lazy_pages {
             return Err(RuntimeError::Invalid(
                 "--lazy-pages needs userfaultfd page serving, which ferry does not drive yet: checkpoint without it".into(),

@@ -32,6 +32,15 @@ impl CriuOptions {
             .unwrap_or_else(|| self.image_path.clone())
     }
 
+    /// The CRIU binary these flags name (else the one on PATH), checked to be new enough.
+    pub(super) fn find_criu(&self) -> Result<crate::criu::Criu> {
+        let criu = crate::criu::Criu::find(self.criu.as_deref())
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        criu.check_version()
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        Ok(criu)
+    }
+
     /// The options of a dump or restore request that come from these flags and the bundle.
     pub(super) fn apply(&self, spec: &oci_spec::runtime::Spec, o: &mut Criu_opts) -> Result<()> {
         o.set_manage_cgroups(true);

@@ -145,10 +145,7 @@ fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> 
     let spec = load_bundle_spec(&opts.bundle)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e))?;
-    let criu = Criu::find(opts.common.criu.as_deref())
-        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-    criu.check_version()
-        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let criu = opts.common.find_criu()?;
     if opts.common.lazy_pages {
         return Err(RuntimeError::Invalid(
             "--lazy-pages needs a page server, which ferry does not drive yet: restore without it"
