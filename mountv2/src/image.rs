@@ -411,55 +411,67 @@ impl MountImage {
             by_sb.entry(c.superblock).or_default().push(i);
         }
         for list in by_sb.values() {
-            // Every path of the superblock any content speaks of, with what it is there. A
-            // base and its ancestors are directories. Where contents overlap (a dump that had
-            // to read one view through its path and another through a clone captures some
-            // files twice) they must agree exactly, so nothing one of them makes can stand
-            // where another expects a directory.
-            let mut seen: HashMap<String, (usize, Option<&Entry>)> = HashMap::new();
-            for &i in list {
-                let content = &self.contents[i].content;
-                let base = content.base.trim_start_matches('/');
-                let mut dirs: Vec<&str> =
-                    base.match_indices('/').map(|(p, _)| &base[..p]).collect();
-                if !base.is_empty() {
-                    dirs.push(base);
-                }
-                let items = dirs
-                    .into_iter()
-                    .map(|d| (d.to_string(), None, format!("contents[{i}].base")))
-                    .chain(content.entries.iter().enumerate().map(|(k, e)| {
-                        let abs = if base.is_empty() {
-                            e.path.clone()
-                        } else {
-                            format!("{base}/{}", e.path)
-                        };
-                        (abs, Some(e), format!("contents[{i}].entries[{k}].path"))
-                    }));
-                for (abs, entry, name) in items {
-                    let is_dir = |x: Option<&Entry>| x.is_none_or(|e| e.kind == EntryKind::Dir);
-                    if let Some((j, other)) = seen.get(&abs) {
-                        let agree = (is_dir(entry) && is_dir(*other))
-                            || (entry.is_some()
-                                && entry.map(|e| (&e.kind, e.meta))
-                                    == other.map(|e| (&e.kind, e.meta)));
-                        if !agree && *j != i {
-                            return Err(field(
-                                name,
-                                format!(
-                                    "/{abs} is a {} here but a {} in contents[{j}] of the same \
-                                     superblock; overlapping contents must agree",
-                                    kind_name(entry),
-                                    kind_name(*other)
-                                ),
-                            ));
-                        }
+            self.check_overlaps(list)?;
+        }
+        self.check_roots_through_contents(&by_sb)
+    }
+
+    /// Every path of one superblock's contents (`list`) any content speaks of, with what it
+    /// is there. A base and its ancestors are directories. Where contents overlap (a dump that
+    /// had to read one view through its path and another through a clone captures some files
+    /// twice) they must agree exactly, so nothing one of them makes can stand where another
+    /// expects a directory.
+    fn check_overlaps(&self, list: &[usize]) -> Result<(), ImageError> {
+        let mut seen: HashMap<String, (usize, Option<&Entry>)> = HashMap::new();
+        for &i in list {
+            let content = &self.contents[i].content;
+            let base = content.base.trim_start_matches('/');
+            let mut dirs: Vec<&str> = base.match_indices('/').map(|(p, _)| &base[..p]).collect();
+            if !base.is_empty() {
+                dirs.push(base);
+            }
+            let items = dirs
+                .into_iter()
+                .map(|d| (d.to_string(), None, format!("contents[{i}].base")))
+                .chain(content.entries.iter().enumerate().map(|(k, e)| {
+                    let abs = if base.is_empty() {
+                        e.path.clone()
                     } else {
-                        seen.insert(abs, (i, entry));
+                        format!("{base}/{}", e.path)
+                    };
+                    (abs, Some(e), format!("contents[{i}].entries[{k}].path"))
+                }));
+            for (abs, entry, name) in items {
+                let is_dir = |x: Option<&Entry>| x.is_none_or(|e| e.kind == EntryKind::Dir);
+                if let Some((j, other)) = seen.get(&abs) {
+                    let agree = (is_dir(entry) && is_dir(*other))
+                        || (entry.is_some()
+                            && entry.map(|e| (&e.kind, e.meta))
+                                == other.map(|e| (&e.kind, e.meta)));
+                    if !agree && *j != i {
+                        return Err(field(
+                            name,
+                            format!(
+                                "/{abs} is a {} here but a {} in contents[{j}] of the same \
+                                 superblock; overlapping contents must agree",
+                                kind_name(entry),
+                                kind_name(*other)
+                            ),
+                        ));
                     }
+                } else {
+                    seen.insert(abs, (i, entry));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A mount root below a content's base runs through directories of that content only.
+    fn check_roots_through_contents(
+        &self,
+        by_sb: &HashMap<SuperblockIdx, Vec<usize>>,
+    ) -> Result<(), ImageError> {
         for (mi, m) in self.tree.mounts.iter().enumerate() {
             let Some(list) = by_sb.get(&m.superblock) else {
                 continue;
