@@ -210,14 +210,8 @@ fn mount_id(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<u64> {
     Ok(st.stx_mnt_id)
 }
 
-fn walk(
-    dir: &OwnedFd,
-    rel: &str,
-    mount: u64,
-    limit: u64,
-    used: &mut u64,
-    out: &mut Vec<Entry>,
-) -> Result<(), ContentError> {
+/// The names in directory `dir` (at `rel`), sorted, without `.` and `..`.
+fn sorted_names(dir: &OwnedFd, rel: &str) -> Result<Vec<Vec<u8>>, ContentError> {
     let mut names = Vec::new();
     let reader_fd = rustix::fs::openat(
         dir,
@@ -236,7 +230,41 @@ fn walk(
         names.push(name.to_vec());
     }
     names.sort();
-    for name in names {
+    Ok(names)
+}
+
+/// A regular file's content (`size` bytes expected), as an entry holds it.
+fn read_file(
+    dir: &OwnedFd,
+    name: &[u8],
+    path: &str,
+    size: usize,
+) -> Result<EntryKind, ContentError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(path, e))?;
+    let mut data = Vec::with_capacity(size);
+    std::fs::File::from(fd)
+        .read_to_end(&mut data)
+        .map_err(|e| io_err(path, e))?;
+    Ok(EntryKind::File {
+        data: base64::engine::general_purpose::STANDARD.encode(&data),
+    })
+}
+
+fn walk(
+    dir: &OwnedFd,
+    rel: &str,
+    mount: u64,
+    limit: u64,
+    used: &mut u64,
+    out: &mut Vec<Entry>,
+) -> Result<(), ContentError> {
+    for name in sorted_names(dir, rel)? {
         let path = join(rel, &escape_name(&name));
         let name = name.as_slice();
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -278,20 +306,7 @@ fn walk(
                 if *used > limit {
                     return Err(ContentError::TooLarge { what: path, limit });
                 }
-                let fd = rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err(&path, e))?;
-                let mut data = Vec::with_capacity(st.st_size as usize);
-                std::fs::File::from(fd)
-                    .read_to_end(&mut data)
-                    .map_err(|e| io_err(&path, e))?;
-                EntryKind::File {
-                    data: base64::engine::general_purpose::STANDARD.encode(&data),
-                }
+                read_file(dir, name, &path, st.st_size as usize)?
             }
             FileType::Symlink => {
                 let target =
