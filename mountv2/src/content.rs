@@ -413,107 +413,119 @@ fn type_name(t: FileType) -> &'static str {
 /// descriptor of the entry itself after checking it is what was created. A symlink the content
 /// made earlier therefore cannot steer a later entry, or its mode, to a file elsewhere.
 pub fn populate(dir: BorrowedFd<'_>, content: &Content) -> Result<(), ContentError> {
-    let engine = base64::engine::general_purpose::STANDARD;
     for e in &content.entries {
-        let (parent, name) = split_entry(e)?;
-        let pfd = open_dir_beneath(dir, parent)?;
-        let name = unescape(name)?;
-        let name = name.as_slice();
-        let created = |r| exclusive(&e.path, r);
-        let create_file = || {
-            rustix::fs::openat(
-                &pfd,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-        };
-        match &e.kind {
-            EntryKind::Dir => match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
-                // A directory made on the way to a mount root or content base may be there
-                // already; anything else in its place (a symlink above all) is refused.
-                Err(rustix::io::Errno::EXIST) => {
-                    let st = rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|err| io_err(&e.path, err))?;
-                    let found = FileType::from_raw_mode(st.st_mode);
-                    if found != FileType::Directory {
-                        return Err(ContentError::Invalid {
-                            path: e.path.clone(),
-                            reason: format!(
-                                "a {} is already there where a directory is wanted",
-                                type_name(found)
-                            ),
-                        });
-                    }
-                }
-                other => other.map_err(|err| io_err(&e.path, err))?,
-            },
-            EntryKind::File { data } => {
-                let bytes = engine.decode(data).map_err(|err| ContentError::Invalid {
-                    path: e.path.clone(),
-                    reason: format!("file data is not base64: {err}"),
-                })?;
-                let fd = exclusive(&e.path, create_file())?;
-                std::fs::File::from(fd)
-                    .write_all(&bytes)
-                    .map_err(|err| io_err(&e.path, err))?;
-            }
-            EntryKind::Symlink { target } => created(rustix::fs::symlinkat(
-                unescape(target)?.as_slice(),
-                &pfd,
-                name,
-            ))?,
-            EntryKind::Fifo => created(rustix::fs::mknodat(
-                &pfd,
-                name,
-                FileType::Fifo,
-                Mode::from_raw_mode(0o600),
-                0,
-            ))?,
-            // A socket cannot be recreated as such; an empty file keeps the name.
-            EntryKind::Socket => created(create_file().map(drop))?,
-            EntryKind::Device {
-                block,
-                major,
-                minor,
-            } => created(rustix::fs::mknodat(
-                &pfd,
-                name,
-                if *block {
-                    FileType::BlockDevice
-                } else {
-                    FileType::CharacterDevice
-                },
-                Mode::from_raw_mode(0o600),
-                rustix::fs::makedev(*major, *minor),
-            ))?,
-        }
+        create_entry(dir, e)?;
     }
     // Owners and modes (symlinks get owners only), deepest first.
     for e in content.entries.iter().rev() {
-        split_entry(e)?;
-        let fd = open_beneath(dir, &e.path, OFlags::PATH)?;
-        let st = rustix::fs::fstat(&fd).map_err(|err| io_err(&e.path, err))?;
-        let found = FileType::from_raw_mode(st.st_mode);
-        let wanted = created_type(&e.kind);
-        if found != wanted {
-            return Err(ContentError::Invalid {
-                path: e.path.clone(),
-                reason: format!(
-                    "is a {} where a {} was created",
-                    type_name(found),
-                    type_name(wanted)
-                ),
-            });
-        }
-        set_owner(fd.as_fd(), &e.meta).map_err(|err| io_err(&e.path, err))?;
-        if wanted != FileType::Symlink {
-            crate::sys::chmod_fd(fd.as_fd(), e.meta.mode).map_err(|err| io_err(&e.path, err))?;
-        }
+        set_owner_and_mode(dir, e)?;
     }
     if let Some(meta) = &content.base_meta {
         set_owner(dir, meta).map_err(|err| io_err(".", err))?;
         crate::sys::chmod_fd(dir, meta.mode).map_err(|err| io_err(".", err))?;
+    }
+    Ok(())
+}
+
+/// Create entry `e` below `dir`, exclusively (a directory may be there already).
+fn create_entry(dir: BorrowedFd<'_>, e: &Entry) -> Result<(), ContentError> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let (parent, name) = split_entry(e)?;
+    let pfd = open_dir_beneath(dir, parent)?;
+    let name = unescape(name)?;
+    let name = name.as_slice();
+    let created = |r| exclusive(&e.path, r);
+    let create_file = || {
+        rustix::fs::openat(
+            &pfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+    };
+    match &e.kind {
+        EntryKind::Dir => match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
+            // A directory made on the way to a mount root or content base may be there
+            // already; anything else in its place (a symlink above all) is refused.
+            Err(rustix::io::Errno::EXIST) => {
+                let st = rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| io_err(&e.path, err))?;
+                let found = FileType::from_raw_mode(st.st_mode);
+                if found != FileType::Directory {
+                    return Err(ContentError::Invalid {
+                        path: e.path.clone(),
+                        reason: format!(
+                            "a {} is already there where a directory is wanted",
+                            type_name(found)
+                        ),
+                    });
+                }
+            }
+            other => other.map_err(|err| io_err(&e.path, err))?,
+        },
+        EntryKind::File { data } => {
+            let bytes = engine.decode(data).map_err(|err| ContentError::Invalid {
+                path: e.path.clone(),
+                reason: format!("file data is not base64: {err}"),
+            })?;
+            let fd = exclusive(&e.path, create_file())?;
+            std::fs::File::from(fd)
+                .write_all(&bytes)
+                .map_err(|err| io_err(&e.path, err))?;
+        }
+        EntryKind::Symlink { target } => created(rustix::fs::symlinkat(
+            unescape(target)?.as_slice(),
+            &pfd,
+            name,
+        ))?,
+        EntryKind::Fifo => created(rustix::fs::mknodat(
+            &pfd,
+            name,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        ))?,
+        // A socket cannot be recreated as such; an empty file keeps the name.
+        EntryKind::Socket => created(create_file().map(drop))?,
+        EntryKind::Device {
+            block,
+            major,
+            minor,
+        } => created(rustix::fs::mknodat(
+            &pfd,
+            name,
+            if *block {
+                FileType::BlockDevice
+            } else {
+                FileType::CharacterDevice
+            },
+            Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(*major, *minor),
+        ))?,
+    }
+    Ok(())
+}
+
+/// Give entry `e` its owner and mode, through an `O_PATH` descriptor of what was created.
+fn set_owner_and_mode(dir: BorrowedFd<'_>, e: &Entry) -> Result<(), ContentError> {
+    split_entry(e)?;
+    let fd = open_beneath(dir, &e.path, OFlags::PATH)?;
+    let st = rustix::fs::fstat(&fd).map_err(|err| io_err(&e.path, err))?;
+    let found = FileType::from_raw_mode(st.st_mode);
+    let wanted = created_type(&e.kind);
+    if found != wanted {
+        return Err(ContentError::Invalid {
+            path: e.path.clone(),
+            reason: format!(
+                "is a {} where a {} was created",
+                type_name(found),
+                type_name(wanted)
+            ),
+        });
+    }
+    set_owner(fd.as_fd(), &e.meta).map_err(|err| io_err(&e.path, err))?;
+    if wanted != FileType::Symlink {
+        crate::sys::chmod_fd(fd.as_fd(), e.meta.mode).map_err(|err| io_err(&e.path, err))?;
     }
     Ok(())
 }
