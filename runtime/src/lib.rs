@@ -9,11 +9,14 @@ pub mod criu;
 pub mod error;
 pub mod features;
 pub mod images;
+pub mod keyring;
 pub mod lifecycle;
 pub mod lock;
 pub mod netns;
 pub mod propagation;
+pub mod rootfs_mounts;
 pub mod sealed;
+pub mod spec_check;
 pub mod stats;
 
 pub use error::{Result, RuntimeError};
