@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod netns;
 pub mod propagation;
+pub mod repeated_errors;
 pub mod rootfs_mounts;
 pub mod sealed;
 pub mod spec_check;
