@@ -105,7 +105,9 @@ fn create_pause_checkpoint_restore_delete_on_cgroup_v2() {
     let script = r#"cfg '.process.args=["sh","-c","trap \"exit 0\" TERM; i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"]'
 CG=/sys/fs/cgroup/pa-v2
 in_cgroup() { grep -qx "$(r state pa-v2 | jq .pid)" $CG/cgroup.procs && echo "init in $CG" || echo "init not in $CG"; }
-advances() { a=$(r exec pa-v2 cat /dev/shm/n); for _ in $(seq 20); do sleep 0.25; b=$(r exec pa-v2 cat /dev/shm/n); [ "$b" -gt "$a" ] && { echo advances; return; }; done; echo "stands at $a"; }
+# The counter's file is there once the init ran its first round.
+n() { r exec pa-v2 cat /dev/shm/n 2>/dev/null || echo 0; }
+advances() { a=$(n); for _ in $(seq 20); do sleep 0.25; b=$(n); [ "$b" -gt "$a" ] && { echo advances; return; }; done; echo "stands at $a"; }
 stat -f -c %T /sys/fs/cgroup
 r run -d --bundle $B pa-v2 </dev/null >/dev/null
 status pa-v2
