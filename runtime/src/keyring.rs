@@ -58,8 +58,17 @@ fn permissions(serial: i64) -> std::io::Result<u32> {
 }
 
 /// Before libcontainer forks a new container's init: give it the session keyring
-/// `_ses.<id>`, as runc does (with a user namespace, others may search it too).
-pub fn new_for_container(id: &str, user_namespace: bool) -> Result<()> {
+/// `_ses.<id>`, as runc does (with a new user namespace, others may search it too).
+pub fn new_for_container(id: &str, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let user_namespace = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
+            })
+        });
     let serial = match join(id) {
         Ok(s) => s,
         // A kernel without keys: runc goes on without a keyring, and so does ferry.

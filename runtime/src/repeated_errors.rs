@@ -13,6 +13,10 @@ pub fn repeated_by_ferry(meta: &tracing::Metadata<'_>, message: &str) -> bool {
         "libcontainer::container::builder_impl" => {
             message.starts_with("failed to run container process")
         }
+        // A state file that cannot be read or written is an error libcontainer returns;
+        // ferry reports it naming the container, or has a reason to go on without it (the
+        // state of a create that failed early).
+        "libcontainer::container::state" => true,
         _ => false,
     }
 }

@@ -250,6 +250,30 @@ fn destination_in(message: &str) -> Option<String> {
     None
 }
 
+/// The cause to report from libcontainer's first error at a mount (`failed to mount Mount
+/// { ... }: CAUSE`, the mount itself left out: ferry names it) and the error it returned
+/// (`Mount(Syscall(Nix(EINVAL)))`, whose errno is added when the first says only `syscall`).
+fn cause_of(first: Option<&str>, returned: Option<&str>) -> String {
+    let errno = returned.and_then(|r| {
+        let rest = &r[r.find("Nix(")? + 4..];
+        Some(&rest[..rest.find(')')?])
+    });
+    let Some(first) = first else {
+        return returned.unwrap_or("failed").to_string();
+    };
+    let first = match (
+        first.strip_prefix("failed to mount Mount {"),
+        first.find(" }: "),
+    ) {
+        (Some(_), Some(end)) => &first[end + 4..],
+        _ => first,
+    };
+    match errno {
+        Some(errno) if !first.contains(errno) => format!("{first}: {errno}"),
+        _ => first.to_string(),
+    }
+}
+
 #[derive(Default)]
 struct Fields {
     message: String,
@@ -316,11 +340,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for InitReportLayer {
                 cause: None,
             };
         } else if f.message == "failed to prepare rootfs" {
-            let cause = at
-                .cause
-                .clone()
-                .or(f.err)
-                .unwrap_or_else(|| "failed".into());
+            let cause = cause_of(at.cause.as_deref(), f.err.as_deref());
             let line = format!("{}\t{cause}", at.destination.clone().unwrap_or_default());
             // SAFETY: `fd` is the report pipe's write end, open in this process (inherited
             // from the parent that armed it); one short write, atomic below PIPE_BUF.
@@ -357,5 +377,15 @@ mod tests {
             destination_in(r#"mounting Mount { destination: "/a \"b\"", typ: None }"#),
             Some("/a \"b\"".into())
         );
+        assert_eq!(
+            cause_of(
+                Some(
+                    r#"failed to mount Mount { destination: "/t", options: Some(["size=x"]) }: syscall"#
+                ),
+                Some("Mount(Syscall(Nix(EINVAL)))")
+            ),
+            "syscall: EINVAL"
+        );
+        assert_eq!(cause_of(None, Some("Device(X)")), "Device(X)");
     }
 }
