@@ -1,5 +1,5 @@
 //! ferry and runc 1.1.5 on a cgroup v2 host, side by side: create, pause, checkpoint a paused
-//! container, restore, pause and resume the restored one, delete.
+//! container, restore, pause and resume the restored one, `kill --all`, delete.
 //!
 //! The test machine may be cgroup v1 with a hybrid unified hierarchy. Each script then runs
 //! in a cgroup of its own in the unified hierarchy, in new mount and cgroup namespaces, with
@@ -96,7 +96,8 @@ fn on_v2(runtime: &str, script: &str) -> Output {
 }
 
 /// The whole life of a container on cgroup v2, the checkpoint of a paused container among it
-/// (CRIU is told where its frozen freezer is): ferry and runc print the same.
+/// (CRIU is told where its frozen freezer is), `kill --all` through the cgroup and a plain
+/// delete: ferry and runc print the same.
 #[test]
 fn create_pause_checkpoint_restore_delete_on_cgroup_v2() {
     if !require_root() {
@@ -130,7 +131,11 @@ echo "cgroup.freeze $(cat $CG/cgroup.freeze)"
 r resume pa-v2
 status pa-v2
 advances
-r delete --force pa-v2
+r kill --all pa-v2 KILL
+wait_status pa-v2 stopped
+status pa-v2
+echo "processes left: $(wc -l < $CG/cgroup.procs)"
+r delete pa-v2
 [ -d $CG ] && echo "cgroup kept" || echo "cgroup removed"
 echo "containers: $(r list -q | wc -l)""#;
     let f = on_v2("ferry", script);
@@ -158,6 +163,6 @@ echo "containers: $(r list -q | wc -l)""#;
         "cgroup2fs\nrunning\ninit in /sys/fs/cgroup/pa-v2\nadvances\npaused\ncgroup.freeze 1\n\
          checkpointed\ncontainers: 0\ncgroup removed\nrestored\nrunning\n\
          init in /sys/fs/cgroup/pa-v2\ncgroup.freeze 0\nadvances\npaused\ncgroup.freeze 1\n\
-         running\nadvances\ncgroup removed\ncontainers: 0\n"
+         running\nadvances\nstopped\nprocesses left: 0\ncgroup removed\ncontainers: 0\n"
     );
 }
