@@ -1,5 +1,6 @@
 //! ferry and runc 1.1.5 on a cgroup v2 host, side by side: create, pause, checkpoint a paused
-//! container, restore, pause and resume the restored one, `kill --all`, delete.
+//! container, restore, pause and resume the restored one, `events --stats`, `kill --all`,
+//! delete.
 //!
 //! The test machine may be cgroup v1 with a hybrid unified hierarchy. Each script then runs
 //! in a cgroup of its own in the unified hierarchy, in new mount and cgroup namespaces, with
@@ -96,8 +97,8 @@ fn on_v2(runtime: &str, script: &str) -> Output {
 }
 
 /// The whole life of a container on cgroup v2, the checkpoint of a paused container among it
-/// (CRIU is told where its frozen freezer is), `kill --all` through the cgroup and a plain
-/// delete: ferry and runc print the same.
+/// (CRIU is told where its frozen freezer is), statistics without controllers, `kill --all`
+/// through the cgroup and a plain delete: ferry and runc print the same.
 #[test]
 fn create_pause_checkpoint_restore_delete_on_cgroup_v2() {
     if !require_root() {
@@ -114,6 +115,8 @@ r run -d --bundle $B pa-v2 </dev/null >/dev/null
 status pa-v2
 in_cgroup
 advances
+# Only the freezer is there: statistics come from cpu.stat and cgroup.procs.
+r events --stats pa-v2 | jq -c '[.type, .data.cpu.usage.total > 0, .data.pids.current > 0]'
 r pause pa-v2
 status pa-v2
 echo "cgroup.freeze $(cat $CG/cgroup.freeze)"
@@ -160,7 +163,7 @@ echo "containers: $(r list -q | wc -l)""#;
     );
     assert_eq!(
         text(&f.stdout),
-        "cgroup2fs\nrunning\ninit in /sys/fs/cgroup/pa-v2\nadvances\npaused\ncgroup.freeze 1\n\
+        "cgroup2fs\nrunning\ninit in /sys/fs/cgroup/pa-v2\nadvances\n[\"stats\",true,true]\npaused\ncgroup.freeze 1\n\
          checkpointed\ncontainers: 0\ncgroup removed\nrestored\nrunning\n\
          init in /sys/fs/cgroup/pa-v2\ncgroup.freeze 0\nadvances\npaused\ncgroup.freeze 1\n\
          running\nadvances\nstopped\nprocesses left: 0\ncgroup removed\ncontainers: 0\n"

@@ -112,6 +112,15 @@ pub fn freezer_dir(cgroup_path: &Path) -> Result<PathBuf> {
     Ok(root.join(rel.trim_start_matches('/')))
 }
 
+/// The directory of a container whose cgroup is `cgroup_path` on a cgroup v2 host; `None` on
+/// a v1 or hybrid one.
+pub fn unified_dir(cgroup_path: &Path) -> Option<PathBuf> {
+    unified_only().then(|| {
+        Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT)
+            .join(clean(&cgroup_path.to_string_lossy()).trim_start_matches('/'))
+    })
+}
+
 /// The host's directory for `rel` in the cgroup v1 hierarchy that a container sees mounted at
 /// `.../NAME` (`cpu,cpuacct`, `systemd`): the host's hierarchy whose mount point has that
 /// name, else `/sys/fs/cgroup/NAME` (where runc's and libcontainer's hosts mount them).

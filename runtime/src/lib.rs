@@ -19,5 +19,6 @@ pub mod rootfs_mounts;
 pub mod sealed;
 pub mod spec_check;
 pub mod stats;
+pub mod stats_v2;
 
 pub use error::{Result, RuntimeError};
