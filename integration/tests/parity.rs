@@ -415,7 +415,8 @@ echo "rc=$rc lines=$(grep -c . $W/err) named=$(grep -c pa-nonexistent $W/err) st
 }
 
 /// config.json as runc reads it: an unknown capability name is ignored with a warning naming
-/// it, and an ociVersion that is not 1.x (2.0.0, 0.9, none) runs.
+/// it (also in exec's `--cap` and `--process`), and an ociVersion that is not 1.x (2.0.0,
+/// 0.9, none) runs.
 #[test]
 fn unknown_capabilities_and_other_oci_versions_run() {
     if !require_root() {
@@ -432,12 +433,19 @@ for v in '"2.0.0"' '"0.9"' null; do
   cp $W/orig.json $B/config.json
   cfg ".process.args=[\"true\"] | .ociVersion=$v | if .ociVersion == null then del(.ociVersion) else . end"
   rc=0; r run --bundle $B pa-spec </dev/null >/dev/null 2>&1 || rc=$?; echo "ociVersion $v rc=$rc"
-done"#,
+done
+cp $W/orig.json $B/config.json
+r run -d --bundle $B pa-spec2 </dev/null >/dev/null 2>&1
+rc=0; r exec --cap CAP_PA_BAZ pa-spec2 true 2>$W/err || rc=$?; echo "exec --cap rc=$rc warned=$(grep -c CAP_PA_BAZ $W/err)"
+jq '.process | .args=["true"] | .capabilities.bounding += ["CAP_PA_QUX"]' $B/config.json > $W/p.json
+rc=0; r exec -p $W/p.json pa-spec2 2>$W/err || rc=$?; echo "exec -p rc=$rc warned=$(grep -c CAP_PA_QUX $W/err)"
+r delete --force pa-spec2"#,
     );
     assert_eq!(
         out,
         "CapEff:\t0000000020000420\nCapBnd:\t0000000020000420\nrc=0 warned-foo=1 warned-bar=1\n\
-         ociVersion \"2.0.0\" rc=0\nociVersion \"0.9\" rc=0\nociVersion null rc=0\n"
+         ociVersion \"2.0.0\" rc=0\nociVersion \"0.9\" rc=0\nociVersion null rc=0\n\
+         exec --cap rc=0 warned=1\nexec -p rc=0 warned=1\n"
     );
 }
 

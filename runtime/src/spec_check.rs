@@ -4,6 +4,7 @@
 //!   list) is dropped with a warning naming it; runc warns "ignoring unknown or unavailable
 //!   capabilities" and runs. A typo in a capability list thus costs the container that
 //!   capability, not its start, as with runc.
+//!   The same holds for exec's process (`--cap`, `--process`).
 //! - An `ociVersion` that is not 1.x (2.0.0, 0.9, empty) is read as runtime-spec 1.x with a
 //!   warning: runc does not look at it. There is no runtime-spec 2 to misread, so refusing
 //!   such a bundle would only break bundles runc runs.
@@ -63,18 +64,16 @@ fn known_capability(name: &str) -> bool {
     serde_json::from_value::<Capability>(Value::String(name.to_string())).is_ok()
 }
 
-/// Rewrite a parsed config.json as runc reads it (see the module's comment).
-pub fn relax(cfg: &mut Value) -> Relaxed {
-    let mut out = Relaxed::default();
-    if let Some(caps) = cfg
-        .get_mut("process")
-        .and_then(|p| p.get_mut("capabilities"))
-    {
+/// Drop the capability names this runtime does not know from a process object (config.json's
+/// `process`, or exec's); returns them, sorted, each once.
+pub fn drop_unknown_capabilities(process: &mut Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if let Some(caps) = process.get_mut("capabilities") {
         for set in CAPABILITY_SETS {
             if let Some(list) = caps.get_mut(set).and_then(Value::as_array_mut) {
                 list.retain(|c| match c.as_str() {
                     Some(name) if !known_capability(name) => {
-                        out.unknown_capabilities.push(name.to_string());
+                        dropped.push(name.to_string());
                         false
                     }
                     _ => true,
@@ -82,8 +81,17 @@ pub fn relax(cfg: &mut Value) -> Relaxed {
             }
         }
     }
-    out.unknown_capabilities.sort();
-    out.unknown_capabilities.dedup();
+    dropped.sort();
+    dropped.dedup();
+    dropped
+}
+
+/// Rewrite a parsed config.json as runc reads it (see the module's comment).
+pub fn relax(cfg: &mut Value) -> Relaxed {
+    let mut out = Relaxed::default();
+    if let Some(process) = cfg.get_mut("process") {
+        out.unknown_capabilities = drop_unknown_capabilities(process);
+    }
     if let Some(obj) = cfg.as_object_mut() {
         let version = obj
             .get("ociVersion")

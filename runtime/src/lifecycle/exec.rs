@@ -138,6 +138,14 @@ impl Runtime {
         if opts.no_new_privs {
             obj.insert("noNewPrivileges".into(), true.into());
         }
+        // As runc: a capability name it does not know is ignored, with a warning.
+        let unknown = crate::spec_check::drop_unknown_capabilities(&mut process);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                "ignoring unknown or unavailable capabilities: {}",
+                unknown.join(", ")
+            );
+        }
         let file = tempfile::Builder::new()
             .prefix("exec-process-")
             .suffix(".json")
