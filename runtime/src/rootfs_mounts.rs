@@ -341,7 +341,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for InitReportLayer {
             };
         } else if f.message == "failed to prepare rootfs" {
             let cause = cause_of(at.cause.as_deref(), f.err.as_deref());
-            let line = format!("{}\t{cause}", at.destination.clone().unwrap_or_default());
+            // Devices and symlinks come after the mounts: an error there is not the last
+            // mount's (libcontainer's error says which step failed).
+            let at_a_mount = f.err.as_deref().is_none_or(|e| e.starts_with("Mount("));
+            let dest = match at_a_mount {
+                true => at.destination.clone().unwrap_or_default(),
+                false => String::new(),
+            };
+            let line = format!("{dest}\t{cause}");
             // SAFETY: `fd` is the report pipe's write end, open in this process (inherited
             // from the parent that armed it); one short write, atomic below PIPE_BUF.
             unsafe { libc::write(fd, line.as_ptr().cast(), line.len().min(4000)) };
