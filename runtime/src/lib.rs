@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cleanup;
 pub mod criu;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod images;
 pub mod keyring;

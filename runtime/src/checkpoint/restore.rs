@@ -460,6 +460,7 @@ impl Runtime {
         // The mount tree must be the one that was checkpointed, up to what this host and
         // this bundle explain: where each bind's source lies in its filesystem.
         let reconnected = connect_volumes(spec, bundle, &host_ns, pid, boundary.as_ref())?;
+        crate::fault::untie_after_restore(pid, reconnected.ties.iter().map(|t| &t.mountpoint))?;
         let broken = broken_ties(&reconnected, &host_ns, pid)?;
         if !broken.is_empty() {
             let msg = format!(
