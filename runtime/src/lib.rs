@@ -10,12 +10,17 @@ pub mod error;
 pub mod fault;
 pub mod features;
 pub mod images;
+pub mod keyring;
 pub mod lifecycle;
 pub mod lock;
 pub mod mntns;
 pub mod netns;
 pub mod propagation;
+pub mod repeated_errors;
+pub mod rootfs_mounts;
 pub mod sealed;
+pub mod spec_check;
 pub mod stats;
+pub mod stats_v2;
 
 pub use error::{Result, RuntimeError};

@@ -643,9 +643,7 @@ fn cgroup_mounts_from_host(image: &mut MountImage, cgroup: &str, o: &mut Criu_op
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let host = PathBuf::from("/sys/fs/cgroup")
-            .join(&hierarchy)
-            .join(new_root.trim_start_matches('/'));
+        let host = crate::cgroup_paths::v1_dir_named(&hierarchy, &new_root);
         std::fs::create_dir_all(&host).map_err(|e| {
             RuntimeError::io(
                 format!(
