@@ -57,17 +57,7 @@ impl Runtime {
             crate::keyring::new_for_container(id, &spec)?;
         }
         let init_report = crate::rootfs_mounts::InitReport::arm()?;
-        // Named cgroup hierarchies and the unified one of a hybrid host: the init starts in
-        // the container's own cgroup there, as with runc (libcontainer does the others).
-        let entered = match self.systemd_cgroup {
-            true => crate::cgroup_paths::Entered::default(),
-            false => crate::cgroup_paths::enter_unmanaged(&crate::cgroup_paths::container_cgroup(
-                spec.linux()
-                    .as_ref()
-                    .and_then(|l| l.cgroups_path().as_deref()),
-                id,
-            ))?,
-        };
+        let entered = self.enter_unmanaged_cgroups(id, &spec)?;
         let container = builder
             .as_init(config_bundle.as_ref().unwrap_or(&bundle))
             .with_systemd(self.systemd_cgroup)
@@ -107,24 +97,46 @@ impl Runtime {
         let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
             RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
         })?;
-        let finish = self
-            .record_init(&self.container_dir(id), pid)
-            .and_then(|()| crate::propagation::apply(pid, &propagation));
-        if let Err(e) = finish {
-            self.cleanup_failed_create(id);
-            return Err(e);
-        }
-        // What runc sets up and libcontainer does not: `lo` of a new network namespace, and
-        // disableOOMKiller.
-        let runc_setup = load_bundle_spec(&opts.bundle).and_then(|spec| {
-            crate::netns::bring_up_loopback_if_new(&spec, pid)?;
-            oom::apply_at_create(&spec, pid)
-        });
-        if let Err(e) = runc_setup {
+        if let Err(e) = self.finish_create(id, pid, &opts.bundle, &propagation) {
             self.cleanup_failed_create(id);
             return Err(e);
         }
         Ok(pid)
+    }
+
+    /// Named cgroup hierarchies and the unified one of a hybrid host: the init starts in the
+    /// container's own cgroup there, as with runc (libcontainer does the others).
+    fn enter_unmanaged_cgroups(
+        &self,
+        id: &str,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<crate::cgroup_paths::Entered> {
+        if self.systemd_cgroup {
+            return Ok(crate::cgroup_paths::Entered::default());
+        }
+        crate::cgroup_paths::enter_unmanaged(&crate::cgroup_paths::container_cgroup(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
+            id,
+        ))
+    }
+
+    /// After libcontainer made the container: its init's identity, runc's mount ties, and
+    /// what runc sets up and libcontainer does not (`lo` of a new network namespace,
+    /// disableOOMKiller). The caller undoes the create when this fails.
+    fn finish_create(
+        &self,
+        id: &str,
+        pid: i32,
+        bundle: &std::path::Path,
+        propagation: &[crate::propagation::Fix],
+    ) -> Result<()> {
+        self.record_init(&self.container_dir(id), pid)?;
+        crate::propagation::apply(pid, propagation)?;
+        let spec = load_bundle_spec(bundle)?;
+        crate::netns::bring_up_loopback_if_new(&spec, pid)?;
+        oom::apply_at_create(&spec, pid)
     }
 
     fn cleanup_failed_create(&self, id: &str) {
