@@ -152,3 +152,31 @@ migrate() {
     fi
     TOTAL_MS=$(($(now_ms) - t0))
 }
+
+# probe_volumes WHO RUNTIME ID TAG: for each volume, what the container sees of node WHO's host
+# mount under it (the node name in hostsub/node), and whether a mount the node makes now under
+# the volume's source appears in the container: "vol-shared=B,live vol-slave=B,live".
+probe_volumes() {
+    local who=$1 r=$2 id=$3 tag=$4 pid out=""
+    pid=$(rt "$who" "$r" state "$id" | jq -r .pid)
+    for v in vol-shared vol-slave; do
+        local seen live=dead
+        seen=$(on "$who" cat "/proc/$pid/root/$v/hostsub/node" 2>/dev/null || echo none)
+        on "$who" sh -c "mkdir -p $NODE/shared/$v/probe-$tag && mount -t tmpfs probe $NODE/shared/$v/probe-$tag"
+        sleep 0.1
+        on "$who" grep -q " /$v/probe-$tag " "/proc/$pid/mountinfo" && live=live
+        on "$who" umount -l "$NODE/shared/$v/probe-$tag"
+        out="$out $v=$seen,$live"
+    done
+    echo "${out# }"
+}
+
+# where ID: the nodes a container ID runs on, with runtime R ("A", "B", "A B" or "none").
+where() {
+    local r=$1 id=$2 w=""
+    for n in A B; do
+        [ "$(rt $n "$r" state "$id" 2>/dev/null | jq -r .status)" = running ] && w="$w $n"
+    done
+    w=${w# }
+    echo "${w:-none}"
+}

@@ -103,3 +103,4 @@ pub fn run_with(runtime: &str, script: &str) -> Output {
 }
 
 pub mod propagation;
+pub mod nodes;

@@ -1,0 +1,131 @@
+//! Live migration between two simulated nodes (`hack/nodes`): a container serving TCP to a
+//! client in a third namespace moves from node A to node B with its address (its network
+//! namespace is given by path in the bundle; on B a namespace with the same address is made
+//! and the router's route follows), the client's connection survives (CRIU's
+//! tcp-established), and its volumes (an rshared and an rslave one on each node's shared
+//! mount, with a host mount under each) are tied to B's mounts afterwards.
+//!
+//! Oracles are live: the client's own record of the connection (answers every millisecond,
+//! the longest gap, still answering at the end), which node runs the container (`state` on
+//! each node's root), and probes of the volumes (B mounts under each volume's source after
+//! the migration; the container must see it, and see B's host mount, not A's). runc runs
+//! the same steps where it can (it cannot dump a volume with a host mount under it: CRIU
+//! calls that sharing unreachable; its migrations here run without volumes).
+//! Cost: about 40 s.
+
+use ferry_integration::nodes::Nodes;
+use ferry_integration::require_root;
+
+/// Start ID on A with RUNTIME, connect the client, migrate with MODE, report.
+const MIGRATE: &str = r#"
+set -u
+start A "$RT" "$ID" 8 || exit 1
+client_start "$ID" || exit 1
+before=$(where "$RT" "$ID")
+if migrate "$RT" "$MODE" "$ID" 2>"$FX/migrate-$ID.err"; then outcome=ok; else outcome=failed; fi
+client=$(client_stop "$ID")
+after=$(where "$RT" "$ID")
+vols=-
+[ "$outcome" = ok ] && [ "${VOLUMES:-1}" = 1 ] && vols=$(probe_volumes B "$RT" "$ID" 1)
+echo "RESULT outcome=$outcome before=$before after=$after a_bytes=${A_BYTES:-} vols=$vols"
+echo "CLIENT $client"
+echo "ERR $(tr '\n' ' ' < "$FX/migrate-$ID.err" | cut -c1-600)"
+"#;
+
+struct Outcome {
+    result: String,
+    client: String,
+    err: String,
+    raw: String,
+}
+
+impl Outcome {
+    fn field(&self, key: &str) -> &str {
+        self.result
+            .split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{key}=")))
+            .unwrap_or("")
+    }
+    fn vols(&self) -> &str {
+        self.result.split("vols=").nth(1).unwrap_or("")
+    }
+    fn survived(&self) -> bool {
+        self.client.contains("\"survived\": true")
+    }
+}
+
+fn migrate(nodes: &Nodes, runtime: &str, mode: &str, id: &str, volumes: bool) -> Outcome {
+    let out = nodes.script(
+        MIGRATE,
+        &[
+            ("RT", runtime.to_string()),
+            ("MODE", mode.to_string()),
+            ("ID", id.to_string()),
+            ("VOLUMES", if volumes { "1" } else { "0" }.to_string()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = |p: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(p))
+            .unwrap_or("")
+            .to_string()
+    };
+    let o = Outcome {
+        result: line("RESULT "),
+        client: line("CLIENT "),
+        err: line("ERR "),
+        raw: format!(
+            "{stdout}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    };
+    eprintln!(
+        "{runtime} {mode}: {} | client {} | {}",
+        o.result, o.client, o.err
+    );
+    o
+}
+
+fn assert_moved(o: &Outcome, what: &str, volumes: bool) {
+    assert_eq!(o.field("outcome"), "ok", "{what}: migration failed\n{}", o.raw);
+    assert_eq!(o.field("before"), "A", "{what}: not running on A first\n{}", o.raw);
+    assert_eq!(o.field("after"), "B", "{what}: not (only) on B after\n{}", o.raw);
+    assert!(o.survived(), "{what}: the client's connection did not survive: {}", o.client);
+    if volumes {
+        assert_eq!(
+            o.vols(),
+            "vol-shared=B,live vol-slave=B,live",
+            "{what}: volumes not tied to node B's mounts\n{}",
+            o.raw
+        );
+    }
+}
+
+/// Full dump (to A's disk, copied to B) and page server (pages streamed to a CRIU page server
+/// on B, none on A's disk), ferry with volumes, runc beside it without.
+#[test]
+fn migrate_full_and_page_server_tcp_survives_volumes_follow() {
+    if !require_root() {
+        return;
+    }
+    let nodes = Nodes::up();
+    let full = migrate(&nodes, "ferry", "full", "mg-full", true);
+    assert_moved(&full, "ferry full", true);
+    let ps = migrate(&nodes, "ferry", "page-server", "mg-ps", true);
+    assert_moved(&ps, "ferry page server", true);
+    // No page images on A: only CRIU's small images, ferry's files and logs (the workload's
+    // 8 MiB went to B).
+    let a_bytes: u64 = ps.field("a_bytes").parse().unwrap_or(u64::MAX);
+    assert!(
+        a_bytes < 1 << 20,
+        "ferry page server: {a_bytes} bytes on A's disk"
+    );
+    let full_bytes: u64 = full.field("a_bytes").parse().unwrap_or(0);
+    assert!(full_bytes > 8 << 20, "full dump wrote only {full_bytes} bytes");
+    for mode in ["full", "page-server"] {
+        let r = migrate(&nodes, "runc", mode, &format!("mg-runc-{mode}"), false);
+        assert_moved(&r, &format!("runc {mode}"), false);
+    }
+}
