@@ -1,89 +1,20 @@
 //! ferry: a runc-compatible OCI runtime whose checkpoint/restore keeps the mount tree exact.
 
+mod argv;
 mod cli;
-mod cr;
-mod lifecycle;
-mod mounts;
+mod commands;
+mod logging;
 mod output;
 
-use clap::{Parser, Subcommand};
-use cli::GlobalOpts;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "ferry",
-    // runc's shape: `<name> version X` then component versions, one per line.
-    version = concat!(
-        "version ",
-        env!("CARGO_PKG_VERSION"),
-        "\nspec: 1.2.0\nlibcontainer: 0.7.0"
-    ),
-    about = "An OCI runtime whose checkpoint and restore keep a container's mount tree exact",
-    args_override_self = true
-)]
-struct Cli {
-    #[command(flatten)]
-    global: GlobalOpts,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create a container from a bundle; its process waits for `start`.
-    Create(lifecycle::CreateArgs),
-    /// Run the user process of a created container.
-    Start { id: String },
-    /// Create and start a container, waiting for it unless --detach.
-    Run(lifecycle::RunArgs),
-    /// Print a container's state as JSON.
-    State { id: String },
-    /// List containers.
-    List(lifecycle::ListArgs),
-    /// Send a signal to a container's init (or all its processes).
-    Kill(lifecycle::KillArgs),
-    /// Delete a container and its resources.
-    Delete(lifecycle::DeleteArgs),
-    /// Run a process in a running container.
-    Exec(lifecycle::ExecArgs),
-    /// List the processes of a container.
-    Ps(lifecycle::PsArgs),
-    /// Freeze every process of a container.
-    Pause { id: String },
-    /// Thaw a paused container.
-    Resume { id: String },
-    /// Change a container's resource limits.
-    Update(lifecycle::UpdateArgs),
-    /// Print resource statistics of a container.
-    Events(lifecycle::EventsArgs),
-    /// Print the features this runtime supports (OCI features JSON).
-    Features,
-    /// Write a default config.json.
-    Spec(lifecycle::SpecArgs),
-    /// Checkpoint a running container with CRIU, its mount tree recorded by mountv2.
-    Checkpoint(cr::CheckpointArgs),
-    /// Restore a container from a checkpoint; its mount tree is checked against the image.
-    Restore(cr::RestoreArgs),
-    /// Use the mount-v2 engine on its own: dump, plan, restore and diff mount trees.
-    Mounts(mounts::MountsArgs),
-}
-
-impl Command {
-    /// Commands that place processes into a container run from a sealed copy of the binary.
-    fn enters_container(&self) -> bool {
-        matches!(
-            self,
-            Command::Create(_) | Command::Run(_) | Command::Exec(_)
-        )
-    }
-}
+use clap::Parser;
+use cli::{Cli, Command};
 
 fn main() {
     // A pipe nobody reads fails the write instead of killing ferry (a hook that ignores its
     // stdin must not end `create` half-way); output::stdout still ends ferry quietly when
     // the reader of its own output goes away (`ferry list | head`), as runc does.
     output::catch_sigpipe();
-    let args = cli::normalise_args(std::env::args());
+    let args = argv::normalise_args(std::env::args());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -107,7 +38,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if let Err(e) = cli::init_logging(&cli.global) {
+    if let Err(e) = logging::init_logging(&cli.global) {
         eprintln!("ferry: {e:#}");
         std::process::exit(1);
     }
@@ -125,24 +56,24 @@ fn main() {
         1
     };
     let result = match cli.command {
-        Command::Create(a) => lifecycle::create(g, a),
-        Command::Start { id } => lifecycle::start(g, id),
-        Command::Run(a) => lifecycle::run(g, a),
-        Command::State { id } => lifecycle::state(g, id),
-        Command::List(a) => lifecycle::list(g, a),
-        Command::Kill(a) => lifecycle::kill(g, a),
-        Command::Delete(a) => lifecycle::delete(g, a),
-        Command::Exec(a) => lifecycle::exec(g, a),
-        Command::Ps(a) => lifecycle::ps(g, a),
-        Command::Pause { id } => lifecycle::pause(g, id),
-        Command::Resume { id } => lifecycle::resume(g, id),
-        Command::Update(a) => lifecycle::update(g, a),
-        Command::Events(a) => lifecycle::events(g, a),
-        Command::Features => lifecycle::features(),
-        Command::Spec(a) => lifecycle::spec(g, a),
-        Command::Checkpoint(a) => cr::checkpoint(g, a),
-        Command::Restore(a) => cr::restore(g, a),
-        Command::Mounts(args) => mounts::run(g, args),
+        Command::Create(a) => commands::create::create(g, a),
+        Command::Start { id } => commands::start::start(g, id),
+        Command::Run(a) => commands::run::run(g, a),
+        Command::State { id } => commands::state::state(g, id),
+        Command::List(a) => commands::list::list(g, a),
+        Command::Kill(a) => commands::kill::kill(g, a),
+        Command::Delete(a) => commands::delete::delete(g, a),
+        Command::Exec(a) => commands::exec::exec(g, a),
+        Command::Ps(a) => commands::ps::ps(g, a),
+        Command::Pause { id } => commands::pause::pause(g, id),
+        Command::Resume { id } => commands::resume::resume(g, id),
+        Command::Update(a) => commands::update::update(g, a),
+        Command::Events(a) => commands::events::events(g, a),
+        Command::Features => commands::features::features(),
+        Command::Spec(a) => commands::spec::spec(g, a),
+        Command::Checkpoint(a) => commands::checkpoint::checkpoint(g, a),
+        Command::Restore(a) => commands::restore::restore(g, a),
+        Command::Mounts(args) => commands::mounts::run(g, args),
     };
     match result {
         Ok(code) => std::process::exit(code),

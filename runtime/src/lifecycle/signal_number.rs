@@ -2,7 +2,9 @@
 //! real-time signals, which nix's `Signal` and libcontainer cannot name. Named standard
 //! signals go through [`Runtime::kill`].
 
-use super::{init_identity_holds, status_name, Runtime};
+use super::identity::init_identity_holds;
+use super::state::status_name;
+use super::Runtime;
 use crate::error::{Result, RuntimeError};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;

@@ -8,6 +8,10 @@
 //! groups exactly as in a container started here. Each volume's own tie (slave of, or peer of,
 //! the host mount holding its source) is re-made with MOVE_MOUNT_SET_GROUP.
 
+mod volumes;
+
+pub(crate) use volumes::{bind_mounts, broken_ties, connect_volumes, host_names, volumes};
+
 use crate::error::{Result, RuntimeError};
 use mountv2::image::MountImage;
 use mountv2::model::PeerGroup;

@@ -1,0 +1,68 @@
+//! Files of a checkpoint and of a restored container: the image directory, ferry's image
+//! files, the pid file and the console socket.
+
+use crate::error::{Result, RuntimeError};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// Open the image or work directory, creating it (and missing parents) readable by root
+/// only, as runc does: it holds the container's memory.
+pub(super) fn open_dir(path: &Path, what: &str) -> Result<File> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| RuntimeError::io(format!("creating {what} {}", path.display()), e))?;
+    File::open(path).map_err(|e| RuntimeError::io(format!("opening {what} {}", path.display()), e))
+}
+
+/// Write one of ferry's image files, readable by its owner only (also when it existed).
+pub(super) fn write_image_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
+pub(super) fn load_mount_image(path: &Path) -> Result<mountv2::image::MountImage> {
+    mountv2::image::MountImage::load(path)
+        .map_err(|e| RuntimeError::Invalid(format!("mount image {}: {e}", path.display())))
+}
+
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    // Digits only, written atomically (containerd rejects a trailing newline).
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+pub(super) fn send_console(socket: &Path, fd: std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let stream = std::os::unix::net::UnixStream::connect(socket)?;
+    let name = b"/dev/ptmx";
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `create` and `start` (`run` is both).
+
+use super::state::status_name;
+use super::{
+    load_bundle_spec, oom, record_user_bundle, require_root, validate_id, Runtime, EXTRA_CGROUPS,
+};
+use crate::error::{Result, RuntimeError};
+use crate::lock::StateLock;
+use libcontainer::container::{Container, ContainerStatus};
+use std::path::PathBuf;
+
+/// Options of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// `run` without `--detach`: the caller waits for the init and shares its stdio.
+    pub foreground: bool,
+}
+
+impl Runtime {
+    /// `create`: set up the container and leave its init waiting for `start`. Returns the
+    /// init's pid.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
+        validate_id(id)?;
+        require_root("creating containers")?;
+        let spec = load_bundle_spec(&opts.bundle)?;
+        self.ensure_root()?;
+        // Two creates of one id must not both pass libcontainer's exists-then-mkdir check.
+        let _root_lock = StateLock::lock_dir(&self.root, true)
+            .map_err(|e| RuntimeError::io(format!("locking {}", self.root.display()), e))?;
+        if self.container_dir(id).exists() {
+            return Err(RuntimeError::Exists(id.to_string()));
+        }
+        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| {
+            RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e)
+        })?;
+        let what = format!("creating container \"{id}\"");
+        let config_bundle = self.compatible_bundle(id, &bundle)?;
+        // libcontainer sets rootfsPropagation recursively and ignores the propagation options
+        // of bind mounts: ferry gives the mounts runc's ties before the process starts.
+        let propagation = crate::propagation::plan_for_bundle(&spec, &bundle)?;
+        let builder = self.builder(
+            id,
+            &what,
+            opts.pid_file.as_ref(),
+            opts.console_socket.as_ref(),
+            opts.preserve_fds,
+        )?;
+        // Named cgroup hierarchies and the unified one of a hybrid host: the init starts in
+        // the container's own cgroup there, as with runc (libcontainer does the others).
+        let entered = match self.systemd_cgroup {
+            true => crate::cgroup_paths::Entered::default(),
+            false => crate::cgroup_paths::enter_unmanaged(&crate::cgroup_paths::container_cgroup(
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.cgroups_path().as_deref()),
+                id,
+            ))?,
+        };
+        let container = builder
+            .as_init(config_bundle.as_ref().unwrap_or(&bundle))
+            .with_systemd(self.systemd_cgroup)
+            // libcontainer uses `detach` only to decide whether a terminal needs a console
+            // socket: in the foreground without one, the init keeps ferry's own stdio.
+            .with_detach(!opts.foreground || opts.console_socket.is_some())
+            .with_no_pivot(opts.no_pivot)
+            .build();
+        entered.leave();
+        let container = match container {
+            Ok(c) => c,
+            Err(e) => {
+                // libcontainer leaves a half-made state directory behind on some failures;
+                // remove it so that the id can be used again.
+                self.cleanup_failed_create(id);
+                entered.remove();
+                return Err(RuntimeError::container(&what, e));
+            }
+        };
+        if !entered.dirs.is_empty() {
+            let list: Vec<String> = entered
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            std::fs::write(self.container_dir(id).join(EXTRA_CGROUPS), list.join("\n"))
+                .map_err(|e| RuntimeError::io(format!("recording the cgroups of \"{id}\""), e))?;
+        }
+        if config_bundle.is_some() {
+            // libcontainer's state keeps naming the config it runs (exec reads the cgroup path
+            // and the process from it); `state` reports the user's bundle, as runc's does.
+            record_user_bundle(&self.container_dir(id), &bundle)?;
+        }
+        let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
+            RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
+        })?;
+        let finish = self
+            .record_init(&self.container_dir(id), pid)
+            .and_then(|()| crate::propagation::apply(pid, &propagation));
+        if let Err(e) = finish {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
+        // What runc sets up and libcontainer does not: `lo` of a new network namespace, and
+        // disableOOMKiller.
+        let runc_setup = load_bundle_spec(&opts.bundle).and_then(|spec| {
+            crate::netns::bring_up_loopback_if_new(&spec, pid)?;
+            oom::apply_at_create(&spec, pid)
+        });
+        if let Err(e) = runc_setup {
+            self.cleanup_failed_create(id);
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    fn cleanup_failed_create(&self, id: &str) {
+        self.remove_shadow_bundle(id);
+        let dir = self.container_dir(id);
+        // libcontainer's delete removes the directory recursively: only with nothing mounted.
+        if let Err(e) = crate::cleanup::prepare_delete(&dir) {
+            tracing::warn!("leaving the state of the failed create of \"{id}\": {e}");
+            return;
+        }
+        if let Ok(mut c) = Container::load(dir.clone()) {
+            let _ = c.delete(true);
+        }
+        if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// `start`: let a created container's init run its program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (_lock, mut c) = self.open(id, true)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(RuntimeError::WrongState {
+                op: "start",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+                hint:
+                    "only a created container can be started; use `ferry run` to create and start",
+            });
+        }
+        c.start()
+            .map_err(|e| RuntimeError::container(format!("starting container \"{id}\""), e))
+    }
+}

@@ -1,0 +1,102 @@
+//! `pause`, `resume`, `update` and `events --stats`: a container's cgroup.
+
+use super::state::status_name;
+use super::{oom, Runtime};
+use crate::error::{Result, RuntimeError};
+use libcgroups::common::{CgroupManager, ControllerOpt};
+use libcontainer::container::{Container, ContainerStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+impl Runtime {
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let (_lock, mut c) = self.open(id, true)?;
+        if c.status() != ContainerStatus::Running {
+            return Err(RuntimeError::NotRunning {
+                op: "pause",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+            });
+        }
+        c.pause()
+            .map_err(|e| RuntimeError::container(format!("pausing container \"{id}\""), e))
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let (_lock, mut c) = self.open(id, true)?;
+        if c.status() != ContainerStatus::Paused {
+            return Err(RuntimeError::WrongState {
+                op: "resume",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+                hint: "only a paused container can be resumed",
+            });
+        }
+        c.resume()
+            .map_err(|e| RuntimeError::container(format!("resuming container \"{id}\""), e))
+    }
+
+    pub(super) fn cgroup_manager(
+        &self,
+        c: &Container,
+    ) -> Result<libcgroups::common::AnyCgroupManager> {
+        let id = c.id().to_string();
+        let cfg = c.spec().map_err(|e| {
+            RuntimeError::container(format!("reading config of container \"{id}\""), e)
+        })?;
+        libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: cfg.cgroup_path,
+            systemd_cgroup: c.systemd(),
+            container_name: id.clone(),
+        })
+        .map_err(|e| RuntimeError::Cgroup {
+            what: format!("cgroups of container \"{id}\""),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `update`: apply new resource limits to a running or paused container.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let (_lock, c) = self.open(id, true)?;
+        if !matches!(
+            c.status(),
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        ) {
+            return Err(RuntimeError::NotRunning {
+                op: "update",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+            });
+        }
+        let m = self.cgroup_manager(&c)?;
+        m.apply(&ControllerOpt {
+            resources,
+            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(Pid::as_raw)),
+            oom_score_adj: None,
+            freezer_state: None,
+        })
+        .map_err(|e| RuntimeError::Cgroup {
+            what: format!("updating resources of container \"{id}\""),
+            detail: e.to_string(),
+        })
+    }
+
+    /// One `events --stats` record, in runc's envelope.
+    pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
+        let (_lock, c) = self.open(id, false)?;
+        if c.status() != ContainerStatus::Running && c.status() != ContainerStatus::Paused {
+            return Err(RuntimeError::NotRunning {
+                op: "read events of",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+            });
+        }
+        let m = self.cgroup_manager(&c)?;
+        let stats = m.stats().map_err(|e| RuntimeError::Cgroup {
+            what: format!("reading statistics of container \"{id}\""),
+            detail: e.to_string(),
+        })?;
+        let data = crate::stats::runc_stats(&stats);
+        Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+    }
+}
