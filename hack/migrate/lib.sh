@@ -145,7 +145,14 @@ migrate() {
             ;;
     esac
     A_BYTES=$(du -sb "$NODES/A/img-$id" | cut -f1)
-    rt B "$r" "${rs[@]}" "$id" </dev/null >/dev/null || { [ -z "$ckpid" ] || wait $ckpid; return 1; }
+    if ! rt B "$r" "${rs[@]}" "$id" </dev/null >/dev/null; then
+        # The source ends its dump when the transfer breaks off; what it says comes last.
+        if [ -n "$ckpid" ]; then
+            wait $ckpid
+            cat "$FX/lazy-ck-$id.err" >&2
+        fi
+        return 1
+    fi
     "$NODES_BIN" route "$FX" B
     if [ -n "$ckpid" ]; then
         wait $ckpid || { cat "$FX/lazy-ck-$id.err" >&2; return 1; }

@@ -41,11 +41,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         criu.check_version()
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        if opts.common.lazy_pages {
-            return Err(RuntimeError::Invalid(
-                "--lazy-pages needs userfaultfd page serving, which ferry does not drive yet: checkpoint without it".into(),
-            ));
-        }
+        let mut migration = super::migrate::prepare_dump(&criu, opts)?;
         let images = open_dir(&opts.common.image_path, "image directory")?;
         let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
@@ -106,21 +102,7 @@ impl Runtime {
                 .ino();
             o.external.push(format!("{kind}[{inode}]:{key}"));
         }
-        if let Some(fd) = opts.status_fd {
-            o.set_status_fd(fd);
-        }
-        if let Some(ps) = &opts.page_server {
-            let (addr, port) = ps.rsplit_once(':').ok_or_else(|| {
-                RuntimeError::Invalid(format!("--page-server {ps:?}: use ADDRESS:PORT"))
-            })?;
-            let port: i32 = port
-                .parse()
-                .map_err(|_| RuntimeError::Invalid(format!("--page-server {ps:?}: bad port")))?;
-            let mut info = rust_criu::rust_criu_protobuf::rpc::Criu_page_server_info::new();
-            info.set_address(addr.into());
-            info.set_port(port);
-            o.ps = protobuf::MessageField::some(info);
-        }
+        migration.apply(&mut o);
         let mut external: Vec<String> = bind_mounts(&spec)
             .into_iter()
             .map(|(dest, _)| dest.display().to_string())
@@ -206,17 +188,27 @@ impl Runtime {
             Ok(())
         });
         let resp = criu
-            .call(req, &mut |_n: Notification| Ok(()), Some(private_files))
-            .map_err(|e| criu_failed(op, e, &log))?;
+            .call(
+                req,
+                &mut |n: Notification| migration.notified(&n.script),
+                Some(private_files),
+            )
+            .map_err(|e| {
+                migration.failed(criu_failed(op, e, &log), pid, opts.common.tcp_established)
+            })?;
         if !resp.success() {
-            return Err(criu_failed(
-                op,
-                crate::criu::CriuError::Failed {
+            return Err(migration.failed(
+                criu_failed(
                     op,
-                    msg: resp.cr_errmsg().to_string(),
-                    log: log.display().to_string(),
-                },
-                &log,
+                    crate::criu::CriuError::Failed {
+                        op,
+                        msg: resp.cr_errmsg().to_string(),
+                        log: log.display().to_string(),
+                    },
+                    &log,
+                ),
+                pid,
+                opts.common.tcp_established,
             ));
         }
         if !opts.leave_running && !opts.pre_dump {

@@ -42,11 +42,6 @@ impl Runtime {
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         criu.check_version()
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        if opts.common.lazy_pages {
-            return Err(RuntimeError::Invalid(
-                "--lazy-pages needs a page server, which ferry does not drive yet: restore without it".into(),
-            ));
-        }
         if !opts.common.image_path.join("inventory.img").exists() {
             return Err(RuntimeError::Invalid(format!(
                 "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
@@ -54,6 +49,7 @@ impl Runtime {
             )));
         }
         crate::images::check_page_images(&opts.common.image_path)?;
+        super::migrate::check_restore(&opts.common)?;
         // Every bind source must exist on this host before anything is made.
         let mut ext = Vec::new();
         for (dest, src) in bind_mounts(&spec) {
@@ -205,6 +201,7 @@ impl Runtime {
         o.set_log_level(4);
         o.set_root(criu_root.display().to_string());
         opts.common.apply(spec, &mut o)?;
+        super::migrate::apply_restore(&opts.common, &mut o);
         o.set_rst_sibling(true);
         // Namespaces the bundle names by path: net and pid were dumped as external and come
         // back as inherited fds (kept open, without close-on-exec, until CRIU is done); the
