@@ -208,5 +208,16 @@ echo "ERR $(tr '\n' ' ' < $FX/ck.err)"
             "ferry did not say where the container is: {}",
             lazy.err
         );
+        // Running on A is not enough: it must be reachable there (CRIU leaves its network
+        // lock after a failed lazy transfer; ferry lifts it).
+        let out = nodes.script(
+            r#"on client timeout 5 bash -c "exec 3<>/dev/tcp/$CTR_ADDR/$PORT; echo z >&3; head -c1 <&3" && echo " SERVES""#,
+            &[],
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("z SERVES"),
+            "after the failed lazy migration the container on A does not answer a new client: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
