@@ -55,7 +55,10 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # is connected. client_stop ID: stop it and print its result (JSON).
 client_start() {
     rm -f "$FX/client-$1".*
-    on client python3 "$CLIENT" "$CTR_ADDR" "$PORT" "$FX/client-$1.stop" "$FX/client-$1.json" &
+    # Its output goes to a file: a client still waiting on a dead connection must not hold
+    # the caller's pipes.
+    on client python3 "$CLIENT" "$CTR_ADDR" "$PORT" "$FX/client-$1.stop" "$FX/client-$1.json" \
+        >"$FX/client-$1.log" 2>&1 &
     for _ in $(seq 200); do
         [ -e "$FX/client-$1.json.connected" ] && return 0
         [ -e "$FX/client-$1.json" ] && break
