@@ -51,6 +51,9 @@ impl<S: Subscriber> Layer<S> for RuncLog {
         }
         let mut m = Message::default();
         event.record(&mut m);
+        if ferry_runtime::repeated_errors::repeated_by_ferry(event.metadata(), &m.msg) {
+            return;
+        }
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
             Level::WARN => "warning",
@@ -110,7 +113,11 @@ pub fn init_logging(global: &GlobalOpts) -> anyhow::Result<()> {
         let noisy = m.target().starts_with("libcgroups") && *m.level() >= Level::WARN;
         *m.level() <= level && (!noisy || level >= Level::DEBUG || *m.level() == Level::ERROR)
     }));
-    let subscriber = tracing_subscriber::registry().with(layer);
+    // Follows libcontainer's init through the mounts, so that a rootfs error names its mount.
+    let init_report = ferry_runtime::rootfs_mounts::InitReportLayer.with_filter(
+        tracing_subscriber::filter::filter_fn(ferry_runtime::rootfs_mounts::InitReportLayer::wants),
+    );
+    let subscriber = tracing_subscriber::registry().with(layer).with(init_report);
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
     Ok(())

@@ -315,3 +315,186 @@ r delete --force pa-ex"#,
         assert!(out.contains(want), "{want:?} missing from:\n{out}");
     }
 }
+
+/// A mount destination reached through a symlink in the rootfs to something that does not
+/// exist yet is created inside the rootfs, never outside it: an absolute symlink to a
+/// directory, a relative one climbing above the root, and one to a file for a file source.
+#[test]
+fn mount_through_dangling_symlink_is_made_inside_the_rootfs() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "dangling symlink destination",
+        r#"[ ! -e /pa-outside ] || { echo "/pa-outside exists on the host: remove it first" >&2; exit 1; }
+ln -s /pa-outside/data $B/rootfs/data
+ln -s ../../../../pa-outside/up $B/rootfs/up
+ln -s /pa-outside/conf $B/rootfs/etc/pa-conf
+mkdir $W/src; echo hello > $W/src/f; echo conf > $W/conf
+cfg '.process.args=["sh","-c","cat /data/f /up/f /etc/pa-conf"]
+  | .mounts += [{"destination":"/data","type":"bind","source":"'$W/src'","options":["rbind"]},
+                {"destination":"/up","type":"bind","source":"'$W/src'","options":["rbind"]},
+                {"destination":"/etc/pa-conf","type":"bind","source":"'$W/conf'","options":["bind"]}]'
+rc=0; r run --bundle $B pa-sym </dev/null || rc=$?; echo "run rc=$rc"
+for p in pa-outside/data pa-outside/up pa-outside/conf; do
+  if [ -d $B/rootfs/$p ]; then echo "$p: directory in the rootfs"; elif [ -f $B/rootfs/$p ]; then echo "$p: file in the rootfs"; else echo "$p: missing"; fi
+done
+if [ -e /pa-outside ]; then echo "made on the host!"; rm -r /pa-outside; fi
+r delete --force pa-sym 2>/dev/null || true"#,
+    );
+    assert_eq!(
+        out,
+        "hello\nhello\nconf\nrun rc=0\npa-outside/data: directory in the rootfs\n\
+         pa-outside/up: directory in the rootfs\npa-outside/conf: file in the rootfs\n"
+    );
+}
+
+/// Every error of the root file system names the mount as runc does (`error mounting "SRC"
+/// to rootfs at "DEST"`, quotes escaped in the log line): a bind source that does not exist (found before the init starts),
+/// a directory bound onto a file and a tmpfs with a bad option (found by the init).
+#[test]
+fn rootfs_errors_name_the_mount() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "rootfs errors",
+        r#"cp $B/config.json $W/orig.json
+mkdir $W/src
+t() { cp $W/orig.json $B/config.json; cfg ".mounts += [$1]"; rc=0; r run --bundle $B pa-merr </dev/null >/dev/null 2>$W/err || rc=$?
+  echo "rc=$rc named=$(grep -cF 'error mounting \"'"$2"'\" to rootfs at \"'"$3"'\"' $W/err) lines=$(grep -c . $W/err) left=$(r list -q | grep -c pa-merr || true)"; }
+t '{"destination":"/data","type":"bind","source":"/pa-nonexistent-src","options":["rbind"]}' /pa-nonexistent-src /data
+t '{"destination":"/etc/passwd","type":"bind","source":"'$W/src'","options":["rbind"]}' $W/src /etc/passwd
+t '{"destination":"/pa-t","type":"tmpfs","source":"tmpfs","options":["size=banana"]}' tmpfs /pa-t"#,
+    );
+    assert_eq!(
+        out,
+        "rc=1 named=1 lines=1 left=0\nrc=1 named=1 lines=1 left=0\nrc=1 named=1 lines=1 left=0\n"
+    );
+}
+
+/// `list` reports each container whose state cannot be read (no state file, a malformed one)
+/// once on its standard error, lists the others, and succeeds.
+#[test]
+fn list_reports_unreadable_containers() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "list unreadable",
+        r#"r run -d --bundle $B pa-lok </dev/null >/dev/null 2>&1
+mkdir $ST/pa-lempty $ST/pa-lcorrupt
+echo '{bad' > $ST/pa-lcorrupt/state.json
+rc=0; r list -q >$W/out 2>$W/err || rc=$?
+cat $W/out; echo "rc=$rc"
+for c in pa-lempty pa-lcorrupt; do echo "$c reported $(grep -c "$c" $W/err) time(s)"; done
+echo "other lines: $(grep -v -e pa-lempty -e pa-lcorrupt $W/err | grep -c . || true)"
+rmdir $ST/pa-lempty; rm -r $ST/pa-lcorrupt
+r delete --force pa-lok"#,
+    );
+    assert_eq!(
+        out,
+        "pa-lok\nrc=0\npa-lempty reported 1 time(s)\npa-lcorrupt reported 1 time(s)\nother lines: 0\n"
+    );
+}
+
+/// A `run -d` whose process cannot start says so once, and nothing else (no unrelated
+/// complaint about a state file).
+#[test]
+fn failing_run_says_its_error_once() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "failing run",
+        r#"cfg '.process.args=["/pa-nonexistent"]'
+rc=0; r run -d --bundle $B pa-fail </dev/null >/dev/null 2>$W/err || rc=$?
+echo "rc=$rc lines=$(grep -c . $W/err) named=$(grep -c pa-nonexistent $W/err) state-file=$(grep -c 'state file' $W/err || true) left=$(r list -q | grep -c pa-fail || true)""#,
+    );
+    assert_eq!(out, "rc=1 lines=1 named=1 state-file=0 left=0\n");
+}
+
+/// config.json as runc reads it: an unknown capability name is ignored with a warning naming
+/// it (also in exec's `--cap` and `--process`), and an ociVersion that is not 1.x (2.0.0,
+/// 0.9, none) runs.
+#[test]
+fn unknown_capabilities_and_other_oci_versions_run() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "capabilities and versions",
+        r#"cp $B/config.json $W/orig.json
+cfg '.process.args=["sh","-c","grep -E \"^Cap(Bnd|Eff)\" /proc/self/status"]
+  | .process.capabilities.bounding += ["CAP_PA_FOO"] | .process.capabilities.effective += ["CAP_PA_FOO","CAP_PA_BAR"]'
+rc=0; r run --bundle $B pa-spec </dev/null 2>$W/err || rc=$?
+echo "rc=$rc warned-foo=$(grep -c CAP_PA_FOO $W/err) warned-bar=$(grep -c CAP_PA_BAR $W/err)"
+for v in '"2.0.0"' '"0.9"' null; do
+  cp $W/orig.json $B/config.json
+  cfg ".process.args=[\"true\"] | .ociVersion=$v | if .ociVersion == null then del(.ociVersion) else . end"
+  rc=0; r run --bundle $B pa-spec </dev/null >/dev/null 2>&1 || rc=$?; echo "ociVersion $v rc=$rc"
+done
+cp $W/orig.json $B/config.json
+r run -d --bundle $B pa-spec2 </dev/null >/dev/null 2>&1
+rc=0; r exec --cap CAP_PA_BAZ pa-spec2 true 2>$W/err || rc=$?; echo "exec --cap rc=$rc warned=$(grep -c CAP_PA_BAZ $W/err)"
+jq '.process | .args=["true"] | .capabilities.bounding += ["CAP_PA_QUX"]' $B/config.json > $W/p.json
+rc=0; r exec -p $W/p.json pa-spec2 2>$W/err || rc=$?; echo "exec -p rc=$rc warned=$(grep -c CAP_PA_QUX $W/err)"
+r delete --force pa-spec2"#,
+    );
+    assert_eq!(
+        out,
+        "CapEff:\t0000000020000420\nCapBnd:\t0000000020000420\nrc=0 warned-foo=1 warned-bar=1\n\
+         ociVersion \"2.0.0\" rc=0\nociVersion \"0.9\" rc=0\nociVersion null rc=0\n\
+         exec --cap rc=0 warned=1\nexec -p rc=0 warned=1\n"
+    );
+}
+
+/// `exec --ignore-paused` into a paused container is accepted: the process runs once the
+/// container is resumed (without the flag it is refused).
+#[test]
+fn exec_ignore_paused_waits_for_resume() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "ignore paused",
+        r#"r run -d --bundle $B pa-ign </dev/null >/dev/null 2>&1
+r pause pa-ign
+rc=0; r exec pa-ign true 2>/dev/null || rc=$?; echo "exec rc=$rc"
+(rc=0; timeout 20 "$RT" --root $ST exec --ignore-paused pa-ign sh -c 'echo ran' > $W/out 2>$W/err || rc=$?; echo "ignore-paused rc=$rc" >> $W/out) &
+sleep 1.5
+echo "before resume: $(grep -c . $W/out || true)"
+r resume pa-ign
+wait
+cat $W/out
+r delete --force pa-ign"#,
+    );
+    assert_eq!(
+        out,
+        "exec rc=255\nbefore resume: 0\nran\nignore-paused rc=0\n"
+    );
+}
+
+/// A container gets a session keyring of its own, `_ses.<id>` (searchable by its owner), and
+/// an exec'd process works inside it; `create --no-new-keyring` keeps the caller's.
+#[test]
+fn session_keyring_unless_no_new_keyring() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "session keyring",
+        r#"keyring() { awk -v d="_ses.$1:" '$8 == "keyring" && $9 == d {print $5, $6, $7, $8, $9}' /proc/keys; }
+r run -d --bundle $B pa-key </dev/null >/dev/null 2>&1
+keyring pa-key
+r exec pa-key true && echo "exec ok"
+r delete --force pa-key
+r create --no-new-keyring --bundle $B pa-key2 </dev/null >/dev/null
+echo "no-new-keyring: $(keyring pa-key2 | grep -c . || true)"
+r delete --force pa-key2"#,
+    );
+    assert_eq!(
+        out,
+        "3f1b0000 0 0 keyring _ses.pa-key:\nexec ok\nno-new-keyring: 0\n"
+    );
+}

@@ -81,6 +81,58 @@ pub fn hybrid_unified() -> Option<PathBuf> {
         })
 }
 
+/// Whether this host is cgroup v2 only, as libcontainer decides it (a cgroup2 file system at
+/// `/sys/fs/cgroup`): then every controller, the freezer among them, is in that one hierarchy.
+pub fn unified_only() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
+}
+
+/// The directory of the freezer holding a container whose cgroup is `cgroup_path`: in the v1
+/// freezer hierarchy (`freezer.state`), or on a cgroup v2 host in the unified one
+/// (`cgroup.freeze`). CRIU is given it to leave a paused container's freezer alone.
+pub fn freezer_dir(cgroup_path: &Path) -> Result<PathBuf> {
+    let rel = clean(&cgroup_path.to_string_lossy());
+    let root = if unified_only() {
+        PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT)
+    } else {
+        v1_hierarchies()
+            .into_iter()
+            .find(|(_, set)| set.split(',').any(|c| c == "freezer"))
+            .map(|(mp, _)| mp)
+            .ok_or_else(|| RuntimeError::Cgroup {
+                what: "the freezer".into(),
+                detail: "this host has neither a cgroup v1 freezer hierarchy nor cgroup v2 \
+                         at /sys/fs/cgroup"
+                    .into(),
+            })?
+    };
+    Ok(root.join(rel.trim_start_matches('/')))
+}
+
+/// The directory of a container whose cgroup is `cgroup_path` on a cgroup v2 host; `None` on
+/// a v1 or hybrid one.
+pub fn unified_dir(cgroup_path: &Path) -> Option<PathBuf> {
+    unified_only().then(|| {
+        Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT)
+            .join(clean(&cgroup_path.to_string_lossy()).trim_start_matches('/'))
+    })
+}
+
+/// The host's directory for `rel` in the cgroup v1 hierarchy that a container sees mounted at
+/// `.../NAME` (`cpu,cpuacct`, `systemd`): the host's hierarchy whose mount point has that
+/// name, else `/sys/fs/cgroup/NAME` (where runc's and libcontainer's hosts mount them).
+pub fn v1_dir_named(name: &str, rel: &str) -> PathBuf {
+    let root = v1_hierarchies()
+        .into_iter()
+        .map(|(mp, _)| mp)
+        .find(|mp| mp.file_name().is_some_and(|f| f == name))
+        .unwrap_or_else(|| Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT).join(name));
+    root.join(clean(rel).trim_start_matches('/'))
+}
+
 /// Normalise a cgroup path: absolute, no empty, `.` or `..` components (a `..` cannot climb
 /// above the root, as runc's CleanPath).
 fn clean(path: &str) -> String {

@@ -54,3 +54,18 @@ impl StateLock {
         Ok(lock)
     }
 }
+
+/// Whether a `create` holds the state root `root` now: its container directory may have no
+/// state file yet.
+pub fn create_in_progress(root: &Path) -> bool {
+    let Ok(file) = File::open(root) else {
+        return false;
+    };
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = flock(&file, FlockOperation::Unlock);
+            false
+        }
+        Err(e) => e == rustix::io::Errno::WOULDBLOCK,
+    }
+}

@@ -39,6 +39,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             foreground: false,
+            no_new_keyring: self.no_new_keyring,
         }
     }
 }

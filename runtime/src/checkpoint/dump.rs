@@ -161,11 +161,8 @@ impl Runtime {
         if status == ContainerStatus::Paused {
             // CRIU must not try to freeze an already frozen cgroup with its own freezer.
             if let Ok(cfg) = c.spec() {
-                let rel = cfg.cgroup_path.display().to_string();
-                o.set_freeze_cgroup(format!(
-                    "/sys/fs/cgroup/freezer/{}",
-                    rel.trim_start_matches('/')
-                ));
+                let freezer = crate::cgroup_paths::freezer_dir(&cfg.cgroup_path)?;
+                o.set_freeze_cgroup(freezer.display().to_string());
             }
         }
         let mut req = Criu_req::new();

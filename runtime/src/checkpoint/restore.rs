@@ -309,9 +309,7 @@ impl Runtime {
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let host = PathBuf::from("/sys/fs/cgroup")
-                    .join(&hierarchy)
-                    .join(new_root.trim_start_matches('/'));
+                let host = crate::cgroup_paths::v1_dir_named(&hierarchy, &new_root);
                 std::fs::create_dir_all(&host).map_err(|e| {
                     RuntimeError::io(
                         format!(
@@ -459,6 +457,7 @@ impl Runtime {
         // The mount tree must be the one that was checkpointed, up to what this host and
         // this bundle explain: where each bind's source lies in its filesystem.
         let reconnected = connect_volumes(spec, bundle, &host_ns, pid, boundary.as_ref())?;
+        crate::fault::untie_after_restore(pid, reconnected.ties.iter().map(|t| &t.mountpoint))?;
         let broken = broken_ties(&reconnected, &host_ns, pid)?;
         if !broken.is_empty() {
             let msg = format!(

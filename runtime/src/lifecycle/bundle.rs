@@ -73,25 +73,12 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<Spec> {
             format!("reading config.json: {e}")
         },
     })?;
-    // The path of the offending field (`process.args`) tells the user where to look.
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let spec: Spec =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| RuntimeError::MalformedConfig {
+    // As runc reads it: unknown capabilities and an ociVersion other than 1.x are let pass.
+    let (spec, _) =
+        crate::spec_check::parse(&text).map_err(|reason| RuntimeError::MalformedConfig {
             path: bundle.to_path_buf(),
-            reason: match e.path().to_string().as_str() {
-                "." => e.inner().to_string(),
-                field => format!("field {field}: {}", e.inner()),
-            },
+            reason,
         })?;
-    if !spec.version().starts_with("1.") {
-        return Err(RuntimeError::MalformedConfig {
-            path: bundle.to_path_buf(),
-            reason: format!(
-                "ociVersion {:?} is not supported: ferry runs runtime-spec 1.x configs",
-                spec.version()
-            ),
-        });
-    }
     let Some(root) = spec.root() else {
         return Err(RuntimeError::MalformedConfig {
             path: bundle.to_path_buf(),
@@ -153,7 +140,9 @@ impl Runtime {
             cfg["linux"]["cgroupsPath"] = path.into();
             changed
         };
-        if plain.is_none() && !cgroups {
+        let relaxed = crate::spec_check::relax(&mut cfg);
+        relaxed.warn_once();
+        if plain.is_none() && !cgroups && !relaxed.changed() {
             return Ok(None);
         }
         if let Some(plain) = plain {

@@ -19,6 +19,8 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// `run` without `--detach`: the caller waits for the init and shares its stdio.
     pub foreground: bool,
+    /// Keep the caller's session keyring instead of making `_ses.<id>`.
+    pub no_new_keyring: bool,
 }
 
 impl Runtime {
@@ -42,6 +44,7 @@ impl Runtime {
         let config_bundle = self.compatible_bundle(id, &bundle)?;
         // libcontainer sets rootfsPropagation recursively and ignores the propagation options
         // of bind mounts: ferry gives the mounts runc's ties before the process starts.
+        crate::rootfs_mounts::prepare(&spec, &bundle)?;
         let propagation = crate::propagation::plan_for_bundle(&spec, &bundle)?;
         let builder = self.builder(
             id,
@@ -50,6 +53,10 @@ impl Runtime {
             opts.console_socket.as_ref(),
             opts.preserve_fds,
         )?;
+        if !opts.no_new_keyring {
+            crate::keyring::new_for_container(id, &spec)?;
+        }
+        let init_report = crate::rootfs_mounts::InitReport::arm()?;
         // Named cgroup hierarchies and the unified one of a hybrid host: the init starts in
         // the container's own cgroup there, as with runc (libcontainer does the others).
         let entered = match self.systemd_cgroup {
@@ -77,6 +84,9 @@ impl Runtime {
                 // remove it so that the id can be used again.
                 self.cleanup_failed_create(id);
                 entered.remove();
+                if let Some(report) = init_report.take(&spec) {
+                    return Err(RuntimeError::Invalid(format!("{what}: {report}")));
+                }
                 return Err(RuntimeError::container(&what, e));
             }
         };
@@ -125,8 +135,11 @@ impl Runtime {
             tracing::warn!("leaving the state of the failed create of \"{id}\": {e}");
             return;
         }
-        if let Ok(mut c) = Container::load(dir.clone()) {
-            let _ = c.delete(true);
+        // A create that failed before libcontainer wrote the state has none to load.
+        if dir.join("state.json").exists() {
+            if let Ok(mut c) = Container::load(dir.clone()) {
+                let _ = c.delete(true);
+            }
         }
         if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {
             tracing::warn!("{e}");

@@ -40,7 +40,8 @@ impl Runtime {
         {
             let (_lock, c) = self.open(id, false)?;
             exec_rules::check_paused(id, c.status(), opts.ignore_paused)?;
-            if !matches!(c.status(), ContainerStatus::Running) {
+            let paused_ok = opts.ignore_paused && c.status() == ContainerStatus::Paused;
+            if !matches!(c.status(), ContainerStatus::Running) && !paused_ok {
                 return Err(RuntimeError::NotRunning {
                     op: "exec in",
                     id: id.into(),
@@ -59,6 +60,7 @@ impl Runtime {
                 .map(PathBuf::from)
                 .filter(|d| d.is_dir())
                 .collect();
+        crate::keyring::join_for_exec(id)?;
         let entered = crate::cgroup_paths::enter(joined)?;
         let builder = self.builder(
             id,
@@ -69,6 +71,7 @@ impl Runtime {
         )?;
         let pid = builder
             .as_tenant()
+            .with_ignore_paused(opts.ignore_paused)
             // libcontainer only uses `detach` to insist on a console socket for a terminal;
             // whether ferry waits is decided by the caller.
             .with_detach(opts.console_socket.is_some())
@@ -134,6 +137,14 @@ impl Runtime {
         exec_rules::apply(obj, opts)?;
         if opts.no_new_privs {
             obj.insert("noNewPrivileges".into(), true.into());
+        }
+        // As runc: a capability name it does not know is ignored, with a warning.
+        let unknown = crate::spec_check::drop_unknown_capabilities(&mut process);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                "ignoring unknown or unavailable capabilities: {}",
+                unknown.join(", ")
+            );
         }
         let file = tempfile::Builder::new()
             .prefix("exec-process-")

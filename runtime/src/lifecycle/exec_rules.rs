@@ -3,29 +3,26 @@
 //! `--cap` adds to the bounding, effective and permitted sets, never to the inheritable set,
 //! and to the ambient set only where the inheritable set already holds the capability (an
 //! ambient capability needs it there); `--apparmor` and `--process-label` are applied, and
-//! refused when the host has no AppArmor or SELinux.
+//! refused when the host has no AppArmor or SELinux; `--ignore-paused` lets a process into a
+//! paused container, to start when it is resumed.
 
 use super::ExecOptions;
 use crate::error::{Result, RuntimeError};
 use libcontainer::container::ContainerStatus;
 use serde_json::{Map, Value};
 
-/// runc refuses to exec in a paused container unless told to ignore it; told so, it waits
-/// for a process the freezer holds. ferry refuses both ways, saying what to do.
+/// runc refuses to exec in a paused container unless told to ignore it (`--ignore-paused`);
+/// told so, the new process joins the frozen cgroup and starts once the container is
+/// resumed, and exec waits for it meanwhile.
 pub(super) fn check_paused(id: &str, status: ContainerStatus, ignore_paused: bool) -> Result<()> {
-    if status != ContainerStatus::Paused {
+    if status != ContainerStatus::Paused || ignore_paused {
         return Ok(());
     }
-    let hint = if ignore_paused {
-        "--ignore-paused is not supported: the new process could not start while the container is frozen; run `ferry resume` first"
-    } else {
-        "run `ferry resume` first"
-    };
     Err(RuntimeError::WrongState {
         op: "exec in",
         id: id.into(),
         status: "paused".into(),
-        hint,
+        hint: "run `ferry resume` first, or pass --ignore-paused to start the process when it is resumed",
     })
 }
 
@@ -218,13 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn paused_is_refused_with_a_way_out() {
+    fn paused_is_refused_unless_ignored() {
         assert!(check_paused("c", ContainerStatus::Running, false).is_ok());
-        for ignore in [false, true] {
-            match check_paused("c", ContainerStatus::Paused, ignore) {
-                Err(e) => assert!(e.to_string().contains("ferry resume"), "{e}"),
-                Ok(()) => panic!("exec in a paused container must be refused"),
-            }
+        match check_paused("c", ContainerStatus::Paused, false) {
+            Err(e) => assert!(e.to_string().contains("--ignore-paused"), "{e}"),
+            Ok(()) => panic!("exec in a paused container must be refused without --ignore-paused"),
         }
+        assert!(check_paused("c", ContainerStatus::Paused, true).is_ok());
     }
 }

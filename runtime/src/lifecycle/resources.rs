@@ -92,10 +92,26 @@ impl Runtime {
             });
         }
         let m = self.cgroup_manager(&c)?;
-        let stats = m.stats().map_err(|e| RuntimeError::Cgroup {
-            what: format!("reading statistics of container \"{id}\""),
-            detail: e.to_string(),
-        })?;
+        let what = format!("reading statistics of container \"{id}\"");
+        let stats = match m.stats() {
+            Ok(s) => s,
+            // libcgroups needs every v2 controller enabled; read what there is, as runc does.
+            Err(e) => {
+                let dir = c
+                    .spec()
+                    .ok()
+                    .and_then(|cfg| crate::cgroup_paths::unified_dir(&cfg.cgroup_path));
+                match dir.map(|d| crate::stats_v2::read(&d)) {
+                    Some(Ok(s)) => s,
+                    _ => {
+                        return Err(RuntimeError::Cgroup {
+                            what,
+                            detail: e.to_string(),
+                        })
+                    }
+                }
+            }
+        };
         let data = crate::stats::runc_stats(&stats);
         Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
     }

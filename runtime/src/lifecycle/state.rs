@@ -93,11 +93,16 @@ impl Runtime {
             if validate_id(&id).is_err() || !e.path().is_dir() {
                 continue;
             }
-            // A container deleted meanwhile is simply not listed.
+            // As runc: a container whose state cannot be read is reported, not listed. One
+            // deleted meanwhile, or one a running create has not recorded yet, is left out.
             match self.open(&id, false) {
                 Ok((_l, c)) => out.push(self.runc_state(&c)),
-                Err(e @ RuntimeError::CorruptState { .. }) => tracing::warn!("{e}"),
-                Err(_) => {}
+                Err(_) if !self.container_dir(&id).exists() => {}
+                Err(RuntimeError::NotFound(_)) if crate::lock::create_in_progress(&self.root) => {}
+                Err(RuntimeError::NotFound(_)) => tracing::warn!(
+                    "container \"{id}\" has a state directory but no state: remove what is left of it with `ferry delete --force {id}`"
+                ),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
