@@ -11,7 +11,7 @@
 //! the migration; the container must see it, and see B's host mount, not A's). runc runs
 //! the same steps where it can (it cannot dump a volume with a host mount under it: CRIU
 //! calls that sharing unreachable; its migrations here run without volumes).
-//! Cost: about 40 s.
+//! Cost: about 80 s (both tests).
 
 use ferry_integration::nodes::Nodes;
 use ferry_integration::require_root;
@@ -169,7 +169,8 @@ fn migrate_full_and_page_server_tcp_survives_volumes_follow() {
 /// which: a page server that does not answer fails the dump before anything moved (the
 /// container keeps running on A, its client connected); a lazy migration is tried too (on
 /// this machine CRIU 4.3's lazy-pages daemon stops on an internal error as soon as it
-/// connects, with runc too, so it fails; should it work, it must move the container).
+/// connects, with runc too, so it fails; should it work, it must move the container). runc
+/// runs the lazy migration too.
 #[test]
 fn failed_migration_leaves_the_container_on_one_node() {
     if !require_root() {
@@ -232,5 +233,12 @@ echo "ERR $(tr '\n' ' ' < $FX/ck.err)"
             "after the failed lazy migration the container on A does not answer a new client: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    // runc drives the same CRIU: it moves the container, or leaves it on A.
+    let r = migrate(&nodes, "runc", "lazy", "mg-runc-lazy", false);
+    if r.field("outcome") == "ok" {
+        assert_moved(&r, "runc lazy", false);
+    } else {
+        assert_eq!(r.field("after"), "A", "runc lazy\n{}", r.raw);
     }
 }
