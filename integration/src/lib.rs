@@ -102,4 +102,5 @@ pub fn run_with(runtime: &str, script: &str) -> Output {
     )
 }
 
+pub mod nodes;
 pub mod propagation;

@@ -35,11 +35,7 @@ impl Runtime {
         let mut c = self.load_container(id)?;
         let (status, pid) = running_init(&c, id)?;
         let criu = opts.common.find_criu()?;
-        if opts.common.lazy_pages {
-            return Err(RuntimeError::Invalid(
-                "--lazy-pages needs userfaultfd page serving, which ferry does not drive yet: checkpoint without it".into(),
-            ));
-        }
+        let mut migration = super::migrate::prepare_dump(&criu, opts)?;
         let images = open_dir(&opts.common.image_path, "image directory")?;
         let work_path = opts.common.work_path();
         let work = open_dir(&work_path, "work directory")?;
@@ -48,6 +44,7 @@ impl Runtime {
             record_mounts_and_stdio(pid, &opts.common.image_path)?;
         }
         let mut o = dump_options(&c, &spec, pid, opts, &images, &work)?;
+        migration.apply(&mut o);
         let mut external: Vec<String> = bind_mounts(&spec)
             .into_iter()
             .map(|(dest, _)| dest.display().to_string())
@@ -68,7 +65,7 @@ impl Runtime {
                 o.set_freeze_cgroup(freezer.display().to_string());
             }
         }
-        run_dump(&criu, o, opts.pre_dump, &work_path)?;
+        run_dump(&criu, o, opts, &work_path, &mut migration, pid)?;
         if !opts.leave_running && !opts.pre_dump {
             // As runc: the dumped container's tasks are gone; remove it so that its id can be
             // restored.
@@ -127,8 +124,8 @@ fn log_name(pre_dump: bool) -> &'static str {
     }
 }
 
-/// CRIU's options for dumping `pid`: directories, root, the flags, namespaces joined by
-/// path (external, by inode), the status fd and the page server.
+/// CRIU's options for dumping `pid`: directories, root, the flags and namespaces joined by
+/// path (external, by inode); the migration adds its own.
 fn dump_options(
     c: &Container,
     spec: &Spec,
@@ -158,21 +155,6 @@ fn dump_options(
             .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?
             .ino();
         o.external.push(format!("{kind}[{inode}]:{key}"));
-    }
-    if let Some(fd) = opts.status_fd {
-        o.set_status_fd(fd);
-    }
-    if let Some(ps) = &opts.page_server {
-        let (addr, port) = ps.rsplit_once(':').ok_or_else(|| {
-            RuntimeError::Invalid(format!("--page-server {ps:?}: use ADDRESS:PORT"))
-        })?;
-        let port: i32 = port
-            .parse()
-            .map_err(|_| RuntimeError::Invalid(format!("--page-server {ps:?}: bad port")))?;
-        let mut info = rust_criu::rust_criu_protobuf::rpc::Criu_page_server_info::new();
-        info.set_address(addr.into());
-        info.set_port(port);
-        o.ps = protobuf::MessageField::some(info);
     }
     Ok(o)
 }
@@ -231,8 +213,17 @@ fn record_boundary(
     Ok(cgroup_points.collect())
 }
 
-/// Run CRIU's dump (or pre-dump) with options `o`; its log is in `work_path`.
-fn run_dump(criu: &Criu, o: Criu_opts, pre_dump: bool, work_path: &Path) -> Result<()> {
+/// Run CRIU's dump (or pre-dump) of `pid` with options `o`; its log is in `work_path`. The
+/// migration answers CRIU's notifications and says, on failure, where the container is.
+fn run_dump(
+    criu: &Criu,
+    o: Criu_opts,
+    opts: &CheckpointOptions,
+    work_path: &Path,
+    migration: &mut super::migrate::DumpMigration,
+    pid: i32,
+) -> Result<()> {
+    let pre_dump = opts.pre_dump;
     let mut req = Criu_req::new();
     req.set_type(if pre_dump {
         Criu_req_type::PRE_DUMP
@@ -247,18 +238,27 @@ fn run_dump(criu: &Criu, o: Criu_opts, pre_dump: bool, work_path: &Path) -> Resu
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         Ok(())
     });
+    let tcp = opts.common.tcp_established;
     let resp = criu
-        .call(req, &mut |_n: Notification| Ok(()), Some(private_files))
-        .map_err(|e| criu_failed(op, e, &log))?;
+        .call(
+            req,
+            &mut |n: Notification| migration.notified(&n.script),
+            Some(private_files),
+        )
+        .map_err(|e| migration.failed(criu_failed(op, e, &log), pid, tcp))?;
     if !resp.success() {
-        return Err(criu_failed(
-            op,
-            crate::criu::CriuError::Failed {
+        return Err(migration.failed(
+            criu_failed(
                 op,
-                msg: resp.cr_errmsg().to_string(),
-                log: log.display().to_string(),
-            },
-            &log,
+                crate::criu::CriuError::Failed {
+                    op,
+                    msg: resp.cr_errmsg().to_string(),
+                    log: log.display().to_string(),
+                },
+                &log,
+            ),
+            pid,
+            tcp,
         ));
     }
     Ok(())

@@ -13,6 +13,7 @@ pub(super) const DESCRIPTORS: &str = "descriptors.json";
 mod cgroups;
 mod dump;
 mod files;
+mod migrate;
 mod namespaces;
 mod options;
 mod restore;

@@ -146,12 +146,6 @@ fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> 
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e))?;
     let criu = opts.common.find_criu()?;
-    if opts.common.lazy_pages {
-        return Err(RuntimeError::Invalid(
-            "--lazy-pages needs a page server, which ferry does not drive yet: restore without it"
-                .into(),
-        ));
-    }
     if !opts.common.image_path.join("inventory.img").exists() {
         return Err(RuntimeError::Invalid(format!(
             "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
@@ -159,6 +153,7 @@ fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> 
         )));
     }
     crate::images::check_page_images(&opts.common.image_path)?;
+    super::migrate::check_restore(&opts.common)?;
     let mut binds = Vec::new();
     for (dest, src) in bind_mounts(&spec) {
         let src = if src.is_absolute() {
@@ -298,6 +293,7 @@ impl Restoring<'_> {
         o.set_log_level(4);
         o.set_root(ns.root.display().to_string());
         common.apply(&self.input.spec, &mut o)?;
+        super::migrate::apply_restore(common, &mut o);
         o.set_rst_sibling(true);
         let mut files = self.namespace_options(&mut o)?;
         files.extend([images, work]);
