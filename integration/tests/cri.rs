@@ -176,6 +176,15 @@ impl CriEnv {
             .collect::<Vec<_>>()
             .join("\n")
     }
+
+    /// A CRI client on this environment's socket, with the test image pulled.
+    async fn client(&self) -> Cri {
+        let mut cri = connect(&self.sock()).await;
+        if let Err(e) = cri.pull(&self.image()).await {
+            panic!("{e}\n{}", self.log_excerpt());
+        }
+        cri
+    }
 }
 
 impl Drop for CriEnv {
@@ -291,6 +300,14 @@ fn write_checkpoint_layout(archive: &Path, dir: &Path, container: &str) -> Resul
 struct Cri {
     rt: RuntimeServiceClient<Channel>,
     img: ImageServiceClient<Channel>,
+}
+
+/// A single-threaded tokio runtime for one test's CRI calls.
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
 
 async fn connect(sock: &Path) -> Cri {
@@ -717,19 +734,12 @@ fn cri_counter_checkpoint_restore_into_new_pod_runc_and_ferry() {
     }
     let env = CriEnv::start("ctr");
     let image = env.image();
-    let sock = env.sock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let rt = tokio_runtime();
     let mut table = String::new();
     let mut summary = Summary::default();
     let mut failures = Vec::new();
     rt.block_on(async {
-        let mut cri = connect(&sock).await;
-        if let Err(e) = cri.pull(&image).await {
-            panic!("{e}\n{}", env.log_excerpt());
-        }
+        let mut cri = env.client().await;
         for round in 0..rounds() {
             for (scenario, from) in [
                 ("counter", RestoreFrom::Archive),
@@ -950,21 +960,14 @@ fn volume_scenarios(tag: &str, scenarios: &[(Propagation, bool)], table_name: &s
     }
     let env = CriEnv::start(tag);
     let image = env.image();
-    let sock = env.sock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let rt = tokio_runtime();
     let mut table = String::new();
     let mut summary = Summary::default();
     let mut failures = Vec::new();
     // FERRY_SCENARIO=<part of a name> runs only the matching scenarios.
     let only = std::env::var("FERRY_SCENARIO").unwrap_or_default();
     rt.block_on(async {
-        let mut cri = connect(&sock).await;
-        if let Err(e) = cri.pull(&image).await {
-            panic!("{e}\n{}", env.log_excerpt());
-        }
+        let mut cri = env.client().await;
         for round in 0..rounds() {
             for &(prop, submount) in scenarios {
                 let scenario = format!(
@@ -1110,18 +1113,11 @@ fn cri_host_to_container_volume_restored_private_fails_restore() {
     }
     let env = CriEnv::start_with("untied", &[("FERRY_TEST_FAULT", "untie-volumes")]);
     let image = env.image();
-    let sock = env.sock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let rt = tokio_runtime();
     let mut table = String::new();
     let mut failures = Vec::new();
     rt.block_on(async {
-        let mut cri = connect(&sock).await;
-        if let Err(e) = cri.pull(&image).await {
-            panic!("{e}\n{}", env.log_excerpt());
-        }
+        let mut cri = env.client().await;
         for handler in RUNTIMES {
             let mut out = Outcome::default();
             let seen = untied_volume_run(&mut cri, &env, &image, handler, &mut out).await;
@@ -1249,11 +1245,7 @@ fn cri_tcp_connection_checkpoint_restore_runc_and_ferry() {
     }
     let env = CriEnv::start("tcp");
     let image = env.image();
-    let sock = env.sock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let rt = tokio_runtime();
     // CRIU 4.1 cannot dump IP sockets on current kernels: hack/cri-env puts 4.2 or newer
     // first on containerd's PATH, for runc and ferry alike.
     let (criu, version) = env.criu().unwrap_or_else(|e| panic!("{e}"));
@@ -1274,10 +1266,7 @@ fn cri_tcp_connection_checkpoint_restore_runc_and_ferry() {
     let mut summary = Summary::default();
     let mut failures = Vec::new();
     rt.block_on(async {
-        let mut cri = connect(&sock).await;
-        if let Err(e) = cri.pull(&image).await {
-            panic!("{e}\n{}", env.log_excerpt());
-        }
+        let mut cri = env.client().await;
         for round in 0..rounds() {
             for handler in RUNTIMES {
                 let mut out = Outcome::default();
