@@ -13,7 +13,21 @@ use std::path::PathBuf;
 /// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
 fn remove_extra_cgroups(list: &str) {
     for cg in list.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
-        let _ = std::fs::remove_dir(cg);
+        match std::fs::remove_dir(cg) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("leaving cgroup {cg}: {e}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Signal a process found in a leftover container's cgroup; one that has exited meanwhile
+/// needs nothing.
+fn signal_leftover(pid: nix::unistd::Pid, signal: Signal) {
+    match nix::sys::signal::kill(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!("sending {signal} to process {pid}: {e}"),
     }
 }
 
@@ -90,10 +104,7 @@ impl Runtime {
             systemd_cgroup: systemd,
             container_name: id.to_string(),
         })
-        .map_err(|e| RuntimeError::Cgroup {
-            what: format!("cgroups of container \"{id}\""),
-            detail: e.to_string(),
-        })
+        .map_err(|e| RuntimeError::cgroup(format!("cgroups of container \"{id}\""), e))
     }
 
     /// `kill --all` of a container whose state cannot be read: every process of its cgroup.
@@ -102,7 +113,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::io(format!("locking container \"{id}\""), e))?;
         let m = self.leftover_cgroup_manager(id, self.systemd_cgroup)?;
         for pid in m.get_all_pids().unwrap_or_default() {
-            let _ = nix::sys::signal::kill(pid, signal);
+            signal_leftover(pid, signal);
         }
         Ok(())
     }
@@ -137,15 +148,17 @@ impl Runtime {
         let m = self.leftover_cgroup_manager(id, systemd)?;
         let pids = m.get_all_pids().unwrap_or_default();
         for pid in &pids {
-            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+            signal_leftover(*pid, Signal::SIGKILL);
         }
         if !pids.is_empty() {
-            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed.
-            let _ = m.freeze(libcgroups::common::FreezerState::Thawed);
+            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed; if they
+            // cannot be, removing the cgroup below fails and says so.
+            if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
+                tracing::warn!("thawing the cgroup of container \"{id}\": {e}");
+            }
         }
-        m.remove().map_err(|e| RuntimeError::Cgroup {
-            what: format!("removing the cgroup of container \"{id}\""),
-            detail: e.to_string(),
+        m.remove().map_err(|e| {
+            RuntimeError::cgroup(format!("removing the cgroup of container \"{id}\""), e)
         })?;
         remove_extra_cgroups(&std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default());
         self.remove_shadow_bundle(id);
