@@ -9,6 +9,7 @@ use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
 fn remove_extra_cgroups(list: &str) {
@@ -28,6 +29,40 @@ fn signal_leftover(pid: nix::unistd::Pid, signal: Signal) {
     match nix::sys::signal::kill(pid, signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => tracing::warn!("sending {signal} to process {pid}: {e}"),
+    }
+}
+
+/// How long a delete waits for the processes it killed to leave the container's cgroup.
+const KILLED_PROCESSES_WAIT: Duration = Duration::from_secs(10);
+
+/// SIGKILL every process in the cgroup of `m` and wait (bounded) until the cgroup is empty, so
+/// that removing it does not fail on processes still on their way out. A cgroup that cannot
+/// be read (already removed) counts as empty.
+fn kill_and_wait_until_empty(m: &libcgroups::common::AnyCgroupManager, id: &str) {
+    let deadline = Instant::now() + KILLED_PROCESSES_WAIT;
+    loop {
+        let pids = match m.get_all_pids() {
+            Ok(p) if !p.is_empty() => p,
+            _ => return,
+        };
+        for pid in &pids {
+            if let Err(e) = nix::sys::signal::kill(*pid, Signal::SIGKILL) {
+                tracing::debug!("killing pid {pid} of container \"{id}\": {e}");
+            }
+        }
+        // Tasks frozen by a cgroup v1 freezer die of their SIGKILL only once thawed.
+        if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
+            tracing::debug!("thawing container \"{id}\" to let it die: {e}");
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "{} process(es) of container \"{id}\" still in its cgroup {:?} after SIGKILL",
+                pids.len(),
+                KILLED_PROCESSES_WAIT
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -71,6 +106,11 @@ impl Runtime {
         // below it first, so that the removal cannot reach into a mount.
         crate::cleanup::prepare_delete(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
+        // libcontainer kills what is left and then gives the cgroup about 100 ms to empty, which
+        // a loaded machine exceeds: kill first and wait for the processes to be gone, as runc does.
+        if let Ok(m) = self.cgroup_manager(c) {
+            kill_and_wait_until_empty(&m, id);
+        }
         if let Err(e) = poststop::delete_despite_poststop_failure(c, force, id) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
             if !force {
@@ -146,17 +186,7 @@ impl Runtime {
         let dir = self.container_dir(id);
         crate::cleanup::prepare_delete(&dir)?;
         let m = self.leftover_cgroup_manager(id, systemd)?;
-        let pids = m.get_all_pids().unwrap_or_default();
-        for pid in &pids {
-            signal_leftover(*pid, Signal::SIGKILL);
-        }
-        if !pids.is_empty() {
-            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed; if they
-            // cannot be, removing the cgroup below fails and says so.
-            if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
-                tracing::warn!("thawing the cgroup of container \"{id}\": {e}");
-            }
-        }
+        kill_and_wait_until_empty(&m, id);
         m.remove().map_err(|e| {
             RuntimeError::cgroup(format!("removing the cgroup of container \"{id}\""), e)
         })?;
