@@ -35,10 +35,8 @@ impl CriuOptions {
 
     /// The CRIU binary these flags name (else the one on PATH), checked to be new enough.
     pub(super) fn find_criu(&self) -> Result<crate::criu::Criu> {
-        let criu = crate::criu::Criu::find(self.criu.as_deref())
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        criu.check_version()
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let criu = crate::criu::Criu::find(self.criu.as_deref())?;
+        criu.check_version()?;
         Ok(criu)
     }
 
@@ -148,10 +146,11 @@ pub(super) fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Pat
     // CRIU reports its first error, which without CAP_SYS_RESOURCE is its failure to raise
     // its own open-file limit: harmless, and it would hide the real cause.
     let noise = |l: &str| l.contains("Can't setup RLIMIT_NOFILE");
-    let msg = match e {
-        crate::criu::CriuError::Failed { msg, .. } if noise(&msg) => String::new(),
-        crate::criu::CriuError::Failed { msg, .. } => msg,
-        other => other.to_string(),
+    let (msg, source) = match e {
+        // CRIU's own report: its text is all there is, said here.
+        crate::criu::CriuError::Failed { msg, .. } if noise(&msg) => (String::new(), None),
+        crate::criu::CriuError::Failed { msg, .. } => (msg, None),
+        other => (other.to_string(), Some(Box::new(other))),
     };
     // The last error lines of CRIU's log say why; include them so one message is enough.
     let tail = std::fs::read_to_string(log)
@@ -167,16 +166,17 @@ pub(super) fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Pat
                 .join(" | ")
         })
         .unwrap_or_default();
-    RuntimeError::Invalid(format!(
-        "CRIU {op} failed: {msg}{}{} (log: {})",
-        if tail.is_empty() || msg.is_empty() {
-            ""
-        } else {
-            ": "
-        },
-        tail,
-        log.display()
-    ))
+    let sep = if tail.is_empty() || msg.is_empty() {
+        ""
+    } else {
+        ": "
+    };
+    RuntimeError::CriuFailed {
+        op,
+        detail: format!("{msg}{sep}{tail}"),
+        log: log.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +196,62 @@ mod tests {
         assert_eq!(Criu_cg_mode::from(CgroupMode::Full), Criu_cg_mode::FULL);
         assert_eq!(Criu_cg_mode::from(CgroupMode::Strict), Criu_cg_mode::STRICT);
         assert_eq!(Criu_cg_mode::from(CgroupMode::Ignore), Criu_cg_mode::IGNORE);
+    }
+
+    /// A CRIU that cannot be found converts into the runtime's error as it is: the same
+    /// words, and the CRIU error kept to match on.
+    #[test]
+    fn criu_errors_convert_keeping_their_kind() {
+        let opts = CriuOptions {
+            criu: Some("/nonexistent/te-criu".into()),
+            ..Default::default()
+        };
+        let err = opts.find_criu().expect_err("no such CRIU");
+        assert!(
+            matches!(err, RuntimeError::Criu(crate::criu::CriuError::NotFound(_))),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("install CRIU 4.1 or newer"),
+            "{err}"
+        );
+    }
+
+    /// A broken conversation stays the source of the failed operation; a failure CRIU
+    /// reported itself has only its text, which the message holds. Both name the log.
+    #[test]
+    fn a_failed_criu_call_keeps_what_broke() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("restore.log");
+        std::fs::write(&log, "(00.1) Error (criu/mount.c:1): te- mount failed\n").expect("log");
+        let err = criu_failed("restore", crate::criu::CriuError::Timeout(5), &log);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("CRIU restore failed: ")
+                && text.contains("te- mount failed")
+                && text.contains(&log.display().to_string()),
+            "{text}"
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<Box<crate::criu::CriuError>>());
+        assert!(
+            matches!(
+                source.map(|b| &**b),
+                Some(crate::criu::CriuError::Timeout(5))
+            ),
+            "{err:?}"
+        );
+
+        let reported = crate::criu::CriuError::Failed {
+            op: "restore",
+            msg: "te- reported".into(),
+            log: log.display().to_string(),
+        };
+        let err = criu_failed("restore", reported, &log);
+        assert!(err.source().is_none(), "{err:?}");
+        assert!(err.to_string().contains("te- reported: "), "{err}");
     }
 
     #[test]
