@@ -23,13 +23,10 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Vec::new();
     };
-    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
-    let mut out: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|mp| {
-            PathBuf::from(OsStr::from_bytes(&mountv2::scan::unescape(mp.as_bytes())).to_owned())
-        })
+    let table = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = table
+        .into_iter()
+        .map(|r| r.mountpoint)
         .filter(|mp| mp.starts_with(&dir))
         .collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -439,18 +436,9 @@ fn remove_v1_cgroup_dirs(cgroup_path: &Path) {
     if rel.is_empty() || rel.split('/').any(|c| c == "..") {
         return;
     }
-    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
-    for line in text.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        if !after.starts_with("cgroup ") {
-            continue;
-        }
-        if let Some(mp) = before.split(' ').nth(4) {
-            let mp = PathBuf::from(OsStr::from_bytes(&mountv2::scan::unescape(mp.as_bytes())));
-            let _ = std::fs::remove_dir(mp.join(rel));
-        }
+    let table = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
+    for r in table.iter().filter(|r| r.fstype == "cgroup") {
+        let _ = std::fs::remove_dir(r.mountpoint.join(rel));
     }
 }
 
