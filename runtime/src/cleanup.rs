@@ -46,7 +46,7 @@ pub fn detach_mounts_below(dir: &Path) -> Result<()> {
         }
         for mp in &mounts {
             // EINVAL: no longer a mount (detached with its parent); the next round looks again.
-            if let Err(e) = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH) {
+            if let Err(e) = rustix::mount::unmount(mp, rustix::mount::UnmountFlags::DETACH) {
                 tracing::debug!("detaching {}: {e}", mp.display());
             }
         }
@@ -417,11 +417,11 @@ pub fn remove_made_mountpoints(rootfs: &Path, made: &[(String, bool)]) {
 
 /// Reap every child that has exited; wait briefly for killed ones.
 fn reap_children() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use rustix::process::{wait, WaitOptions};
     for _ in 0..250 {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Ok(_) => continue,
+        match wait(WaitOptions::NOHANG) {
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Ok(Some(_)) => continue,
             // ECHILD: no children left.
             Err(_) => return,
         }
@@ -487,8 +487,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// collected before anything is killed, so that none escapes by being reparented; a second
 /// round catches what was forked meanwhile. Returns the pids signalled.
 pub fn kill_tree(root: i32, spare_root: bool) -> Vec<i32> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
+    use rustix::process::{kill_process, Pid, Signal};
     let mut killed = Vec::new();
     for _ in 0..2 {
         let mut victims = descendants(root);
@@ -499,8 +498,13 @@ pub fn kill_tree(root: i32, spare_root: bool) -> Vec<i32> {
         if victims.is_empty() {
             break;
         }
-        for &p in &victims {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        // Only real pids: 0 or a negative number would signal a whole process group.
+        for pid in victims
+            .iter()
+            .filter(|p| **p > 0)
+            .filter_map(|p| Pid::from_raw(*p))
+        {
+            let _ = kill_process(pid, Signal::KILL);
         }
         killed.extend(victims);
     }
