@@ -322,6 +322,26 @@ mod tests {
         assert_eq!(container_cgroup(Some(Path::new("/abs//x")), "id"), "/abs/x");
     }
 
+    /// A hierarchy mounted at a path that is not UTF-8 is found where it is (the text-based
+    /// reading before the shared parser turned such bytes into U+FFFD, a path that does not
+    /// exist).
+    #[test]
+    fn hierarchies_keep_mount_points_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let proc_cgroups = "memory\t3\t1\t1\n";
+        let mountinfo = mountv2::scan::parse_mountinfo(
+            b"34 30 0:30 / /sys/fs/cgroup/m\xe9m\\040x rw - cgroup cgroup rw,memory\n",
+            Path::new("mountinfo"),
+        )
+        .expect("parse");
+        let found = v1_hierarchies_in(&mountinfo, proc_cgroups);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].0.as_os_str().as_bytes(),
+            b"/sys/fs/cgroup/m\xe9m x"
+        );
+    }
+
     #[test]
     fn hierarchies_are_read_from_a_mountinfo_text() {
         let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
