@@ -21,15 +21,80 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+fn mountinfo() -> Vec<mountv2::scan::RawMount> {
+    match mountv2::scan::read_mountinfo(Path::new("/proc/self/mountinfo")) {
+        Ok(m) => m,
+        Err(e) => panic!("reading this process's mountinfo: {e}"),
+    }
+}
+
 /// The host's cgroup2 mount point: `/sys/fs/cgroup` on a v2 host, the unified hierarchy's on
 /// a hybrid one.
 fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        (after.split(' ').next() == Some("cgroup2"))
-            .then(|| before.split(' ').nth(4).map(PathBuf::from))?
-    })
+    mountinfo()
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| m.mountpoint)
+}
+
+/// On a hybrid host, the directory of this process's cgroup in each v1 hierarchy.
+fn v1_cgroups_of_self() -> Vec<PathBuf> {
+    v1_hierarchies_of_self()
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .collect()
+}
+
+/// (controllers, directory) of this process's cgroup in each v1 hierarchy.
+fn v1_hierarchies_of_self() -> Vec<(String, PathBuf)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mounts: Vec<_> = mountinfo()
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup")
+        .collect();
+    own.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let m = mounts.iter().find(|m| {
+                !controllers.is_empty()
+                    && controllers
+                        .split(',')
+                        .all(|c| m.super_options.iter().any(|o| o == c))
+            })?;
+            let below_root = Path::new(path).strip_prefix(&m.root).ok()?;
+            Some((controllers.to_string(), m.mountpoint.join(below_root)))
+        })
+        .collect()
+}
+
+/// What a restore made in the host's v1 hierarchies, removed (children first) on drop. On a
+/// hybrid host the restored task's v1 cgroups are the test's own; a restore that re-roots
+/// them (CRIU's default cgroup root) re-creates the subtree below each under the container's
+/// cgroup name (`pa-v2`), a copy of the host's v1 cgroups, and the next run copies the copy.
+struct V1Copies(Vec<PathBuf>);
+
+impl V1Copies {
+    /// The `pa-v2` cgroups beside which the restore will make its copies, those not there yet.
+    fn expected() -> V1Copies {
+        V1Copies(
+            v1_cgroups_of_self()
+                .iter()
+                .map(|d| d.join("pa-v2"))
+                .filter(|d| !d.exists())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for V1Copies {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            if dir.exists() {
+                remove_cgroup(dir);
+            }
+        }
+    }
 }
 
 /// Kill what is left in the cgroup `dir` and remove it, children first.
@@ -69,10 +134,14 @@ fn on_v2(runtime: &str, script: &str) -> Output {
     let Some(unified) = cgroup2_mount() else {
         panic!("this host mounts no cgroup2 file system: nothing to test cgroup v2 on");
     };
-    let cg = TestCgroup(unified.join(format!("pa-v2-{runtime}-{}", std::process::id())));
+    // Dropped after the unified cgroup, whose cgroup.kill ends the processes in the copies.
+    let copies = V1Copies::expected();
+    let name = format!("pa-v2-{runtime}-{}", std::process::id());
+    let cg = TestCgroup(unified.join(&name));
     if let Err(e) = std::fs::create_dir(&cg.0) {
         panic!("creating cgroup {}: {e}", cg.0.display());
     }
+    let join = [cg.0.join("cgroup.procs")];
     let w = match tempfile::tempdir() {
         Ok(w) => w,
         Err(e) => panic!("creating a scratch directory: {e}"),
@@ -83,13 +152,28 @@ fn on_v2(runtime: &str, script: &str) -> Output {
     let out = Command::new("bash")
         .args([
             "-c",
-            r#"echo $$ > "$CG/cgroup.procs" && exec unshare -m -C --propagation private bash -c "$SCRIPT""#,
+            r#"for f in $JOIN; do echo $$ > "$f" || exit 1; done
+exec unshare -m -C --propagation private bash -c "$SCRIPT""#,
         ])
-        .env("CG", &cg.0)
+        .env(
+            "JOIN",
+            join.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
         .env("SCRIPT", full)
         .env("W", w.path())
         .env("RT", runtime_bin(runtime))
         .output();
+    let made: Vec<PathBuf> = copies.0.iter().filter(|d| d.exists()).cloned().collect();
+    drop(cg);
+    drop(copies);
+    assert!(
+        made.is_empty(),
+        "{runtime}'s restore made the container's cgroup in the host's v1 hierarchies, which a \
+         cgroup v2 container has none of: {made:?}"
+    );
     match out {
         Ok(o) => o,
         Err(e) => panic!("running bash: {e}"),

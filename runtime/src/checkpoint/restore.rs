@@ -356,6 +356,14 @@ impl Restoring<'_> {
     fn cgroup_roots(&self, o: &mut Criu_opts, cgroup: &str) -> Result<Vec<(PathBuf, String)>> {
         let hierarchies = crate::cgroup_paths::v1_hierarchies();
         let mut default_root = Cgroup_root::new();
+        if crate::cgroup_paths::unified_only() {
+            // Only the unified hierarchy (CRIU names it by the empty controller) is the
+            // container's. v1 hierarchies the kernel still has but this mount namespace does
+            // not show are not: re-rooted there too, CRIU would make the container's cgroup
+            // in them, copy what the task's cgroup holds below it, and give the v1 freezer
+            // the checkpoint's frozen state, which nothing here thaws.
+            default_root.set_ctrl(String::new());
+        }
         default_root.set_path(cgroup.to_string());
         o.cg_root.push(default_root);
         // Named hierarchies' and the hybrid unified one's cgroups are ferry's to remove (at
