@@ -40,29 +40,14 @@ pub struct ApplyReport {
     pub propagation: Duration,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("step {index} ({step}): {reason}")]
-    Step {
-        index: usize,
-        step: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Setup(String),
-}
+mod error;
+pub use error::{ApplyError, StepError};
 
 /// Check that this kernel has what the method needs, before anything is touched: the new mount
 /// API and MOVE_MOUNT_SET_GROUP (Linux 5.15), on detached mounts (Linux 6.15 semantics for
 /// cloning from and attaching to detached trees).
 pub fn probe_kernel() -> Result<(), ApplyError> {
-    let fail = |what: &str, e: io::Error| {
-        ApplyError::Setup(format!(
-            "this kernel cannot restore mount trees the mount-v2 way: {what} failed: {e}; \
-             ferry needs Linux 6.15 or newer (fsopen, open_tree on detached mounts, \
-             MOVE_MOUNT_SET_GROUP)"
-        ))
-    };
+    let fail = |call: &'static str, source: io::Error| ApplyError::Kernel { call, source };
     let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| fail("fsopen(tmpfs)", e.into()))?;
     rustix::mount::fsconfig_create(&fs).map_err(|e| fail("fsconfig(create)", e.into()))?;
@@ -81,8 +66,12 @@ pub fn probe_kernel() -> Result<(), ApplyError> {
 
 /// The bytes an image path stands for (escaped as [`crate::content::escape_name`] writes it;
 /// validation made sure it decodes). Paths reach the kernel only as these bytes.
-fn bytes_of(what: &str, path: &str) -> Result<Vec<u8>, String> {
-    crate::content::unescape_name(path).map_err(|e| format!("{what}: {e}"))
+fn bytes_of(what: &'static str, path: &str) -> Result<Vec<u8>, StepError> {
+    crate::content::unescape_name(path).map_err(|reason| StepError::BadPath {
+        what,
+        path: path.to_string(),
+        reason,
+    })
 }
 
 fn clone_of(dir: BorrowedFd<'_>, rel: impl AsRef<[u8]>) -> io::Result<OwnedFd> {
@@ -195,8 +184,7 @@ pub fn apply(
 ) -> Result<ApplyReport, ApplyError> {
     probe_kernel()?;
     let others = (plan.superblock_count + 2 * plan.group_count + 64) as u64;
-    let limit = sys::raise_nofile_limit()
-        .map_err(|e| ApplyError::Setup(format!("raising the open-file limit: {e}")))?;
+    let limit = sys::raise_nofile_limit().map_err(ApplyError::FdLimit)?;
     let mut budget = limit.saturating_sub(others);
     if let Some(b) = opts.fd_budget {
         budget = budget.min(b);
@@ -207,12 +195,11 @@ pub fn apply(
         let pinned = reachable.iter().filter(|r| !**r).count() as u64;
         // Two more for the step that reopens them.
         if budget < pinned + 2 {
-            return Err(ApplyError::Setup(format!(
-                "restoring {} mounts keeps at least {} fds open but the open-file limit is \
-                 {limit}; raise it (ulimit -n)",
-                plan.mount_count,
-                pinned + 2 + others
-            )));
+            return Err(ApplyError::TooFewFds {
+                mounts: plan.mount_count,
+                needed: pinned + 2 + others,
+                limit,
+            });
         }
         tracing::debug!(
             limit,
@@ -224,32 +211,14 @@ pub fn apply(
     } else {
         None
     };
-    let target_meta = std::fs::metadata(&opts.target)
-        .map_err(|e| ApplyError::Setup(format!("target {}: {e}", opts.target.display())))?;
+    let target_meta = std::fs::metadata(&opts.target).map_err(|source| ApplyError::Target {
+        path: opts.target.clone(),
+        source,
+    })?;
     if !target_meta.is_dir() && !image.tree.mounts[0].is_file {
-        return Err(ApplyError::Setup(format!(
-            "target {} is not a directory",
-            opts.target.display()
-        )));
+        return Err(ApplyError::TargetNotDirectory(opts.target.clone()));
     }
-    let mut ex = Executor {
-        image,
-        opts,
-        contents: image.contents.iter().fold(HashMap::new(), |mut m, c| {
-            m.entry(c.superblock)
-                .or_insert_with(Vec::new)
-                .push(&c.content);
-            m
-        }),
-        sb_roots: (0..image.tree.superblocks.len()).map(|_| None).collect(),
-        mounts: (0..image.tree.mounts.len()).map(|_| None).collect(),
-        covers: HashMap::new(),
-        outside: HashMap::new(),
-        placeholders: Vec::new(),
-        attached: false,
-        spill,
-        released: vec![None; image.tree.mounts.len()],
-    };
+    let mut ex = Executor::new(image, opts, spill);
     let start = Instant::now();
     let mut report = ApplyReport {
         steps: plan.steps.len(),
@@ -259,11 +228,11 @@ pub fn apply(
         if matches!(step, Step::AttachRoot { .. }) {
             report.build = start.elapsed();
         }
-        if let Err(reason) = ex.run_spilling(step) {
+        if let Err(source) = ex.run_spilling(step) {
             let err = ApplyError::Step {
                 index,
                 step: step.to_string(),
-                reason,
+                source,
             };
             ex.undo();
             return Err(err);
@@ -274,9 +243,32 @@ pub fn apply(
 }
 
 impl<'a> Executor<'a> {
+    /// An executor with nothing made yet; `spill`: which mounts give up their fds once
+    /// attached (short of fds), as [`reachable_by_path`] says.
+    fn new(image: &'a MountImage, opts: &'a ApplyOptions, spill: Option<Vec<bool>>) -> Self {
+        Executor {
+            image,
+            opts,
+            contents: image.contents.iter().fold(HashMap::new(), |mut m, c| {
+                m.entry(c.superblock)
+                    .or_insert_with(Vec::new)
+                    .push(&c.content);
+                m
+            }),
+            sb_roots: (0..image.tree.superblocks.len()).map(|_| None).collect(),
+            mounts: (0..image.tree.mounts.len()).map(|_| None).collect(),
+            covers: HashMap::new(),
+            outside: HashMap::new(),
+            placeholders: Vec::new(),
+            attached: false,
+            spill,
+            released: vec![None; image.tree.mounts.len()],
+        }
+    }
+
     /// Run a step; when short of fds, reopen the released mounts it needs first, release
     /// them again after, and release a reachable mount once it is attached.
-    fn run_spilling(&mut self, step: &Step) -> Result<(), String> {
+    fn run_spilling(&mut self, step: &Step) -> Result<(), StepError> {
         if self.spill.is_none() {
             return self.run(step);
         }
@@ -300,7 +292,7 @@ impl<'a> Executor<'a> {
                 .is_some_and(|r| r.get(mount.get()).copied().unwrap_or(false));
             if reachable {
                 let id = sys::mount_id(self.mount(*mount)?)
-                    .map_err(|e| format!("mount id of mount[{}]: {e}", mount.0))?;
+                    .map_err(|e| StepError::sys(format!("mount id of mount[{}]", mount.0), e))?;
                 self.released[mount.get()] = Some(id);
                 self.mounts[mount.get()] = None;
             }
@@ -310,54 +302,54 @@ impl<'a> Executor<'a> {
 
     /// Open a released mount again by its path below the tree's root, and check it is the
     /// same mount.
-    fn reopen(&mut self, m: MountIdx) -> Result<(), String> {
+    fn reopen(&mut self, m: MountIdx) -> Result<(), StepError> {
         let rel = self.image.tree.mount(m).mountpoint.clone();
         let rel_bytes = bytes_of("mount point", &rel)?;
         let fd = rustix::mount::open_tree(self.mount(MountIdx(0))?, rel_bytes.as_slice(), {
             OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_SYMLINK_NOFOLLOW
         })
-        .map_err(|e| format!("reopening mount[{}] at {rel:?}: {e}", m.0))?;
-        let id =
-            sys::mount_id(fd.as_fd()).map_err(|e| format!("mount id of mount[{}]: {e}", m.0))?;
+        .map_err(|e| {
+            StepError::sys_at(format!("reopening mount[{}]", m.0), format!("{rel:?}"), e)
+        })?;
+        let id = sys::mount_id(fd.as_fd())
+            .map_err(|e| StepError::sys(format!("mount id of mount[{}]", m.0), e))?;
         if Some(id) != self.released[m.get()] {
-            return Err(format!(
-                "reopening mount[{}] at {rel:?} found another mount there",
-                m.0
-            ));
+            return Err(StepError::Replaced {
+                mount: m.0,
+                at: rel,
+            });
         }
         self.mounts[m.get()] = Some(fd);
         Ok(())
     }
 
-    fn sb_root(&self, sb: SuperblockIdx) -> Result<BorrowedFd<'_>, String> {
+    fn sb_root(&self, sb: SuperblockIdx) -> Result<BorrowedFd<'_>, StepError> {
         self.sb_roots
             .get(sb.get())
             .and_then(|f| f.as_ref())
             .map(|f| f.as_fd())
-            .ok_or_else(|| format!("superblock sb[{}] was not created", sb.0))
+            .ok_or_else(|| StepError::NotMade(format!("superblock sb[{}] was not created", sb.0)))
     }
 
-    fn mount(&self, m: MountIdx) -> Result<BorrowedFd<'_>, String> {
+    fn mount(&self, m: MountIdx) -> Result<BorrowedFd<'_>, StepError> {
         self.mounts
             .get(m.get())
             .and_then(|f| f.as_ref())
             .map(|f| f.as_fd())
-            .ok_or_else(|| format!("mount[{}] was not cloned", m.0))
+            .ok_or_else(|| StepError::NotMade(format!("mount[{}] was not cloned", m.0)))
     }
 
-    fn handle(&self, h: Handle) -> Result<BorrowedFd<'_>, String> {
+    fn handle(&self, h: Handle) -> Result<BorrowedFd<'_>, StepError> {
         match h {
             Handle::Mount(m) => self.mount(m),
             Handle::Cover(g) => self
                 .covers
                 .get(&g)
                 .map(|f| f.as_fd())
-                .ok_or_else(|| format!("no cover for group {}", g.0)),
-            Handle::Outside(g) => self
-                .outside
-                .get(&g)
-                .map(|f| f.as_fd())
-                .ok_or_else(|| format!("outside mount of group {} not open", g.0)),
+                .ok_or_else(|| StepError::NotMade(format!("no cover for group {}", g.0))),
+            Handle::Outside(g) => self.outside.get(&g).map(|f| f.as_fd()).ok_or_else(|| {
+                StepError::NotMade(format!("outside mount of group {} not open", g.0))
+            }),
         }
     }
 
@@ -366,7 +358,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Carries out one step of the plan.
-    fn run(&mut self, step: &Step) -> Result<(), String> {
+    fn run(&mut self, step: &Step) -> Result<(), StepError> {
         match step {
             Step::CreateSuperblock {
                 sb,
@@ -391,13 +383,13 @@ impl<'a> Executor<'a> {
             Step::MakeCover { group, sb } => self.make_cover(*group, *sb),
             Step::OpenOutside { group, path } => self.open_outside(*group, path),
             Step::MakeShared(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Shared)
-                .map_err(|e| format!("make-shared {h}: {e}")),
+                .map_err(|e| StepError::sys(format!("make-shared {h}"), e)),
             Step::MakeSlave(h) => sys::set_propagation(self.handle(*h)?, PropagationType::Slave)
-                .map_err(|e| format!("make-slave {h}: {e}")),
+                .map_err(|e| StepError::sys(format!("make-slave {h}"), e)),
             Step::SetGroup { from, to } => self.set_group(*from, *to),
             Step::MakeUnbindable(m) => {
                 sys::set_propagation(self.mount(*m)?, PropagationType::Unbindable)
-                    .map_err(|e| format!("make-unbindable at {}: {e}", self.mountpoint_of(*m)))
+                    .map_err(|e| StepError::sys_at("make-unbindable", self.mountpoint_of(*m), e))
             }
             Step::DropCover(g) => {
                 self.covers.remove(g);
@@ -413,25 +405,25 @@ impl<'a> Executor<'a> {
         fstype: &str,
         source: &str,
         options: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
-            .map_err(|e| format!("fsopen({fstype}): {e}"))?;
+            .map_err(|e| StepError::sys(format!("fsopen({fstype})"), e))?;
         if !source.is_empty() {
             rustix::mount::fsconfig_set_string(&fs, "source", source)
-                .map_err(|e| format!("source {source:?}: {e}"))?;
+                .map_err(|e| StepError::sys(format!("source {source:?}"), e))?;
         }
         for opt in options {
             let r = match opt.split_once('=') {
                 Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v),
                 None => rustix::mount::fsconfig_set_flag(&fs, opt.as_str()),
             };
-            r.map_err(|e| format!("{fstype} option {opt:?}: {e}"))?;
+            r.map_err(|e| StepError::sys(format!("{fstype} option {opt:?}"), e))?;
         }
         rustix::mount::fsconfig_create(&fs)
-            .map_err(|e| format!("creating the {fstype} superblock: {e}"))?;
+            .map_err(|e| StepError::sys(format!("creating the {fstype} superblock"), e))?;
         let root =
             rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-                .map_err(|e| format!("fsmount: {e}"))?;
+                .map_err(|e| StepError::sys("fsmount", e))?;
         self.sb_roots[sb.get()] = Some(root);
         Ok(())
     }
@@ -442,17 +434,21 @@ impl<'a> Executor<'a> {
         sb: SuperblockIdx,
         key: &str,
         hint: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let path: PathBuf = match self.opts.externals.get(key) {
             Some(p) => p.clone(),
             None => match hint {
-                Some(h) => crate::content::unescape_path(h)
-                    .map_err(|e| format!("external filesystem {key:?}: hint: {e}"))?,
+                Some(h) => {
+                    crate::content::unescape_path(h).map_err(|reason| StepError::BadPath {
+                        what: "hint of an external filesystem",
+                        path: h.to_string(),
+                        reason,
+                    })?
+                }
                 None => {
-                    return Err(format!(
-                        "external filesystem {key:?} has no path on this host; \
-                         pass --external {key}=PATH naming a mount of its root"
-                    ))
+                    return Err(StepError::NoExternal {
+                        key: key.to_string(),
+                    })
                 }
             },
         };
@@ -462,25 +458,28 @@ impl<'a> Executor<'a> {
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
         )
         .map_err(|e| {
-            format!(
-                "external filesystem {key:?} at {}: {e}; pass --external {key}=PATH",
-                path.display()
+            StepError::sys_at(
+                format!("external filesystem {key:?}"),
+                path.display().to_string(),
+                e,
             )
+            .hint(format!("; pass --external {key}=PATH"))
         })?;
         // A clone of a shared or slave mount keeps those ties; the method wants every
         // building block private.
-        sys::set_propagation(root.as_fd(), PropagationType::Private)
-            .map_err(|e| format!("making the clone of {} private: {e}", path.display()))?;
+        sys::set_propagation(root.as_fd(), PropagationType::Private).map_err(|e| {
+            StepError::sys(format!("making the clone of {} private", path.display()), e)
+        })?;
         self.sb_roots[sb.get()] = Some(root);
         Ok(())
     }
 
     /// Fills a fresh superblock with its recorded contents.
-    fn populate(&mut self, sb: SuperblockIdx) -> Result<(), String> {
+    fn populate(&mut self, sb: SuperblockIdx) -> Result<(), StepError> {
         let contents = self
             .contents
             .get(&sb)
-            .ok_or_else(|| format!("no content for sb[{}]", sb.0))?;
+            .ok_or_else(|| StepError::NotMade(format!("no content for sb[{}]", sb.0)))?;
         let root = self.sb_root(sb)?;
         // Overlapping contents agree entry for entry (validation checks it): a file
         // an earlier one made is left alone, never made twice.
@@ -526,8 +525,8 @@ impl<'a> Executor<'a> {
                     sys::open_beneath(p.as_fd(), "", OFlags::RDONLY | OFlags::DIRECTORY)
                 })
             }
-            .map_err(|e| format!("content base {:?}: {e}", content.base))?;
-            crate::content::populate(base_fd.as_fd(), content).map_err(|e| e.to_string())?;
+            .map_err(|e| StepError::sys(format!("content base {:?}", content.base), e))?;
+            crate::content::populate(base_fd.as_fd(), content)?;
         }
         Ok(())
     }
@@ -538,14 +537,14 @@ impl<'a> Executor<'a> {
         sb: SuperblockIdx,
         path: &str,
         file: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let rel = path.trim_start_matches('/');
         let rel_bytes = bytes_of("placeholder", rel)?;
         let root = self.sb_root(sb)?;
         let existed = sys::open_beneath(root, &rel_bytes, OFlags::PATH).is_ok();
         if !existed {
             sys::open_or_create_mountpoint(root, &rel_bytes, file)
-                .map_err(|e| format!("placeholder {path:?}: {e}"))?;
+                .map_err(|e| StepError::sys(format!("placeholder {path:?}"), e))?;
             self.placeholders.push((sb, rel.to_string()));
         }
         Ok(())
@@ -557,7 +556,7 @@ impl<'a> Executor<'a> {
         mount: MountIdx,
         sb: SuperblockIdx,
         root: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let rel = bytes_of("mount root", root.trim_start_matches('/'))?;
         let sb_root = self.sb_root(sb)?;
         // A fresh filesystem has only what the dump could see: a root that was under
@@ -567,15 +566,16 @@ impl<'a> Executor<'a> {
             && sys::open_beneath(sb_root, &rel, OFlags::PATH).is_err()
         {
             sys::open_or_create_mountpoint(sb_root, &rel, self.image.tree.mount(mount).is_file)
-                .map_err(|e| format!("making root {root:?}: {e}"))?;
+                .map_err(|e| StepError::sys(format!("making root {root:?}"), e))?;
         }
-        let fd = clone_of(sb_root, &rel).map_err(|e| format!("cloning root {root:?}: {e}"))?;
+        let fd = clone_of(sb_root, &rel)
+            .map_err(|e| StepError::sys(format!("cloning root {root:?}"), e))?;
         self.mounts[mount.get()] = Some(fd);
         Ok(())
     }
 
     /// Removes a placeholder this run made.
-    fn drop_placeholder(&mut self, sb: SuperblockIdx, path: &str) -> Result<(), String> {
+    fn drop_placeholder(&mut self, sb: SuperblockIdx, path: &str) -> Result<(), StepError> {
         let rel = path.trim_start_matches('/');
         if let Some(pos) = self
             .placeholders
@@ -584,7 +584,7 @@ impl<'a> Executor<'a> {
         {
             self.placeholders.swap_remove(pos);
             self.remove_placeholder(sb, rel)
-                .map_err(|e| format!("removing placeholder {path:?}: {e}"))?;
+                .map_err(|e| StepError::sys(format!("removing placeholder {path:?}"), e))?;
         }
         Ok(())
     }
@@ -596,15 +596,16 @@ impl<'a> Executor<'a> {
         parent: MountIdx,
         at: &str,
         file: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let parent_fd = self.mount(parent)?;
         let mp = if at.is_empty() {
             None
         } else {
             let at = bytes_of("mount point", at)?;
             Some(
-                sys::open_or_create_mountpoint(parent_fd, at, file)
-                    .map_err(|e| format!("mount point {}: {e}", self.mountpoint_of(mount)))?,
+                sys::open_or_create_mountpoint(parent_fd, at, file).map_err(|e| {
+                    StepError::sys_at("making the mount point", self.mountpoint_of(mount), e)
+                })?,
             )
         };
         let to = mp.as_ref().map(|f| f.as_fd()).unwrap_or(parent_fd);
@@ -615,38 +616,38 @@ impl<'a> Executor<'a> {
             "",
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
         )
-        .map_err(|e| format!("attaching at {}: {e}", self.mountpoint_of(mount)))?;
+        .map_err(|e| StepError::sys_at("attaching", self.mountpoint_of(mount), e))?;
         Ok(())
     }
 
     /// Gives a mount its per-mount flags.
-    fn set_attr(&mut self, mount: MountIdx, flags: &MountFlags) -> Result<(), String> {
+    fn set_attr(&mut self, mount: MountIdx, flags: &MountFlags) -> Result<(), StepError> {
         sys::set_mount_flags(self.mount(mount)?, attr_mask(flags)).map_err(|e| {
-            format!(
-                "mount_setattr({}) at {}: {e}",
-                crate::plan::flags_text(flags),
-                self.mountpoint_of(mount)
+            StepError::sys_at(
+                format!("mount_setattr({})", crate::plan::flags_text(flags)),
+                self.mountpoint_of(mount),
+                e,
             )
         })?;
         Ok(())
     }
 
     /// Makes a superblock read-only.
-    fn superblock_readonly(&mut self, sb: SuperblockIdx) -> Result<(), String> {
+    fn superblock_readonly(&mut self, sb: SuperblockIdx) -> Result<(), StepError> {
         let fs = rustix::mount::fspick(
             self.sb_root(sb)?,
             "",
             FsPickFlags::FSPICK_EMPTY_PATH | FsPickFlags::FSPICK_CLOEXEC,
         )
-        .map_err(|e| format!("fspick: {e}"))?;
-        rustix::mount::fsconfig_set_flag(&fs, "ro").map_err(|e| format!("ro: {e}"))?;
+        .map_err(|e| StepError::sys("fspick", e))?;
+        rustix::mount::fsconfig_set_flag(&fs, "ro").map_err(|e| StepError::sys("ro", e))?;
         rustix::mount::fsconfig_reconfigure(&fs)
-            .map_err(|e| format!("reconfigure read-only: {e}"))?;
+            .map_err(|e| StepError::sys("reconfigure read-only", e))?;
         Ok(())
     }
 
     /// Moves the tree's root mount onto the target.
-    fn attach_root(&mut self, mount: MountIdx) -> Result<(), String> {
+    fn attach_root(&mut self, mount: MountIdx) -> Result<(), StepError> {
         rustix::mount::move_mount(
             self.mount(mount)?,
             "",
@@ -654,49 +655,56 @@ impl<'a> Executor<'a> {
             &self.opts.target,
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
-        .map_err(|e| format!("attaching at {}: {e}", self.opts.target.display()))?;
+        .map_err(|e| StepError::sys_at("attaching", self.opts.target.display().to_string(), e))?;
         self.attached = true;
         Ok(())
     }
 
     /// Clones a superblock root to stand for a peer group.
-    fn make_cover(&mut self, group: GroupIdx, sb: SuperblockIdx) -> Result<(), String> {
+    fn make_cover(&mut self, group: GroupIdx, sb: SuperblockIdx) -> Result<(), StepError> {
         let fd = clone_of(self.sb_root(sb)?, "")
-            .map_err(|e| format!("cloning the superblock root: {e}"))?;
+            .map_err(|e| StepError::sys("cloning the superblock root", e))?;
         self.covers.insert(group, fd);
         Ok(())
     }
 
     /// Opens the mount outside the tree that stands for a peer group.
-    fn open_outside(&mut self, group: GroupIdx, path: &str) -> Result<(), String> {
-        let host_path = crate::content::unescape_path(path)
-            .map_err(|e| format!("the mount at {path} (outside peer group): {e}"))?;
+    fn open_outside(&mut self, group: GroupIdx, path: &str) -> Result<(), StepError> {
+        let host_path =
+            crate::content::unescape_path(path).map_err(|reason| StepError::BadPath {
+                what: "the mount of an outside peer group",
+                path: path.to_string(),
+                reason,
+            })?;
         let fd = rustix::mount::open_tree(CWD, &host_path, OpenTreeFlags::OPEN_TREE_CLOEXEC)
             .map_err(|e| {
-                format!("the mount at {path} stands for an outside peer group; opening it: {e}")
+                StepError::sys_at(
+                    "opening the mount that stands for an outside peer group",
+                    path,
+                    e,
+                )
             })?;
         self.outside.insert(group, fd);
         Ok(())
     }
 
     /// Joins a mount to another's peer group.
-    fn set_group(&mut self, from: Handle, to: Handle) -> Result<(), String> {
+    fn set_group(&mut self, from: Handle, to: Handle) -> Result<(), StepError> {
         sys::set_group(self.handle(from)?, self.handle(to)?).map_err(|e| {
-            let why = if e.raw_os_error() == Some(libc::EINVAL) {
-                match from {
-                    Handle::Outside(g) => format!(
-                        " (the outside mount for group {} must be on the same filesystem, \
-                         shared or a slave, with a root containing the joining mount's)",
-                        g.0
-                    ),
-                    _ => " (MOVE_MOUNT_SET_GROUP needs the same superblock, a donor root \
-                          containing the target's, a private target and a shared donor)"
-                        .to_string(),
-                }
-            } else {
-                String::new()
-            };
-            format!("{e}{why}")
+            let einval = e.raw_os_error() == Some(libc::EINVAL);
+            let err = StepError::sys("move_mount(MOVE_MOUNT_SET_GROUP)", e);
+            match from {
+                _ if !einval => err,
+                Handle::Outside(g) => err.hint(format!(
+                    " (the outside mount for group {} must be on the same filesystem, \
+                     shared or a slave, with a root containing the joining mount's)",
+                    g.0
+                )),
+                _ => err.hint(
+                    " (MOVE_MOUNT_SET_GROUP needs the same superblock, a donor root \
+                     containing the target's, a private target and a shared donor)",
+                ),
+            }
         })?;
         Ok(())
     }
@@ -704,7 +712,7 @@ impl<'a> Executor<'a> {
     fn remove_placeholder(&self, sb: SuperblockIdx, rel: &str) -> io::Result<()> {
         let root = self
             .sb_root(sb)
-            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
         let (dir, name) = match rel.rsplit_once('/') {
             Some((d, n)) => (d, n),
             None => ("", rel),
@@ -739,7 +747,10 @@ impl<'a> Executor<'a> {
             self.attached = false;
         }
         for (sb, rel) in std::mem::take(&mut self.placeholders) {
-            let _ = self.remove_placeholder(sb, &rel);
+            // A placeholder in an external filesystem stays on the host's disk.
+            if let Err(e) = self.remove_placeholder(sb, &rel) {
+                tracing::warn!(superblock = sb.0, path = %rel, error = %e, "removing a placeholder the failed apply made");
+            }
         }
         self.covers.clear();
         self.outside.clear();
@@ -778,4 +789,136 @@ pub fn set_flags_at(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let fd = sys::open_beneath(root, rel, rustix::fs::OFlags::PATH)?;
     sys::set_mount_flags(std::os::fd::AsFd::as_fd(&fd), attr_mask(flags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use std::error::Error as _;
+
+    /// A tree of one mount on an external filesystem keyed `k`.
+    fn external_image() -> MountImage {
+        MountImage::new(
+            MountTree {
+                mounts: vec![Mount {
+                    parent: None,
+                    mountpoint: String::new(),
+                    superblock: SuperblockIdx(0),
+                    root: "/".into(),
+                    root_deleted: false,
+                    is_file: false,
+                    flags: MountFlags::default(),
+                    propagation: Propagation::default(),
+                }],
+                superblocks: vec![Superblock {
+                    fstype: "ext4".into(),
+                    source: "/dev/te-none".into(),
+                    options: vec![],
+                    readonly: false,
+                    origin: SuperblockOrigin::External {
+                        key: "k".into(),
+                        hint: None,
+                    },
+                }],
+                groups: vec![],
+            },
+            vec![],
+        )
+    }
+
+    /// The errno of the io::Error at the end of `e`'s source chain.
+    fn root_errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+        let mut cur = Some(e);
+        let mut errno = None;
+        while let Some(c) = cur {
+            if let Some(io) = c.downcast_ref::<io::Error>() {
+                errno = io.raw_os_error();
+            }
+            cur = c.source();
+        }
+        errno
+    }
+
+    /// A step that fails in the kernel keeps the kernel's error as its source, and its text
+    /// still names the path and the fix.
+    #[test]
+    fn a_failed_step_keeps_the_errno_as_its_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("te-missing");
+        let image = external_image();
+        let opts = ApplyOptions {
+            target: dir.path().into(),
+            externals: [("k".to_string(), missing.clone())].into(),
+            fd_budget: None,
+        };
+        let mut ex = Executor::new(&image, &opts, None);
+        let err = ex
+            .open_external(SuperblockIdx(0), "k", None)
+            .expect_err("a missing path cannot be opened");
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(source.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&missing.display().to_string()) && text.contains("--external k=PATH"),
+            "{text}"
+        );
+
+        // Wrapped as the apply reports it, the errno is still at the end of the chain.
+        let step = ApplyError::Step {
+            index: 0,
+            step: "open-external".into(),
+            source: err,
+        };
+        assert_eq!(root_errno(&step), Some(libc::ENOENT));
+    }
+
+    /// Through the whole apply: the error names the step and ends in the kernel's errno;
+    /// nothing is mounted at the target.
+    #[test]
+    fn apply_reports_the_failed_step_with_its_errno() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: fsopen needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = external_image();
+        let policy = crate::policy::RestorePolicy {
+            externals: ["k".to_string()].into(),
+            ..crate::policy::RestorePolicy::trust_all()
+        };
+        let plan = crate::plan::plan(&image, &policy).expect("a plan");
+        let opts = ApplyOptions {
+            target: dir.path().into(),
+            externals: [("k".to_string(), dir.path().join("te-missing"))].into(),
+            fd_budget: None,
+        };
+        let err = apply(&image, &plan, &opts).expect_err("the external is missing");
+        assert!(
+            matches!(&err, ApplyError::Step { step, .. } if step.starts_with("open-external")),
+            "{err}"
+        );
+        assert_eq!(root_errno(&err), Some(libc::ENOENT), "{err}");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mountinfo.contains(&format!(" {} ", dir.path().display())),
+            "something was mounted at the target"
+        );
+    }
+
+    /// A step with no path for its external filesystem says how to give one.
+    #[test]
+    fn an_unnamed_external_names_the_flag() {
+        let image = external_image();
+        let opts = ApplyOptions::default();
+        let mut ex = Executor::new(&image, &opts, None);
+        let err = ex
+            .open_external(SuperblockIdx(0), "k", None)
+            .expect_err("no path");
+        assert!(matches!(err, StepError::NoExternal { .. }), "{err}");
+        assert!(err.to_string().contains("--external k=PATH"), "{err}");
+    }
 }

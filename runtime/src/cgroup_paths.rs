@@ -107,7 +107,7 @@ pub fn freezer_dir(cgroup_path: &Path) -> Result<PathBuf> {
             .map(|(mp, _)| mp)
             .ok_or_else(|| RuntimeError::Cgroup {
                 what: "the freezer".into(),
-                detail: "this host has neither a cgroup v1 freezer hierarchy nor cgroup v2 \
+                source: "this host has neither a cgroup v1 freezer hierarchy nor cgroup v2 \
                          at /sys/fs/cgroup"
                     .into(),
             })?

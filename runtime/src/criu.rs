@@ -206,6 +206,7 @@ fn end(child: &mut Child) {
         let killed = crate::cleanup::kill_tree(pid, false);
         tracing::debug!("killed CRIU ({pid}) and its processes: {killed:?}");
     }
+    // Reaps CRIU; it fails only when the child was reaped already, which is the goal.
     let _ = child.wait();
 }
 

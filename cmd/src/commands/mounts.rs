@@ -229,11 +229,17 @@ fn restore_tree(a: RestoreArgs, json: bool) -> Result<i32> {
         externals: map,
         fd_budget,
     };
+    // The errors go on as the cause, so that their sources (the kernel's errno) stay in
+    // the chain main prints.
     let report = mountv2::apply::restore(&img, &opts, &policy).map_err(|e| match e {
-        RestoreError::Plan(p) => anyhow::anyhow!("planning {}: {p}", image.display()),
-        RestoreError::Apply(a) => {
-            anyhow::anyhow!("restoring {} at {}: {a}", image.display(), target.display())
+        RestoreError::Plan(p) => {
+            anyhow::Error::new(p).context(format!("planning {}", image.display()))
         }
+        RestoreError::Apply(a) => anyhow::Error::new(a).context(format!(
+            "restoring {} at {}",
+            image.display(),
+            target.display()
+        )),
     })?;
     if json {
         crate::outln!(

@@ -29,7 +29,9 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
     opts.foreground = !a.detach;
     let pid = rt.create(&id, &opts)?;
     if let Err(e) = rt.start(&id) {
-        let _ = rt.delete(&id, true);
+        if let Err(d) = rt.delete(&id, true) {
+            tracing::warn!("removing container \"{id}\" after its failed start: {d}");
+        }
         return Err(e.into());
     }
     if a.detach {

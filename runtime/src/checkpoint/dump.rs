@@ -88,7 +88,7 @@ fn running_init(c: &Container, id: &str) -> Result<(ContainerStatus, i32)> {
     }
     let pid = c
         .pid()
-        .ok_or_else(|| RuntimeError::Invalid(format!("container \"{id}\" has no init pid")))?
+        .ok_or_else(|| RuntimeError::NoInitPid(id.to_string()))?
         .as_raw();
     Ok((status, pid))
 }
@@ -99,7 +99,7 @@ fn record_mounts_and_stdio(pid: i32, image_dir: &Path) -> Result<()> {
     let image = scan_container(pid)?;
     let text = image
         .to_json()
-        .map_err(|e| RuntimeError::Invalid(format!("encoding the mount image: {e}")))?;
+        .map_err(|e| RuntimeError::encode("the mount image", e))?;
     write_image_file(&image_dir.join(MOUNT_IMAGE), text.as_bytes())
         .map_err(|e| RuntimeError::io(format!("writing {MOUNT_IMAGE}"), e))?;
     let descriptors: Vec<String> = (0..3)
@@ -109,8 +109,8 @@ fn record_mounts_and_stdio(pid: i32, image_dir: &Path) -> Result<()> {
                 .unwrap_or_else(|_| "/dev/null".into())
         })
         .collect();
-    let text = serde_json::to_vec(&descriptors)
-        .map_err(|e| RuntimeError::Invalid(format!("encoding descriptors: {e}")))?;
+    let text =
+        serde_json::to_vec(&descriptors).map_err(|e| RuntimeError::encode("descriptors", e))?;
     write_image_file(&image_dir.join(DESCRIPTORS), &text)
         .map_err(|e| RuntimeError::io("writing descriptors.json", e))
 }
@@ -206,8 +206,8 @@ fn record_boundary(
     }
     o.set_ext_masters(true);
     o.set_ext_sharing(true);
-    let text = serde_json::to_vec_pretty(&boundary)
-        .map_err(|e| RuntimeError::Invalid(format!("encoding {BOUNDARY_FILE}: {e}")))?;
+    let text =
+        serde_json::to_vec_pretty(&boundary).map_err(|e| RuntimeError::encode(BOUNDARY_FILE, e))?;
     write_image_file(&opts.common.image_path.join(BOUNDARY_FILE), &text)
         .map_err(|e| RuntimeError::io(format!("writing {BOUNDARY_FILE}"), e))?;
     Ok(cgroup_points.collect())

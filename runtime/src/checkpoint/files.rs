@@ -33,8 +33,10 @@ pub(super) fn write_image_file(path: &Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 pub(super) fn load_mount_image(path: &Path) -> Result<mountv2::image::MountImage> {
-    mountv2::image::MountImage::load(path)
-        .map_err(|e| RuntimeError::Invalid(format!("mount image {}: {e}", path.display())))
+    mountv2::image::MountImage::load(path).map_err(|e| RuntimeError::CheckpointFile {
+        what: format!("mount image {}", path.display()),
+        source: e.into(),
+    })
 }
 
 pub(super) fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {

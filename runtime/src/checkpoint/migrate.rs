@@ -37,7 +37,7 @@ fn features(criu: &Criu) -> Result<Features> {
     req.features = protobuf::MessageField::some(f);
     let resp = criu
         .call(req, &mut |_| Ok(()), None)
-        .map_err(|e| RuntimeError::Invalid(format!("asking CRIU what it supports: {e}")))?;
+        .map_err(RuntimeError::CriuFeatures)?;
     let f = resp.features.as_ref();
     Ok(Features {
         mem_track: f.map(|f| f.mem_track()).unwrap_or(false),
@@ -120,16 +120,18 @@ impl DumpMigration {
     /// (a failed lazy transfer leaves the lock), which would leave the container running but
     /// cut off.
     pub(super) fn failed(&self, e: RuntimeError, pid: i32, tcp: bool) -> RuntimeError {
-        let whereabouts = where_after_failure(pid, self.served);
-        let mut msg = format!("{e}; {whereabouts}");
+        let mut whereabouts = where_after_failure(pid, self.served);
         if tcp && alive(pid) {
             if let Err(why) = unlock_network(pid) {
-                msg.push_str(&format!(
+                whereabouts.push_str(&format!(
                     "; its network stays locked by CRIU ({why}): remove the CRIU chain of iptables in its network namespace"
                 ));
             }
         }
-        RuntimeError::Invalid(msg)
+        RuntimeError::CheckpointFailed {
+            source: Box::new(e),
+            whereabouts,
+        }
     }
 }
 
@@ -248,6 +250,8 @@ fn unlock_network(pid: i32) -> std::result::Result<(), String> {
         // No chain (or no iptables): nothing locked this way.
         _ => return Ok(()),
     }
+    // A hook that is not there fails to be deleted, harmlessly; a chain still hooked in or
+    // not emptied makes the `-X` below fail, and that is reported.
     for hook in ["INPUT", "OUTPUT"] {
         let _ = iptables(&["-D", hook, "-j", CRIU_CHAIN]);
     }
@@ -300,6 +304,43 @@ mod tests {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut out).expect("read");
         assert_eq!(out, vec![0]);
+    }
+
+    /// A failed dump's error keeps CRIU's failure as its source and says where the
+    /// container is.
+    #[test]
+    fn a_failed_dump_keeps_its_cause() {
+        use std::error::Error as _;
+        let migration = DumpMigration {
+            page_server: None,
+            lazy: false,
+            status: StatusFd(None),
+            served: false,
+        };
+        let cause = RuntimeError::CriuFailed {
+            op: "dump",
+            detail: "te- cause".into(),
+            log: "/te-log".into(),
+            source: None,
+        };
+        let err = migration.failed(cause, std::process::id() as i32, false);
+        let text = err.to_string();
+        assert!(
+            text.contains("CRIU dump failed: te- cause")
+                && text.contains("still runs on this node"),
+            "{text}"
+        );
+        // The cause is boxed (the error is recursive), and the box is the source.
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<Box<RuntimeError>>());
+        assert!(
+            matches!(
+                source.map(|b| &**b),
+                Some(RuntimeError::CriuFailed { op: "dump", .. })
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -13,9 +13,9 @@ pub(super) fn scan_container(pid: i32) -> Result<mountv2::image::MountImage> {
             content: false,
             ..Default::default()
         };
-        image = Some(mountv2::dump::dump(&opts).map_err(|e| {
-            RuntimeError::Invalid(format!("scanning the mounts of process {pid}: {e}"))
-        })?);
+        image = Some(
+            mountv2::dump::dump(&opts).map_err(|source| RuntimeError::MountScan { pid, source })?,
+        );
         Ok(())
     })?;
     image.ok_or_else(|| RuntimeError::Invalid(format!("scanning the mounts of process {pid}")))

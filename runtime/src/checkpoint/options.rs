@@ -16,8 +16,9 @@ pub struct CriuOptions {
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
-    pub manage_cgroups_mode: Option<String>,
-    pub empty_ns: Vec<String>,
+    pub manage_cgroups_mode: CgroupMode,
+    /// Create the network namespace empty instead of restoring it (`--empty-ns network`).
+    pub empty_network: bool,
     pub auto_dedup: bool,
     pub lazy_pages: bool,
     /// The CRIU binary (`--criu`), else the one on PATH.
@@ -34,17 +35,15 @@ impl CriuOptions {
 
     /// The CRIU binary these flags name (else the one on PATH), checked to be new enough.
     pub(super) fn find_criu(&self) -> Result<crate::criu::Criu> {
-        let criu = crate::criu::Criu::find(self.criu.as_deref())
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        criu.check_version()
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let criu = crate::criu::Criu::find(self.criu.as_deref())?;
+        criu.check_version()?;
         Ok(criu)
     }
 
     /// The options of a dump or restore request that come from these flags and the bundle.
     pub(super) fn apply(&self, spec: &oci_spec::runtime::Spec, o: &mut Criu_opts) -> Result<()> {
         o.set_manage_cgroups(true);
-        o.set_manage_cgroups_mode(cg_mode(self.manage_cgroups_mode.as_deref())?);
+        o.set_manage_cgroups_mode(self.manage_cgroups_mode.into());
         o.set_notify_scripts(true);
         criu_config(spec, o);
         o.set_shell_job(self.shell_job);
@@ -55,11 +54,7 @@ impl CriuOptions {
         if let Some(parent) = &self.parent_path {
             o.set_parent_img(parent.display().to_string());
         }
-        if self
-            .empty_ns
-            .iter()
-            .any(|ns| ns == "network" || ns == "net")
-        {
+        if self.empty_network {
             o.set_empty_ns(libc::CLONE_NEWNET as u32);
         }
         if spec
@@ -105,18 +100,29 @@ pub struct RestoreOptions {
     pub mount_mismatch: MountMismatch,
 }
 
-pub(super) fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
-    Ok(match mode.unwrap_or("soft") {
-        "soft" => Criu_cg_mode::SOFT,
-        "full" => Criu_cg_mode::FULL,
-        "strict" => Criu_cg_mode::STRICT,
-        "ignore" => Criu_cg_mode::IGNORE,
-        other => {
-            return Err(RuntimeError::Invalid(format!(
-                "--manage-cgroups-mode {other:?}: use soft, full, strict or ignore"
-            )))
+/// How CRIU handles the container's cgroups (`--manage-cgroups-mode`, CRIU's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupMode {
+    /// Restore the properties of cgroups CRIU creates; leave existing ones as they are.
+    #[default]
+    Soft,
+    /// Restore every cgroup's properties.
+    Full,
+    /// Like full, and fail when a cgroup exists with other properties.
+    Strict,
+    /// Leave cgroups alone.
+    Ignore,
+}
+
+impl From<CgroupMode> for Criu_cg_mode {
+    fn from(mode: CgroupMode) -> Self {
+        match mode {
+            CgroupMode::Soft => Criu_cg_mode::SOFT,
+            CgroupMode::Full => Criu_cg_mode::FULL,
+            CgroupMode::Strict => Criu_cg_mode::STRICT,
+            CgroupMode::Ignore => Criu_cg_mode::IGNORE,
         }
-    })
+    }
 }
 
 /// CRIU's configuration file, as runc picks it: the `org.criu.config` annotation (empty:
@@ -140,10 +146,11 @@ pub(super) fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Pat
     // CRIU reports its first error, which without CAP_SYS_RESOURCE is its failure to raise
     // its own open-file limit: harmless, and it would hide the real cause.
     let noise = |l: &str| l.contains("Can't setup RLIMIT_NOFILE");
-    let msg = match e {
-        crate::criu::CriuError::Failed { msg, .. } if noise(&msg) => String::new(),
-        crate::criu::CriuError::Failed { msg, .. } => msg,
-        other => other.to_string(),
+    let (msg, source) = match e {
+        // CRIU's own report: its text is all there is, said here.
+        crate::criu::CriuError::Failed { msg, .. } if noise(&msg) => (String::new(), None),
+        crate::criu::CriuError::Failed { msg, .. } => (msg, None),
+        other => (other.to_string(), Some(Box::new(other))),
     };
     // The last error lines of CRIU's log say why; include them so one message is enough.
     let tail = std::fs::read_to_string(log)
@@ -159,16 +166,17 @@ pub(super) fn criu_failed(op: &'static str, e: crate::criu::CriuError, log: &Pat
                 .join(" | ")
         })
         .unwrap_or_default();
-    RuntimeError::Invalid(format!(
-        "CRIU {op} failed: {msg}{}{} (log: {})",
-        if tail.is_empty() || msg.is_empty() {
-            ""
-        } else {
-            ": "
-        },
-        tail,
-        log.display()
-    ))
+    let sep = if tail.is_empty() || msg.is_empty() {
+        ""
+    } else {
+        ": "
+    };
+    RuntimeError::CriuFailed {
+        op,
+        detail: format!("{msg}{sep}{tail}"),
+        log: log.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -180,13 +188,70 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_modes_map_onto_criu_and_others_are_refused() {
-        assert_eq!(cg_mode(None).ok(), Some(Criu_cg_mode::SOFT));
-        assert_eq!(cg_mode(Some("full")).ok(), Some(Criu_cg_mode::FULL));
-        assert_eq!(cg_mode(Some("strict")).ok(), Some(Criu_cg_mode::STRICT));
-        assert_eq!(cg_mode(Some("ignore")).ok(), Some(Criu_cg_mode::IGNORE));
-        let err = cg_mode(Some("props")).expect_err("not a mode").to_string();
-        assert!(err.contains("soft, full, strict or ignore"), "{err}");
+    fn cgroup_modes_map_onto_criu() {
+        assert_eq!(
+            Criu_cg_mode::from(CgroupMode::default()),
+            Criu_cg_mode::SOFT
+        );
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Full), Criu_cg_mode::FULL);
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Strict), Criu_cg_mode::STRICT);
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Ignore), Criu_cg_mode::IGNORE);
+    }
+
+    /// A CRIU that cannot be found converts into the runtime's error as it is: the same
+    /// words, and the CRIU error kept to match on.
+    #[test]
+    fn criu_errors_convert_keeping_their_kind() {
+        let opts = CriuOptions {
+            criu: Some("/nonexistent/te-criu".into()),
+            ..Default::default()
+        };
+        let err = opts.find_criu().expect_err("no such CRIU");
+        assert!(
+            matches!(err, RuntimeError::Criu(crate::criu::CriuError::NotFound(_))),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("install CRIU 4.1 or newer"),
+            "{err}"
+        );
+    }
+
+    /// A broken conversation stays the source of the failed operation; a failure CRIU
+    /// reported itself has only its text, which the message holds. Both name the log.
+    #[test]
+    fn a_failed_criu_call_keeps_what_broke() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("restore.log");
+        std::fs::write(&log, "(00.1) Error (criu/mount.c:1): te- mount failed\n").expect("log");
+        let err = criu_failed("restore", crate::criu::CriuError::Timeout(5), &log);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("CRIU restore failed: ")
+                && text.contains("te- mount failed")
+                && text.contains(&log.display().to_string()),
+            "{text}"
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<Box<crate::criu::CriuError>>());
+        assert!(
+            matches!(
+                source.map(|b| &**b),
+                Some(crate::criu::CriuError::Timeout(5))
+            ),
+            "{err:?}"
+        );
+
+        let reported = crate::criu::CriuError::Failed {
+            op: "restore",
+            msg: "te- reported".into(),
+            log: log.display().to_string(),
+        };
+        let err = criu_failed("restore", reported, &log);
+        assert!(err.source().is_none(), "{err:?}");
+        assert!(err.to_string().contains("te- reported: "), "{err}");
     }
 
     #[test]
@@ -199,8 +264,8 @@ mod tests {
             shell_job: true,
             file_locks: true,
             auto_dedup: true,
-            manage_cgroups_mode: Some("strict".into()),
-            empty_ns: vec!["network".into()],
+            manage_cgroups_mode: CgroupMode::Strict,
+            empty_network: true,
             ..Default::default()
         };
         let s = spec(serde_json::json!({

@@ -148,10 +148,7 @@ fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> 
         .map_err(|e| RuntimeError::io(format!("resolving bundle {}", opts.bundle.display()), e))?;
     let criu = opts.common.find_criu()?;
     if !opts.common.image_path.join("inventory.img").exists() {
-        return Err(RuntimeError::Invalid(format!(
-            "{} holds no checkpoint (no inventory.img): pass the --image-path a checkpoint wrote",
-            opts.common.image_path.display()
-        )));
+        return Err(RuntimeError::NoCheckpoint(opts.common.image_path.clone()));
     }
     crate::images::check_page_images(&opts.common.image_path)?;
     super::migrate::check_restore(&opts.common)?;
@@ -220,10 +217,7 @@ impl Restoring<'_> {
             systemd_cgroup: self.runtime.systemd_cgroup,
             container_name: id.to_string(),
         })
-        .map_err(|e| RuntimeError::Cgroup {
-            what: format!("cgroups of container \"{id}\""),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| RuntimeError::cgroup(format!("cgroups of container \"{id}\""), e))?;
         let resources = spec
             .linux()
             .as_ref()
@@ -478,15 +472,14 @@ impl Restoring<'_> {
             .as_ref()
             .map(|r| r.pid())
             .or(seen_pid)
-            .ok_or_else(|| RuntimeError::Invalid("CRIU reported no restored pid".into()))?;
+            .ok_or_else(|| crate::criu::CriuError::Rpc("the reply names no restored pid".into()))?;
         self.undo.note_restored(pid);
         // A container is restored running (as runc does), also when its checkpoint was taken
         // while paused.
         rec.manager
             .freeze(libcgroups::common::FreezerState::Thawed)
-            .map_err(|e| RuntimeError::Cgroup {
-                what: format!("thawing restored container \"{}\"", self.id),
-                detail: e.to_string(),
+            .map_err(|e| {
+                RuntimeError::cgroup(format!("thawing restored container \"{}\"", self.id), e)
             })?;
         record_extra_cgroups(pid, self.dir());
         Ok(pid)
@@ -555,9 +548,7 @@ impl Restoring<'_> {
     /// or with `--mount-mismatch=warn` report and go on.
     fn mismatch(&self, msg: String) -> Result<()> {
         match self.opts.mount_mismatch {
-            MountMismatch::Fail => Err(RuntimeError::Invalid(format!(
-                "{msg}\n(restore aborted; pass --mount-mismatch=warn to keep such a container)"
-            ))),
+            MountMismatch::Fail => Err(RuntimeError::MountMismatch(msg)),
             MountMismatch::Warn => {
                 tracing::warn!("{msg}");
                 Ok(())
@@ -584,11 +575,11 @@ impl Restoring<'_> {
 fn read_boundary(image_dir: &Path) -> Result<Option<Boundary>> {
     match std::fs::read(image_dir.join(BOUNDARY_FILE)) {
         Ok(text) => {
-            let mut b: Boundary = serde_json::from_slice(&text).map_err(|e| {
-                RuntimeError::Invalid(format!(
-                    "{BOUNDARY_FILE} in the checkpoint is malformed: {e}"
-                ))
-            })?;
+            let mut b: Boundary =
+                serde_json::from_slice(&text).map_err(|e| RuntimeError::CheckpointFile {
+                    what: format!("{BOUNDARY_FILE} in the checkpoint is malformed"),
+                    source: e.into(),
+                })?;
             b.upgrade();
             Ok(Some(b))
         }
@@ -655,11 +646,11 @@ fn inherit_stdio(image_dir: &Path, o: &mut Criu_opts) -> Result<()> {
     let Ok(text) = std::fs::read(image_dir.join(DESCRIPTORS)) else {
         return Ok(());
     };
-    let descriptors: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
-        RuntimeError::Invalid(format!(
-            "descriptors.json in the checkpoint is malformed: {e}"
-        ))
-    })?;
+    let descriptors: Vec<String> =
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::CheckpointFile {
+            what: format!("{DESCRIPTORS} in the checkpoint is malformed"),
+            source: e.into(),
+        })?;
     for (fd, d) in descriptors.iter().enumerate().take(3) {
         if d.starts_with("pipe:") || d.starts_with("socket:") {
             let mut i = Inherit_fd::new();

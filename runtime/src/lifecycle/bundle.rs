@@ -171,8 +171,7 @@ impl Runtime {
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&dir)
             .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
-        let text = serde_json::to_vec(&cfg)
-            .map_err(|e| RuntimeError::Invalid(format!("encoding config.json: {e}")))?;
+        let text = serde_json::to_vec(&cfg).map_err(|e| RuntimeError::encode("config.json", e))?;
         write_private(&dir.join("config.json"), &text)?;
         Ok(Some(dir))
     }
@@ -185,15 +184,24 @@ impl Runtime {
     /// (`.config-ID` beside the containers), there only when it is one (a directory holding
     /// config.json alone) and never the state of a container that happens to be called so.
     pub(crate) fn remove_shadow_bundle(&self, id: &str) {
-        let _ = std::fs::remove_dir_all(self.shadow_bundle(id));
+        let shadow = self.shadow_bundle(id);
+        match std::fs::remove_dir_all(&shadow) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("leaving shadow bundle {}: {e}", shadow.display());
+            }
+            _ => {}
+        }
         let old = self.root.join(format!(".config-{id}"));
         let names: Vec<_> = match std::fs::read_dir(&old) {
             Ok(d) => d.flatten().map(|e| e.file_name()).collect(),
             Err(_) => return,
         };
         if names.len() == 1 && names[0] == "config.json" {
-            let _ = std::fs::remove_file(old.join("config.json"));
-            let _ = std::fs::remove_dir(&old);
+            let removed = std::fs::remove_file(old.join("config.json"))
+                .and_then(|()| std::fs::remove_dir(&old));
+            if let Err(e) = removed {
+                tracing::warn!("leaving shadow bundle {}: {e}", old.display());
+            }
         }
     }
 }

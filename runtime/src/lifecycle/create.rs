@@ -94,9 +94,10 @@ impl Runtime {
             // and the process from it); `state` reports the user's bundle, as runc's does.
             record_user_bundle(&self.container_dir(id), &bundle)?;
         }
-        let pid = container.pid().map(|p| p.as_raw()).ok_or_else(|| {
-            RuntimeError::Invalid(format!("container \"{id}\" has no init pid after create"))
-        })?;
+        let pid = container
+            .pid()
+            .map(|p| p.as_raw())
+            .ok_or_else(|| RuntimeError::NoInitPid(id.to_string()))?;
         if let Err(e) = self.finish_create(id, pid, &opts.bundle, &propagation) {
             self.cleanup_failed_create(id);
             return Err(e);
@@ -150,7 +151,9 @@ impl Runtime {
         // A create that failed before libcontainer wrote the state has none to load.
         if dir.join("state.json").exists() {
             if let Ok(mut c) = Container::load(dir.clone()) {
-                let _ = c.delete(true);
+                if let Err(e) = c.delete(true) {
+                    tracing::warn!("undoing the failed create of \"{id}\": {e}");
+                }
             }
         }
         if let Err(e) = crate::cleanup::remove_state_path(&self.root, &dir) {

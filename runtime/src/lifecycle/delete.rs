@@ -14,7 +14,21 @@ use std::time::{Duration, Instant};
 /// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
 fn remove_extra_cgroups(list: &str) {
     for cg in list.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
-        let _ = std::fs::remove_dir(cg);
+        match std::fs::remove_dir(cg) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("leaving cgroup {cg}: {e}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Signal a process found in a leftover container's cgroup; one that has exited meanwhile
+/// needs nothing.
+fn signal_leftover(pid: nix::unistd::Pid, signal: Signal) {
+    match nix::sys::signal::kill(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!("sending {signal} to process {pid}: {e}"),
     }
 }
 
@@ -130,10 +144,7 @@ impl Runtime {
             systemd_cgroup: systemd,
             container_name: id.to_string(),
         })
-        .map_err(|e| RuntimeError::Cgroup {
-            what: format!("cgroups of container \"{id}\""),
-            detail: e.to_string(),
-        })
+        .map_err(|e| RuntimeError::cgroup(format!("cgroups of container \"{id}\""), e))
     }
 
     /// `kill --all` of a container whose state cannot be read: every process of its cgroup.
@@ -142,7 +153,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::io(format!("locking container \"{id}\""), e))?;
         let m = self.leftover_cgroup_manager(id, self.systemd_cgroup)?;
         for pid in m.get_all_pids().unwrap_or_default() {
-            let _ = nix::sys::signal::kill(pid, signal);
+            signal_leftover(pid, signal);
         }
         Ok(())
     }
@@ -176,9 +187,8 @@ impl Runtime {
         crate::cleanup::prepare_delete(&dir)?;
         let m = self.leftover_cgroup_manager(id, systemd)?;
         kill_and_wait_until_empty(&m, id);
-        m.remove().map_err(|e| RuntimeError::Cgroup {
-            what: format!("removing the cgroup of container \"{id}\""),
-            detail: e.to_string(),
+        m.remove().map_err(|e| {
+            RuntimeError::cgroup(format!("removing the cgroup of container \"{id}\""), e)
         })?;
         remove_extra_cgroups(&std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default());
         self.remove_shadow_bundle(id);

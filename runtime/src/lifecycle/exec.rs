@@ -105,7 +105,7 @@ impl Runtime {
             }
             let spec = load_bundle_spec(c.bundle())?;
             let mut p = serde_json::to_value(spec.process())
-                .map_err(|e| RuntimeError::Invalid(format!("encoding process: {e}")))?;
+                .map_err(|e| RuntimeError::encode("process", e))?;
             p["args"] = serde_json::json!(opts.args);
             p["terminal"] = serde_json::json!(opts.tty);
             if let Some(obj) = p.as_object_mut() {
@@ -152,7 +152,7 @@ impl Runtime {
             .tempfile_in(self.container_dir(c.id()))
             .map_err(|e| RuntimeError::io("writing the exec process file", e))?;
         serde_json::to_writer(file.as_file(), &process)
-            .map_err(|e| RuntimeError::Invalid(format!("writing the exec process file: {e}")))?;
+            .map_err(|e| RuntimeError::io("writing the exec process file", e.into()))?;
         Ok(file)
     }
 }

@@ -45,7 +45,10 @@ pub fn wait_foreground(pid: i32) -> Result<i32> {
         match set.wait() {
             Ok(Signal::SIGCHLD) => continue,
             Ok(sig) => {
-                let _ = kill(target, sig);
+                // A child that exited meanwhile (ESRCH) is reaped on the next round.
+                if let Err(e) = kill(target, sig) {
+                    tracing::debug!("forwarding {sig} to process {target}: {e}");
+                }
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(RuntimeError::io("waiting for signals", e.into())),

@@ -67,7 +67,12 @@ impl Runtime {
         if status != ContainerStatus::Stopped {
             if let Ok(mut fresh) = Container::load(self.container_dir(id)) {
                 if fresh.status() == ContainerStatus::Running {
-                    let _ = fresh.set_status(status).save();
+                    if let Err(e) = fresh.set_status(status).save() {
+                        tracing::warn!(
+                            "container \"{id}\" stays recorded as running, not {}: {e}",
+                            status_name(status)
+                        );
+                    }
                 }
             }
         }
@@ -132,9 +137,8 @@ impl Runtime {
         {
             self.cgroup_manager(c)?
                 .freeze(libcgroups::common::FreezerState::Thawed)
-                .map_err(|e| RuntimeError::Cgroup {
-                    what: format!("thawing container \"{id}\" for SIGKILL"),
-                    detail: e.to_string(),
+                .map_err(|e| {
+                    RuntimeError::cgroup(format!("thawing container \"{id}\" for SIGKILL"), e)
                 })?;
         }
         Ok(())

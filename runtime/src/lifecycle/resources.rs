@@ -49,10 +49,7 @@ impl Runtime {
             systemd_cgroup: c.systemd(),
             container_name: id.clone(),
         })
-        .map_err(|e| RuntimeError::Cgroup {
-            what: format!("cgroups of container \"{id}\""),
-            detail: e.to_string(),
-        })
+        .map_err(|e| RuntimeError::cgroup(format!("cgroups of container \"{id}\""), e))
     }
 
     /// `update`: apply new resource limits to a running or paused container.
@@ -75,10 +72,7 @@ impl Runtime {
             oom_score_adj: None,
             freezer_state: None,
         })
-        .map_err(|e| RuntimeError::Cgroup {
-            what: format!("updating resources of container \"{id}\""),
-            detail: e.to_string(),
-        })
+        .map_err(|e| RuntimeError::cgroup(format!("updating resources of container \"{id}\""), e))
     }
 
     /// One `events --stats` record, in runc's envelope.
@@ -103,12 +97,7 @@ impl Runtime {
                     .and_then(|cfg| crate::cgroup_paths::unified_dir(&cfg.cgroup_path));
                 match dir.map(|d| crate::stats_v2::read(&d)) {
                     Some(Ok(s)) => s,
-                    _ => {
-                        return Err(RuntimeError::Cgroup {
-                            what,
-                            detail: e.to_string(),
-                        })
-                    }
+                    _ => return Err(RuntimeError::cgroup(what, e)),
                 }
             }
         };

@@ -94,13 +94,10 @@ impl Runtime {
         }
         let what = || format!("sending signal {signo} to container \"{id}\"");
         if all {
-            let pids =
-                self.cgroup_manager(&c)?
-                    .get_all_pids()
-                    .map_err(|e| RuntimeError::Cgroup {
-                        what: what(),
-                        detail: e.to_string(),
-                    })?;
+            let pids = self
+                .cgroup_manager(&c)?
+                .get_all_pids()
+                .map_err(|e| RuntimeError::cgroup(what(), e))?;
             for pid in pids {
                 // SAFETY: kill(2) has no memory preconditions.
                 unsafe { libc::kill(pid.as_raw(), signo) };

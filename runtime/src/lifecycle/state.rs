@@ -115,9 +115,8 @@ impl Runtime {
         let m = self.cgroup_manager(&c)?;
         let mut pids: Vec<i32> = m
             .get_all_pids()
-            .map_err(|e| RuntimeError::Cgroup {
-                what: format!("listing processes of container \"{id}\""),
-                detail: e.to_string(),
+            .map_err(|e| {
+                RuntimeError::cgroup(format!("listing processes of container \"{id}\""), e)
             })?
             .into_iter()
             .map(Pid::as_raw)
