@@ -1,4 +1,5 @@
 //! ferry: a runc-compatible OCI runtime whose checkpoint/restore keeps the mount tree exact.
+#![deny(unsafe_code)]
 
 mod argv;
 mod cli;

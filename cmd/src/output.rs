@@ -30,6 +30,7 @@ impl Write for Stdout {
 
 /// End ferry with SIGPIPE's default action, so that the shell sees what it sees of any
 /// program whose reader went away (status 141, no message).
+#[allow(unsafe_code)]
 pub fn die_of_sigpipe() -> ! {
     // SAFETY: restoring a default disposition and raising a signal have no preconditions.
     unsafe {
@@ -46,6 +47,7 @@ extern "C" fn sigpipe_noop(_: libc::c_int) {}
 
 /// Catch SIGPIPE with a handler that does nothing, so that writes to a closed pipe fail with
 /// EPIPE. Called first thing in `main`.
+#[allow(unsafe_code)]
 pub fn catch_sigpipe() {
     // SAFETY: the handler is async-signal-safe (it does nothing); sigaction is given a
     // zeroed, fully initialised struct.

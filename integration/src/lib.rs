@@ -1,5 +1,6 @@
 //! Shared helpers for ferry's end-to-end tests: finding the binary, running shell scripts in
 //! private mount namespaces, and refusing to pass silently when the machine cannot run them.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -21,8 +22,7 @@ pub fn ferry_bin() -> PathBuf {
 /// Root is needed for namespaces and mounts. Outside CI a non-root run skips loudly; in CI
 /// (CI=true) it fails, so a misconfigured runner cannot pass by skipping.
 pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return true;
     }
     if std::env::var("CI").as_deref() == Ok("true") {

@@ -5,6 +5,10 @@
 //! versioned, validated on-disk form; [`plan`] turns an image into an ordered
 //! [`plan::MountPlan`] without touching the kernel; [`apply`] executes a plan; [`diff`] says
 //! whether two trees are the same up to ids.
+//!
+//! `unsafe` is denied; the system calls neither rustix nor nix wraps (mount_setattr,
+//! statmount/listmount, fchmodat2) each allow it where they are made.
+#![deny(unsafe_code)]
 
 pub mod apply;
 pub mod content;

@@ -86,11 +86,17 @@ pub fn read_table(pid: Option<u32>, source: ScanSource) -> Result<Vec<RawMount>,
         Some(p) => PathBuf::from(format!("/proc/{p}/mountinfo")),
         None => PathBuf::from("/proc/self/mountinfo"),
     };
-    let bytes = std::fs::read(&path).map_err(|source| ScanError::Read {
-        path: path.clone(),
+    read_mountinfo(&path)
+}
+
+/// Read and parse one mountinfo file (`/proc/PID/mountinfo`): the one reader of that format.
+/// The file is taken as bytes, so mount points that are not UTF-8 come out as they are.
+pub fn read_mountinfo(path: &Path) -> Result<Vec<RawMount>, ScanError> {
+    let bytes = std::fs::read(path).map_err(|source| ScanError::Read {
+        path: path.to_path_buf(),
         source,
     })?;
-    parse_mountinfo(&bytes, &path)
+    parse_mountinfo(&bytes, path)
 }
 
 /// Undo the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
@@ -495,6 +501,81 @@ mod tests {
         );
         assert!(t[3].unbindable);
         assert_eq!(t[1].super_options, vec!["rw", "size=1024k", "mode=755"]);
+    }
+
+    /// Every `\NNN` is one byte, whatever its value; raw bytes that are not UTF-8 stay as
+    /// they are; a backslash not followed by three octal digits is itself.
+    #[test]
+    fn octal_escapes_and_raw_bytes_come_back_as_the_kernels_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = parse_mountinfo(
+            b"7 1 0:2 /r\\134x\\377 /a\\040b\xff\\011c\\012 rw - fuse.sshfs u@h:/p\\040q rw\n",
+            Path::new("x"),
+        )
+        .expect("parse");
+        assert_eq!(t[0].mountpoint.as_os_str().as_bytes(), b"/a b\xff\tc\n");
+        assert_eq!(t[0].root.as_os_str().as_bytes(), b"/r\\x\xff");
+        assert_eq!(
+            (t[0].fstype.as_str(), t[0].source.as_str()),
+            ("fuse.sshfs", "u@h:/p q")
+        );
+        for (field, bytes) in [
+            (&b"x\\040"[..], &b"x "[..]),
+            (b"\\0400", b" 0"),
+            (b"\\04", b"\\04"),
+            (b"a\\b\\", b"a\\b\\"),
+            (b"\\800", b"\\800"),
+            (b"\\000", b"\0"),
+        ] {
+            assert_eq!(
+                unescape(field),
+                bytes,
+                "{:?}",
+                String::from_utf8_lossy(field)
+            );
+        }
+    }
+
+    /// Optional fields come in any order; ones this parser does not know are skipped; a line
+    /// without any is private and bindable.
+    #[test]
+    fn optional_fields_in_any_order_unknown_ones_skipped() {
+        let t = parse_mountinfo(
+            b"1 0 8:1 / / rw - ext4 /dev/sda rw\n\
+2 1 0:3 / /p rw,nosuid unbindable propagate_from:4 future:9 master:3 shared:12 - tmpfs t rw\n",
+            Path::new("x"),
+        )
+        .expect("parse");
+        let none = (None, None, None, false);
+        let r = &t[0];
+        assert_eq!((r.shared, r.master, r.propagate_from, r.unbindable), none);
+        let r = &t[1];
+        assert_eq!(
+            (r.shared, r.master, r.propagate_from, r.unbindable),
+            (Some(12), Some(3), Some(4), true)
+        );
+        assert_eq!(r.mount_options, vec!["rw", "nosuid"]);
+        assert_eq!((r.id, r.parent_id, r.dev), (2, 1, (0, 3)));
+        assert!(
+            parse_mountinfo(b"2 1 0:3 / /p rw shared:x - tmpfs t rw\n", Path::new("x")).is_err()
+        );
+    }
+
+    /// The file is read as bytes; a missing one is an error naming it.
+    #[test]
+    fn read_mountinfo_keeps_bytes_and_names_a_missing_file() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("mountinfo");
+        std::fs::write(&file, b"1 0 8:1 / /m\x80\\040n rw - ext4 /dev/sda rw\n").expect("write");
+        let t = read_mountinfo(&file).expect("read");
+        assert_eq!(t[0].mountpoint.as_os_str().as_bytes(), b"/m\x80 n");
+        let missing = dir.path().join("nothing");
+        let err = read_mountinfo(&missing).expect_err("missing file");
+        assert!(
+            matches!(&err, ScanError::Read { path, .. } if *path == missing),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ const _: () = assert!(std::mem::size_of::<MountAttr>() == 32);
 fn mount_setattr(fd: BorrowedFd<'_>, attr: &MountAttr) -> io::Result<()> {
     // SAFETY: the path is a valid NUL-terminated empty string, `attr` points to a live struct
     // whose size we pass, and the fd is borrowed for the duration of the call.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -207,22 +208,15 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// Raise the soft open-file limit to the hard one: restoring keeps one fd per mount open.
 /// Needs no privilege (unlike raising the hard limit).
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY, above every finite limit.
+    let below = |a: Option<u64>, b: Option<u64>| a.unwrap_or(u64::MAX) < b.unwrap_or(u64::MAX);
+    if below(lim.current, lim.maximum) {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim)?;
     }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid rlimit struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
+    Ok(lim.current.unwrap_or(libc::RLIM_INFINITY))
 }
 
 /// chmod the file `fd` stands for (an `O_PATH` descriptor will do, so device nodes and fifos
@@ -230,6 +224,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
 pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     // SAFETY: fchmodat2 reads the NUL-terminated empty path and nothing else; `fd` is borrowed
     // for the duration of the call.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::syscall(
             libc::SYS_fchmodat2,

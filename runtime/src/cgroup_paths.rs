@@ -9,6 +9,7 @@
 //! depends on every one of them still being there.
 
 use crate::error::{Result, RuntimeError};
+use mountv2::scan::RawMount;
 use std::path::{Path, PathBuf};
 
 /// This host's cgroup v1 hierarchies: where each is mounted and its controller set
@@ -20,44 +21,33 @@ pub fn v1_hierarchies() -> Vec<(PathBuf, String)> {
     )
 }
 
-/// The cgroup v1 hierarchies of a mountinfo text, given /proc/cgroups' text (which names the
+/// The cgroup v1 hierarchies of a mount table, given /proc/cgroups' text (which names the
 /// controllers: other options of a cgroup mount are not controllers). One entry per
 /// hierarchy, at its first mount.
-fn v1_hierarchies_in(mountinfo: &str, proc_cgroups: &str) -> Vec<(PathBuf, String)> {
+fn v1_hierarchies_in(mountinfo: &[RawMount], proc_cgroups: &str) -> Vec<(PathBuf, String)> {
     let known: Vec<&str> = proc_cgroups
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     let mut out: Vec<(PathBuf, String)> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        let f: Vec<&str> = after.split(' ').collect();
-        if f.first() != Some(&"cgroup") {
-            continue;
-        }
-        let options = f.get(2).unwrap_or(&"");
-        let ctrls: Vec<&str> = options.split(',').filter(|o| known.contains(o)).collect();
-        let Some(mp) = before.split(' ').nth(4) else {
-            continue;
-        };
+    for r in mountinfo.iter().filter(|r| r.fstype == "cgroup") {
+        let options = &r.super_options;
+        let ctrls: Vec<&str> = options
+            .iter()
+            .map(String::as_str)
+            .filter(|o| known.contains(o))
+            .collect();
         let set = if ctrls.is_empty() {
-            match options.split(',').find(|o| o.starts_with("name=")) {
-                Some(name) => name.to_string(),
+            match options.iter().find(|o| o.starts_with("name=")) {
+                Some(name) => name.clone(),
                 None => continue,
             }
         } else {
             ctrls.join(",")
         };
         if out.iter().all(|(_, s)| *s != set) {
-            out.push((
-                PathBuf::from(
-                    String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes())).into_owned(),
-                ),
-                set,
-            ));
+            out.push((r.mountpoint.clone(), set));
         }
     }
     out
@@ -70,18 +60,9 @@ pub fn hybrid_unified() -> Option<PathBuf> {
     }
     crate::boundary::read_mountinfo("/proc/self/mountinfo")
         .ok()?
-        .lines()
-        .find_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            (after.split(' ').next() == Some("cgroup2")).then(|| {
-                before.split(' ').nth(4).map(|mp| {
-                    PathBuf::from(
-                        String::from_utf8_lossy(&mountv2::scan::unescape(mp.as_bytes()))
-                            .into_owned(),
-                    )
-                })
-            })?
-        })
+        .into_iter()
+        .find(|r| r.fstype == "cgroup2")
+        .map(|r| r.mountpoint)
 }
 
 /// Whether this host is cgroup v2 only, as libcontainer decides it (a cgroup2 file system at
@@ -341,6 +322,26 @@ mod tests {
         assert_eq!(container_cgroup(Some(Path::new("/abs//x")), "id"), "/abs/x");
     }
 
+    /// A hierarchy mounted at a path that is not UTF-8 is found where it is (the text-based
+    /// reading before the shared parser turned such bytes into U+FFFD, a path that does not
+    /// exist).
+    #[test]
+    fn hierarchies_keep_mount_points_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let proc_cgroups = "memory\t3\t1\t1\n";
+        let mountinfo = mountv2::scan::parse_mountinfo(
+            b"34 30 0:30 / /sys/fs/cgroup/m\xe9m\\040x rw - cgroup cgroup rw,memory\n",
+            Path::new("mountinfo"),
+        )
+        .expect("parse");
+        let found = v1_hierarchies_in(&mountinfo, proc_cgroups);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].0.as_os_str().as_bytes(),
+            b"/sys/fs/cgroup/m\xe9m x"
+        );
+    }
+
     #[test]
     fn hierarchies_are_read_from_a_mountinfo_text() {
         let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
@@ -354,8 +355,11 @@ mod tests {
 35 30 0:29 / /elsewhere/cpu rw - cgroup cgroup rw,cpu,cpuacct
 36 30 0:31 / /sys/fs/cgroup/odd rw - cgroup cgroup rw,nonsense
 ";
+        let mountinfo =
+            mountv2::scan::parse_mountinfo(mountinfo.as_bytes(), Path::new("mountinfo"))
+                .expect("parse");
         assert_eq!(
-            v1_hierarchies_in(mountinfo, proc_cgroups),
+            v1_hierarchies_in(&mountinfo, proc_cgroups),
             vec![
                 (
                     PathBuf::from("/sys/fs/cgroup/systemd"),

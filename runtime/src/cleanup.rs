@@ -23,13 +23,10 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Vec::new();
     };
-    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
-    let mut out: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|mp| {
-            PathBuf::from(OsStr::from_bytes(&mountv2::scan::unescape(mp.as_bytes())).to_owned())
-        })
+    let table = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = table
+        .into_iter()
+        .map(|r| r.mountpoint)
         .filter(|mp| mp.starts_with(&dir))
         .collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -49,7 +46,7 @@ pub fn detach_mounts_below(dir: &Path) -> Result<()> {
         }
         for mp in &mounts {
             // EINVAL: no longer a mount (detached with its parent); the next round looks again.
-            if let Err(e) = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH) {
+            if let Err(e) = rustix::mount::unmount(mp, rustix::mount::UnmountFlags::DETACH) {
                 tracing::debug!("detaching {}: {e}", mp.display());
             }
         }
@@ -420,11 +417,11 @@ pub fn remove_made_mountpoints(rootfs: &Path, made: &[(String, bool)]) {
 
 /// Reap every child that has exited; wait briefly for killed ones.
 fn reap_children() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use rustix::process::{wait, WaitOptions};
     for _ in 0..250 {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Ok(_) => continue,
+        match wait(WaitOptions::NOHANG) {
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Ok(Some(_)) => continue,
             // ECHILD: no children left.
             Err(_) => return,
         }
@@ -439,18 +436,9 @@ fn remove_v1_cgroup_dirs(cgroup_path: &Path) {
     if rel.is_empty() || rel.split('/').any(|c| c == "..") {
         return;
     }
-    let text = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
-    for line in text.lines() {
-        let Some((before, after)) = line.split_once(" - ") else {
-            continue;
-        };
-        if !after.starts_with("cgroup ") {
-            continue;
-        }
-        if let Some(mp) = before.split(' ').nth(4) {
-            let mp = PathBuf::from(OsStr::from_bytes(&mountv2::scan::unescape(mp.as_bytes())));
-            let _ = std::fs::remove_dir(mp.join(rel));
-        }
+    let table = crate::boundary::read_mountinfo("/proc/self/mountinfo").unwrap_or_default();
+    for r in table.iter().filter(|r| r.fstype == "cgroup") {
+        let _ = std::fs::remove_dir(r.mountpoint.join(rel));
     }
 }
 
@@ -499,8 +487,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// collected before anything is killed, so that none escapes by being reparented; a second
 /// round catches what was forked meanwhile. Returns the pids signalled.
 pub fn kill_tree(root: i32, spare_root: bool) -> Vec<i32> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
+    use rustix::process::{kill_process, Pid, Signal};
     let mut killed = Vec::new();
     for _ in 0..2 {
         let mut victims = descendants(root);
@@ -511,8 +498,13 @@ pub fn kill_tree(root: i32, spare_root: bool) -> Vec<i32> {
         if victims.is_empty() {
             break;
         }
-        for &p in &victims {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        // Only real pids: 0 or a negative number would signal a whole process group.
+        for pid in victims
+            .iter()
+            .filter(|p| **p > 0)
+            .filter_map(|p| Pid::from_raw(*p))
+        {
+            let _ = kill_process(pid, Signal::KILL);
         }
         killed.extend(victims);
     }

@@ -113,6 +113,7 @@ impl Criu {
     /// Send one request and run the conversation to its end. `notify` answers each
     /// notification: an error there makes CRIU abort the operation. When the conversation
     /// breaks or outlasts the time limit, CRIU and every process it started are killed.
+    #[allow(unsafe_code)]
     pub fn call(
         &self,
         req: Criu_req,
@@ -276,6 +277,7 @@ fn receive(
 }
 
 /// One message from CRIU, with the descriptor it may carry.
+#[allow(unsafe_code)]
 fn receive_once(sock: &OwnedFd) -> nix::Result<Result<(Criu_resp, Option<OwnedFd>), CriuError>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; 1 << 20];

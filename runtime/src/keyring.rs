@@ -9,7 +9,8 @@
 use crate::error::{Result, RuntimeError};
 use std::ffi::CString;
 
-// keyctl(2) operations (include/uapi/linux/keyctl.h).
+// keyctl(2) operations (include/uapi/linux/keyctl.h). Neither rustix nor nix wraps keyctl, so
+// the three calls below are raw system calls, each allowing `unsafe` where it is made.
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 const KEYCTL_SETPERM: libc::c_long = 5;
 const KEYCTL_DESCRIBE: libc::c_long = 6;
@@ -26,6 +27,7 @@ fn join(id: &str) -> std::io::Result<i64> {
     let name =
         CString::new(name_of(id)).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: keyctl reads the NUL-terminated name only.
+    #[allow(unsafe_code)]
     let serial =
         unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if serial < 0 {
@@ -38,6 +40,7 @@ fn join(id: &str) -> std::io::Result<i64> {
 fn permissions(serial: i64) -> std::io::Result<u32> {
     let mut buf = vec![0u8; 512];
     // SAFETY: keyctl writes at most `buf.len()` bytes into `buf`.
+    #[allow(unsafe_code)]
     let n = unsafe {
         libc::syscall(
             libc::SYS_keyctl,
@@ -90,6 +93,7 @@ pub fn new_for_container(id: &str, spec: &oci_spec::runtime::Spec) -> Result<()>
     };
     let set = permissions(serial).and_then(|perm| {
         // SAFETY: KEYCTL_SETPERM takes the key and the mask by value.
+        #[allow(unsafe_code)]
         let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, perm | add) };
         if r < 0 {
             Err(std::io::Error::last_os_error())

@@ -1,5 +1,9 @@
 //! ferry's runtime: runc semantics over libcontainer, CRIU orchestration, and the boundary
 //! between a container's mounts and the host's.
+//!
+//! `unsafe` is denied; each block that no safe wrapper in the dependencies can replace allows
+//! it where it is, with a `SAFETY:` comment.
+#![deny(unsafe_code)]
 
 pub mod boundary;
 pub mod cgroup_paths;

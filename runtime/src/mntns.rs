@@ -4,6 +4,7 @@
 //! where it calls these.
 
 use crate::error::{Result, RuntimeError};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -18,10 +19,10 @@ pub fn in_namespace<T, E: From<RuntimeError>>(
     let own = File::open("/proc/self/ns/mnt")
         .map_err(|e| RuntimeError::io("opening ferry's mount namespace", e))?;
     let cwd = File::open(".").ok();
-    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+    move_into_link_name_space(ns, Some(LinkNameSpaceType::Mount))
         .map_err(|e| RuntimeError::io(format!("entering {whose} mount namespace"), e.into()))?;
     let result = f();
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+    move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Mount))
         .map_err(|e| RuntimeError::io("returning to ferry's mount namespace", e.into()))?;
     if let Some(dir) = cwd {
         if let Err(e) = rustix::process::fchdir(&dir) {

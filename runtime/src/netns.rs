@@ -4,9 +4,10 @@
 //! ferry does it once the namespaces exist and before the user's process starts.
 
 use crate::error::{Result, RuntimeError};
-use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+use std::os::fd::{AsFd, AsRawFd};
 
 /// Whether the container gets a network namespace of its own: a `network` namespace without
 /// a path. One joined by path belongs to someone else, who set it up; runc leaves it alone.
@@ -39,8 +40,7 @@ pub fn bring_up_loopback(pid: i32) -> Result<()> {
         .map_err(|e| RuntimeError::io(format!("{}: opening {ns_path}", what()), e))?;
     let joined = std::thread::scope(|s| {
         s.spawn(|| -> std::io::Result<()> {
-            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))?;
             // A socket belongs to the network namespace of the thread that made it.
             set_loopback_up()
         })
@@ -56,15 +56,16 @@ pub fn bring_up_loopback(pid: i32) -> Result<()> {
 }
 
 /// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP on `lo`, through a socket of the calling
-/// thread's network namespace.
+/// thread's network namespace. Neither rustix nor nix wraps these two ioctls safely, so the
+/// request struct and the calls stay `unsafe` here.
+#[allow(unsafe_code)]
 fn set_loopback_up() -> std::io::Result<()> {
-    // SAFETY: socket(2) has no memory preconditions; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor owned by nothing else.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     // SAFETY: ifreq is plain old data; all zeroes is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {

@@ -310,6 +310,7 @@ impl InitReportLayer {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for InitReportLayer {
+    #[allow(unsafe_code)]
     fn on_event(
         &self,
         event: &tracing::Event<'_>,

@@ -95,6 +95,7 @@ fn list_chunk(mnt_id: u64, last: u64, out: &mut [u64]) -> std::io::Result<usize>
     };
     // SAFETY: `req` is a valid request of the size it declares; `out` is writable for
     // `out.len()` u64s.
+    #[allow(unsafe_code)]
     let r = unsafe {
         libc::syscall(
             SYS_LISTMOUNT,
@@ -121,6 +122,7 @@ fn stat_one(id: u64, mask: u64, buf: &mut Vec<u64>) -> std::io::Result<()> {
             ..Default::default()
         };
         // SAFETY: the buffer is u64-aligned and writable for the byte size passed.
+        #[allow(unsafe_code)]
         let r = unsafe {
             libc::syscall(
                 SYS_STATMOUNT,
@@ -235,8 +237,10 @@ pub fn read_table() -> Result<Vec<RawMount>, ScanError> {
             Err(e) => return Err(err(&format!("statmount({id})"), e)),
         }
         // SAFETY: the kernel filled at least the fixed part; the buffer is aligned for it.
+        #[allow(unsafe_code)]
         let head: StatmountHead = unsafe { std::ptr::read(buf.as_ptr() as *const StatmountHead) };
         // SAFETY: reinterpreting an initialised u64 buffer as bytes.
+        #[allow(unsafe_code)]
         let bytes: &[u8] =
             unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 8) };
         let text = |mask_bit: u64, off: u32| {

@@ -15,6 +15,7 @@ pub(crate) use volumes::{bind_mounts, broken_ties, connect_volumes, host_names, 
 use crate::error::{Result, RuntimeError};
 use mountv2::image::MountImage;
 use mountv2::model::PeerGroup;
+use mountv2::scan::{RawMount, ScanError};
 use rustix::mount::{move_mount, MoveMountFlags};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -93,19 +94,14 @@ pub fn image_point(path: &str) -> String {
     mountv2::content::escape_name(path.trim_matches('/').as_bytes())
 }
 
-/// A mountinfo file as text without losing a byte: the kernel writes mount points and roots
-/// raw except for `\040 \011 \012 \134`, so bytes that are not UTF-8 are written as octal
-/// escapes too, which [`mountv2::scan::unescape`] turns back into the same bytes.
-pub fn read_mountinfo(path: &str) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\{b:03o}"));
-        }
-    }
-    Ok(out)
+/// A mountinfo file (`/proc/PID/mountinfo`), parsed by the engine's parser
+/// ([`mountv2::scan::read_mountinfo`]): mount points are the kernel's bytes. A line the parser
+/// cannot read is an error of kind `InvalidData` naming the file and line.
+pub fn read_mountinfo(path: &str) -> std::io::Result<Vec<RawMount>> {
+    mountv2::scan::read_mountinfo(Path::new(path)).map_err(|e| match e {
+        ScanError::Read { source, .. } => source,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+    })
 }
 
 fn version_one() -> u32 {
@@ -200,19 +196,20 @@ impl Tie {
 /// One mountinfo line, as far as ties go.
 #[derive(Debug, Clone)]
 struct MountLine {
+    /// Absolute, in the mount image's escaped form: the same string the engine's scan makes
+    /// of it, so that the two compare, byte for byte.
     mountpoint: String,
     shared: Option<u64>,
     master: Option<u64>,
 }
 
-fn mount_lines(mountinfo: &str) -> Vec<MountLine> {
-    mountinfo
-        .lines()
-        .filter_map(propagation_ids)
-        .map(|(mountpoint, shared, master)| MountLine {
-            mountpoint,
-            shared,
-            master,
+fn mount_lines(table: &[RawMount]) -> Vec<MountLine> {
+    table
+        .iter()
+        .map(|r| MountLine {
+            mountpoint: mountv2::content::escape_path(&r.mountpoint),
+            shared: r.shared,
+            master: r.master,
         })
         .collect()
 }
@@ -276,8 +273,8 @@ impl HostNames {
 /// a container mount's `shared:N` that a host mount has too makes it a peer of that mount,
 /// its `master:N` a slave. Mounts in `skip` (and below them) are the host's and left out.
 pub fn record_ties(
-    container_mountinfo: &str,
-    host_mountinfo: &str,
+    container_mountinfo: &[RawMount],
+    host_mountinfo: &[RawMount],
     names: &HostNames,
     skip: &[String],
 ) -> Vec<Tie> {
@@ -375,8 +372,8 @@ fn describe_now(c: Option<&MountLine>, host: &[MountLine]) -> String {
 /// tie it had and what it has now.
 pub fn check_ties(
     ties: &[Tie],
-    container_mountinfo: &str,
-    host_mountinfo: &str,
+    container_mountinfo: &[RawMount],
+    host_mountinfo: &[RawMount],
     names: &HostNames,
 ) -> Vec<String> {
     let host = mount_lines(host_mountinfo);
@@ -468,12 +465,6 @@ pub fn volume_propagation(options: &[String]) -> VolumePropagation {
     p
 }
 
-/// A mountinfo path field in the mount image's escaped form: the same string the engine's
-/// scan makes of it, so that the two compare, byte for byte.
-fn unescape(field: &str) -> String {
-    mountv2::content::escape_name(&mountv2::scan::unescape(field.as_bytes()))
-}
-
 fn is_below(parent: &str, child: &str) -> bool {
     let parent = parent.trim_matches('/');
     let child = child.trim_matches('/');
@@ -482,40 +473,24 @@ fn is_below(parent: &str, child: &str) -> bool {
         && (parent.is_empty() || child.starts_with(&format!("{parent}/")))
 }
 
-/// The propagation fields of one mountinfo line: mount point, `shared:N`, `master:N`.
-fn propagation_ids(line: &str) -> Option<(String, Option<u64>, Option<u64>)> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let mountpoint = unescape(fields.get(4)?);
-    let (mut shared, mut master) = (None, None);
-    for f in fields.iter().skip(6).take_while(|f| **f != "-") {
-        if let Some(n) = f.strip_prefix("shared:") {
-            shared = n.parse().ok();
-        } else if let Some(n) = f.strip_prefix("master:") {
-            master = n.parse().ok();
-        }
-    }
-    Some((mountpoint, shared, master))
-}
-
 /// The container's mounts (image-style relative mount points) that are peers or slaves of a
 /// peer group the host has too. Peer group ids are global, so a `shared:N` or `master:N` of
 /// the container matching a host mount's `shared:N` ties it to the host, which a scan of the
 /// container's namespace alone cannot see: an rshared volume's submounts are such peers.
-pub fn host_tied_mounts(container_mountinfo: &str, host_mountinfo: &str) -> Vec<String> {
-    let host_groups: std::collections::HashSet<u64> = host_mountinfo
-        .lines()
-        .filter_map(propagation_ids)
-        .filter_map(|(_, shared, _)| shared)
-        .collect();
-    container_mountinfo
-        .lines()
-        .filter_map(propagation_ids)
-        .filter(|(_, shared, master)| {
-            [shared, master]
+pub fn host_tied_mounts(
+    container_mountinfo: &[RawMount],
+    host_mountinfo: &[RawMount],
+) -> Vec<String> {
+    let host_groups: std::collections::HashSet<u64> =
+        host_mountinfo.iter().filter_map(|h| h.shared).collect();
+    mount_lines(container_mountinfo)
+        .into_iter()
+        .filter(|c| {
+            [c.shared, c.master]
                 .iter()
                 .any(|g| g.is_some_and(|g| host_groups.contains(&g)))
         })
-        .map(|(mp, _, _)| mp.trim_matches('/').to_string())
+        .map(|c| c.mountpoint.trim_matches('/').to_string())
         .collect()
 }
 
@@ -572,8 +547,8 @@ pub fn classify(image: &MountImage, volumes: Vec<Volume>, host_tied: &[String]) 
 /// below an untied one, copies the volume's rbind made at create, required at restore.
 pub fn copy_ties(
     boundary: &Boundary,
-    container_mountinfo: &str,
-    host_mountinfo: &str,
+    container_mountinfo: &[RawMount],
+    host_mountinfo: &[RawMount],
     names: &HostNames,
 ) -> Vec<Tie> {
     let hp = &boundary.host_propagated;
@@ -624,23 +599,18 @@ pub struct HostMount {
 
 /// The mounts the host has strictly below `source` now, parents first, from its mountinfo.
 pub fn host_mounts_below(source: &Path) -> Result<Vec<HostMount>> {
-    let text = read_mountinfo("/proc/self/mountinfo")
+    let table = read_mountinfo("/proc/self/mountinfo")
         .map_err(|e| RuntimeError::io("reading the host's mountinfo", e))?;
     let src = mountv2::content::escape_path(source)
         .trim_end_matches('/')
         .to_string();
     let mut out: Vec<HostMount> = Vec::new();
-    for line in text.lines() {
-        let Some(mp) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let mp = unescape(mp);
+    for r in &table {
+        let mp = mountv2::content::escape_path(&r.mountpoint);
         if let Some(rel) = mp.strip_prefix(&format!("{src}/")) {
             if out.iter().all(|h| h.rel != rel) {
-                let path = mountv2::content::unescape_path(&mp)
-                    .map_err(|e| RuntimeError::Invalid(format!("host mount point {mp:?}: {e}")))?;
                 out.push(HostMount {
-                    path,
+                    path: r.mountpoint.clone(),
                     rel: rel.to_string(),
                 });
             }
@@ -677,30 +647,19 @@ pub fn attach(tree: BorrowedFd<'_>, dir: BorrowedFd<'_>, rel: &str) -> Result<()
 /// The host mount holding `path`: its mount point, and whether it is shared (`shared:N`).
 /// MOVE_MOUNT_SET_GROUP takes mount roots, so the tie is made from that mount point.
 pub fn host_mount_of(path: &Path) -> Option<(PathBuf, bool)> {
-    let text = read_mountinfo("/proc/self/mountinfo").ok()?;
+    let table = read_mountinfo("/proc/self/mountinfo").ok()?;
     // The mount holding `path` is the last-listed one whose mount point is its longest prefix
     // (compared in the escaped form, which keeps `/` and every byte).
     let p = mountv2::content::escape_path(path);
-    let mut best: Option<(String, bool)> = None;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(mp) = fields.get(4).map(|m| unescape(m)) else {
-            continue;
-        };
+    let mut best: Option<(String, &RawMount)> = None;
+    for r in &table {
+        let mp = mountv2::content::escape_path(&r.mountpoint);
         let within = mp == "/" || p == mp || p.starts_with(&format!("{mp}/"));
-        if !within {
-            continue;
-        }
-        let shared = fields
-            .iter()
-            .skip(6)
-            .take_while(|f| **f != "-")
-            .any(|f| f.starts_with("shared:"));
-        if best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
-            best = Some((mp, shared));
+        if within && best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp, r));
         }
     }
-    best.and_then(|(mp, shared)| Some((mountv2::content::unescape_path(&mp).ok()?, shared)))
+    best.map(|(_, r)| (r.mountpoint.clone(), r.shared.is_some()))
 }
 
 /// Open `path` as an O_PATH fd (the mount holding it, in the current namespace).
@@ -716,6 +675,11 @@ pub fn open_path(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mountinfo text as the engine's parser reads it.
+    fn table(text: &str) -> Vec<RawMount> {
+        mountv2::scan::parse_mountinfo(text.as_bytes(), Path::new("mountinfo")).expect("parse")
+    }
 
     const HOST: &str = "\
 1 0 8:1 / / rw - ext4 /dev/sda rw
@@ -744,7 +708,12 @@ mod tests {
 
     #[test]
     fn ties_are_recorded_with_host_independent_names() {
-        let ties = record_ties(CONTAINER, HOST, &names(), &["/vol/sub".into()]);
+        let ties = record_ties(
+            &table(CONTAINER),
+            &table(HOST),
+            &names(),
+            &["/vol/sub".into()],
+        );
         let vol = HostAnchor::VolumeSource {
             destination: "/vol".into(),
         };
@@ -780,11 +749,12 @@ mod tests {
 
     #[test]
     fn a_lost_tie_is_named_with_what_it_got() {
-        let ties = record_ties(CONTAINER, HOST, &names(), &[]);
-        assert!(check_ties(&ties, CONTAINER, HOST, &names()).is_empty());
+        let (container, host) = (table(CONTAINER), table(HOST));
+        let ties = record_ties(&container, &host, &names(), &[]);
+        assert!(check_ties(&ties, &container, &host, &names()).is_empty());
         // After a restore that gave the volume a group of its own.
         let restored = CONTAINER.replace("/src /vol rw shared:7", "/src /vol rw shared:77");
-        let broken = check_ties(&ties, &restored, HOST, &names());
+        let broken = check_ties(&ties, &table(&restored), &host, &names());
         assert_eq!(broken.len(), 1, "{broken:?}");
         assert_eq!(
             broken[0],
@@ -792,7 +762,7 @@ mod tests {
         );
         // The host mount went private: the slave tie cannot hold either.
         let host = HOST.replace("rw shared:7 - tmpfs h", "rw - tmpfs h");
-        let broken = check_ties(&ties, CONTAINER, &host, &names());
+        let broken = check_ties(&ties, &container, &table(&host), &names());
         assert!(
             broken.iter().any(|b| b.starts_with("/slave: was slave of")
                 && b.ends_with("the host mount at /srv/h is private")),
@@ -828,9 +798,7 @@ mod tests {
             vec![escaped_volume.trim_start_matches('/').to_string()]
         );
         // The engine's scan of the same line names the mount the same way.
-        let rows =
-            mountv2::scan::parse_mountinfo(container.as_bytes(), Path::new("x")).expect("parse");
-        let tree = mountv2::scan::tree_at(&rows, Path::new("/")).expect("tree");
+        let tree = mountv2::scan::tree_at(&container, Path::new("/")).expect("tree");
         assert_eq!(tree.mounts[1].mountpoint, tied[0]);
         let names = HostNames {
             volume_holders: vec![(escaped_volume.into(), "/srv/h\\\\\\x80".into())],
@@ -903,9 +871,10 @@ mod tests {
             ],
             ties: Vec::new(),
         };
-        boundary.ties = record_ties(container, host, &names, &boundary.host_propagated);
+        let (container, host) = (table(container), table(host));
+        boundary.ties = record_ties(&container, &host, &names, &boundary.host_propagated);
         assert_eq!(boundary.ties.len(), 1, "{:?}", boundary.ties);
-        let copies = copy_ties(&boundary, container, host, &names);
+        let copies = copy_ties(&boundary, &container, &host, &names);
         let got: Vec<(&str, TieKind, bool)> = copies
             .iter()
             .map(|t| (t.mountpoint.as_str(), t.kind, t.if_on_host))

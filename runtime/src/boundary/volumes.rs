@@ -7,6 +7,7 @@ use super::{
 };
 use crate::error::{Result, RuntimeError};
 use crate::mntns::{in_mount_namespace, in_namespace};
+use mountv2::scan::RawMount;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -208,24 +209,16 @@ fn gather(
     })
 }
 
-/// The host mount tie `t` names on this host, opened, and whether it is shared.
-fn open_anchor(names: &HostNames, host_mountinfo: &str, t: &Tie) -> Option<(File, bool)> {
+/// The host mount tie `t` names on this host, opened, and whether it is shared (any mount
+/// there is).
+fn open_anchor(names: &HostNames, host_mountinfo: &[RawMount], t: &Tie) -> Option<(File, bool)> {
     let mp = names.resolve(&t.host)?;
     // Names are in the mount image's escaped form; the kernel takes the bytes.
-    let mp = mountv2::content::unescape_name(&mp).ok()?;
-    let shared = host_mountinfo.lines().rev().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        f.get(4).map(|m| mountv2::scan::unescape(m.as_bytes())) == Some(mp.clone())
-            && f.iter()
-                .skip(6)
-                .take_while(|x| **x != "-")
-                .any(|x| x.starts_with("shared:"))
-    });
-    crate::boundary::open_path(Path::new(
-        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&mp),
-    ))
-    .ok()
-    .map(|f| (f, shared))
+    let mp = mountv2::content::unescape_path(&mp).ok()?;
+    let shared = host_mountinfo
+        .iter()
+        .any(|r| r.mountpoint.as_os_str() == mp.as_os_str() && r.shared.is_some());
+    crate::boundary::open_path(&mp).ok().map(|f| (f, shared))
 }
 
 /// Copies of the host mounts below volume `v`'s source, for a volume that is tied or has

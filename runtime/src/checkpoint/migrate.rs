@@ -164,6 +164,7 @@ pub(super) fn prepare_dump(criu: &Criu, opts: &CheckpointOptions) -> Result<Dump
             "--lazy-pages serves the memory from a page server on this node: give --page-server ADDRESS:PORT for it to listen on".into(),
         ));
     }
+    #[allow(unsafe_code)]
     let status = match opts.status_fd {
         None => None,
         Some(fd) if !lazy => {

@@ -71,6 +71,7 @@ impl Runtime {
     /// `kill` with a signal number: a standard signal goes through [`Runtime::kill`]; 0 and
     /// the real-time signals reach the init (checked to be the container's own, through a
     /// pidfd) or, with `all`, every process of the container's cgroup.
+    #[allow(unsafe_code)]
     pub fn kill_number(&self, id: &str, signo: i32, all: bool) -> Result<()> {
         if signo != 0 {
             if let Ok(sig) = Signal::try_from(signo) {
