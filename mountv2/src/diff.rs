@@ -1,5 +1,7 @@
-//! Are two trees the same up to ids? Compares shape, fs type, root, flags, superblock sharing,
-//! superblock options, the partition into peer groups, the master relation and unbindable.
+//! Are two trees the same up to ids? Compares shape, fs type, root (and whether it was
+//! deleted), file or directory, flags, superblock sharing, superblock options, the partition
+//! into peer groups, the master relation and unbindable; each difference names its
+//! [`DifferenceKind`].
 //!
 //! Mounts are matched structurally: the roots with each other, then children by mount point
 //! (among one parent's children a mount point is unique; mounts on one point are stacked, that
@@ -17,7 +19,42 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
     pub mountpoint: String,
+    /// The property the trees disagree on, for a caller that accepts some of them (restore
+    /// accepts what its host explains).
+    pub kind: DifferenceKind,
+    /// The difference in words, with both sides' values.
     pub what: String,
+}
+
+/// The property of a mount two trees disagree on: one kind for each thing [`diff`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// A mount (with whatever lies below it) only in A: missing from B. An empty B is one at
+    /// the root.
+    OnlyInA,
+    /// A mount (with whatever lies below it) only in B: extra in B.
+    OnlyInB,
+    /// The filesystem type; the mount's other properties are not compared then.
+    FsType,
+    /// The root: the mount's place in its filesystem.
+    Root,
+    /// Whether the root was deleted (unlinked) from its filesystem.
+    RootDeleted,
+    /// A file mounted on a file in one tree, a directory in the other.
+    FileMount,
+    /// The per-mount flags (read-only, nosuid, nodev, noexec, atime).
+    Flags,
+    /// Which other mounts show the same superblock.
+    SuperblockSharing,
+    /// The superblock's options or its read-only state.
+    SuperblockOptions,
+    /// Unbindable or not.
+    Unbindable,
+    /// The peer group: which mounts are peers, or where an outside group is.
+    PeerGroup,
+    /// The master: which group the mount receives from, or where an outside one is.
+    Master,
 }
 
 impl std::fmt::Display for Difference {
@@ -60,6 +97,11 @@ pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
         if a.mounts.len() != b.mounts.len() {
             out.push(Difference {
                 mountpoint: String::new(),
+                kind: if b.mounts.is_empty() {
+                    DifferenceKind::OnlyInA
+                } else {
+                    DifferenceKind::OnlyInB
+                },
                 what: "one tree is empty".into(),
             });
         }
@@ -71,9 +113,10 @@ pub fn diff(a: &MountTree, b: &MountTree) -> Vec<Difference> {
     let mut groups: Bijection<GroupIdx> = Bijection::new();
     for (ma, mb) in pairs {
         let (x, y) = (a.mount(ma), b.mount(mb));
-        let mut say = |what: String| {
+        let mut say = |kind: DifferenceKind, what: String| {
             out.push(Difference {
                 mountpoint: x.mountpoint.clone(),
+                kind,
                 what,
             })
         };
@@ -112,6 +155,7 @@ fn pair_mounts(
                 }
                 None => out.push(Difference {
                     mountpoint: mp.to_string(),
+                    kind: DifferenceKind::OnlyInA,
                     what: format!(
                         "{} mount (root {}) on mount /{} only in A",
                         a.superblock(a.mount(*k).superblock).fstype,
@@ -126,6 +170,7 @@ fn pair_mounts(
             if !seen.contains(mp) {
                 out.push(Difference {
                     mountpoint: mp.to_string(),
+                    kind: DifferenceKind::OnlyInB,
                     what: format!(
                         "{} mount (root {}) on mount /{} only in B",
                         b.superblock(b.mount(*k).superblock).fstype,
@@ -148,34 +193,46 @@ fn compare_mounts(
     x: &Mount,
     y: &Mount,
     sbs: &mut Bijection<SuperblockIdx>,
-    say: &mut impl FnMut(String),
+    say: &mut impl FnMut(DifferenceKind, String),
 ) -> bool {
     let (sa, sb) = (a.superblock(x.superblock), b.superblock(y.superblock));
     if sa.fstype != sb.fstype {
-        say(format!("fs type {} vs {}", sa.fstype, sb.fstype));
+        say(
+            DifferenceKind::FsType,
+            format!("fs type {} vs {}", sa.fstype, sb.fstype),
+        );
         return false;
     }
-    if x.root != y.root || x.root_deleted != y.root_deleted {
-        say(format!(
-            "root {}{} vs {}{}",
-            x.root,
-            if x.root_deleted { " (deleted)" } else { "" },
-            y.root,
-            if y.root_deleted { " (deleted)" } else { "" }
-        ));
+    let deleted = |m: &Mount| if m.root_deleted { " (deleted)" } else { "" };
+    if x.root != y.root {
+        say(
+            DifferenceKind::Root,
+            format!("root {}{} vs {}{}", x.root, deleted(x), y.root, deleted(y)),
+        );
+    }
+    if x.root_deleted != y.root_deleted {
+        say(
+            DifferenceKind::RootDeleted,
+            format!("root deleted {} vs {}", x.root_deleted, y.root_deleted),
+        );
     }
     if x.is_file != y.is_file {
-        say(format!("file mount {} vs {}", x.is_file, y.is_file));
+        say(
+            DifferenceKind::FileMount,
+            format!("file mount {} vs {}", x.is_file, y.is_file),
+        );
     }
     if x.flags != y.flags {
-        say(format!(
-            "flags {} vs {}",
-            flags_text(&x.flags),
-            flags_text(&y.flags)
-        ));
+        say(
+            DifferenceKind::Flags,
+            format!("flags {} vs {}", flags_text(&x.flags), flags_text(&y.flags)),
+        );
     }
     if !sbs.pair(x.superblock, y.superblock) {
-        say("shares its superblock differently (with other mounts) in A and B".into());
+        say(
+            DifferenceKind::SuperblockSharing,
+            "shares its superblock differently (with other mounts) in A and B".into(),
+        );
     }
     // An external filesystem is the restoring host's (an overlay remounted by the engine,
     // a disk): its mount options are the host's business, its read-only state is not.
@@ -183,13 +240,16 @@ fn compare_mounts(
         && matches!(sb.origin, SuperblockOrigin::External { .. });
     let options_differ = !both_external && sa.options != sb.options;
     if options_differ || sa.readonly != sb.readonly {
-        say(format!(
-            "superblock options {}{} vs {}{}",
-            if sa.readonly { "ro," } else { "rw," },
-            sa.options.join(","),
-            if sb.readonly { "ro," } else { "rw," },
-            sb.options.join(",")
-        ));
+        say(
+            DifferenceKind::SuperblockOptions,
+            format!(
+                "superblock options {}{} vs {}{}",
+                if sa.readonly { "ro," } else { "rw," },
+                sa.options.join(","),
+                if sb.readonly { "ro," } else { "rw," },
+                sb.options.join(",")
+            ),
+        );
     }
     true
 }
@@ -202,16 +262,25 @@ fn compare_propagation(
     x: &Mount,
     y: &Mount,
     groups: &mut Bijection<GroupIdx>,
-    say: &mut impl FnMut(String),
+    say: &mut impl FnMut(DifferenceKind, String),
 ) {
     let (px, py) = (x.propagation, y.propagation);
     if px.unbindable != py.unbindable {
-        say(format!("unbindable {} vs {}", px.unbindable, py.unbindable));
+        say(
+            DifferenceKind::Unbindable,
+            format!("unbindable {} vs {}", px.unbindable, py.unbindable),
+        );
     }
-    for (what, ga, gb) in [
-        ("peer group", px.shared, py.shared),
-        ("master", px.master, py.master),
+    for (kind, what, ga, gb) in [
+        (
+            DifferenceKind::PeerGroup,
+            "peer group",
+            px.shared,
+            py.shared,
+        ),
+        (DifferenceKind::Master, "master", px.master, py.master),
     ] {
+        let mut say = |text: String| say(kind, text);
         match (ga, gb) {
             (None, None) => {}
             (Some(g1), Some(g2)) => {
@@ -349,6 +418,148 @@ mod tests {
         ] {
             assert!(all.contains(want), "missing {want:?} in\n{all}");
         }
+    }
+
+    /// `b` is `tree()` changed by `change`: exactly one difference, of `kind`, at `mountpoint`.
+    fn only_difference(change: impl FnOnce(&mut MountTree), kind: DifferenceKind, at: &str) {
+        let a = tree();
+        let mut b = tree();
+        change(&mut b);
+        let d = diff(&a, &b);
+        assert_eq!(d.len(), 1, "{kind:?}: {d:?}");
+        assert_eq!((d[0].kind, d[0].mountpoint.as_str()), (kind, at), "{d:?}");
+    }
+
+    #[test]
+    fn a_mount_only_in_a_is_missing() {
+        only_difference(|b| drop(b.mounts.pop()), DifferenceKind::OnlyInA, "c");
+    }
+
+    #[test]
+    fn a_mount_only_in_b_is_extra() {
+        let extra = |b: &mut MountTree| {
+            b.mounts.push(Mount {
+                parent: Some(MountIdx(1)),
+                mountpoint: "a/x".into(),
+                ..b.mounts[2].clone()
+            })
+        };
+        only_difference(extra, DifferenceKind::OnlyInB, "a/x");
+    }
+
+    #[test]
+    fn an_empty_tree_misses_the_root() {
+        let empty = MountTree {
+            mounts: vec![],
+            superblocks: vec![],
+            groups: vec![],
+        };
+        let d = diff(&tree(), &empty);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].kind, d[0].mountpoint.as_str()),
+            (DifferenceKind::OnlyInA, "")
+        );
+        let d = diff(&empty, &tree());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].kind, DifferenceKind::OnlyInB);
+        assert!(diff(&empty, &empty).is_empty());
+    }
+
+    #[test]
+    fn fs_type_alone_is_reported() {
+        let change = |b: &mut MountTree| b.superblocks[1].fstype = "ramfs".into();
+        only_difference(change, DifferenceKind::FsType, "b");
+    }
+
+    #[test]
+    fn root_is_its_own_kind() {
+        only_difference(
+            |b| b.mounts[1].root = "/sub".into(),
+            DifferenceKind::Root,
+            "a",
+        );
+    }
+
+    #[test]
+    fn deleted_root_is_its_own_kind() {
+        let change = |b: &mut MountTree| b.mounts[1].root_deleted = true;
+        only_difference(change, DifferenceKind::RootDeleted, "a");
+    }
+
+    #[test]
+    fn file_mount_is_its_own_kind() {
+        only_difference(
+            |b| b.mounts[2].is_file = true,
+            DifferenceKind::FileMount,
+            "b",
+        );
+    }
+
+    #[test]
+    fn flags_are_their_own_kind() {
+        let change = |b: &mut MountTree| b.mounts[3].flags.nosuid = true;
+        only_difference(change, DifferenceKind::Flags, "c");
+    }
+
+    #[test]
+    fn superblock_sharing_is_its_own_kind() {
+        // b shows the root's superblock instead of one of its own (same type and options).
+        let change = |b: &mut MountTree| b.mounts[2].superblock = SuperblockIdx(0);
+        only_difference(change, DifferenceKind::SuperblockSharing, "b");
+    }
+
+    #[test]
+    fn superblock_options_are_their_own_kind() {
+        let options = |b: &mut MountTree| b.superblocks[1].options = vec!["size=4k".into()];
+        only_difference(options, DifferenceKind::SuperblockOptions, "b");
+        let readonly = |b: &mut MountTree| b.superblocks[1].readonly = true;
+        only_difference(readonly, DifferenceKind::SuperblockOptions, "b");
+    }
+
+    #[test]
+    fn unbindable_is_its_own_kind() {
+        let change = |b: &mut MountTree| b.mounts[2].propagation.unbindable = true;
+        only_difference(change, DifferenceKind::Unbindable, "b");
+    }
+
+    #[test]
+    fn peer_group_partition_is_its_own_kind() {
+        // a leaves the root's group for one of its own.
+        let split = |b: &mut MountTree| {
+            b.groups.push(PeerGroup::Internal);
+            b.mounts[1].propagation.shared = Some(GroupIdx(1));
+        };
+        only_difference(split, DifferenceKind::PeerGroup, "a");
+        let outside = |b: &mut MountTree| {
+            b.groups.push(PeerGroup::External { path: "/x".into() });
+            b.mounts[2].propagation.shared = Some(GroupIdx(1));
+        };
+        only_difference(outside, DifferenceKind::PeerGroup, "b");
+    }
+
+    #[test]
+    fn master_is_its_own_kind() {
+        let change = |b: &mut MountTree| b.mounts[3].propagation.master = None;
+        only_difference(change, DifferenceKind::Master, "c");
+    }
+
+    #[test]
+    fn kind_is_serialised_beside_the_text() {
+        let a = tree();
+        let mut b = tree();
+        b.mounts[1].flags.readonly = true;
+        let json = serde_json::to_value(diff(&a, &b)).expect("differences serialise");
+        assert_eq!(json[0]["mountpoint"], "a", "{json}");
+        assert_eq!(json[0]["kind"], "flags", "{json}");
+        assert!(
+            json[0]["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("flags")),
+            "{json}"
+        );
+        let extra = serde_json::to_value(DifferenceKind::OnlyInB).expect("kind serialises");
+        assert_eq!(extra, "only_in_b");
     }
 
     #[test]

@@ -295,7 +295,9 @@ fn print_plan(a: PlanArgs, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `mounts diff`: exit status 1 when the trees differ.
+/// `mounts diff`: exit status 1 when the trees differ. In JSON each difference names its mount
+/// point, its `kind` (snake case of [`mountv2::diff::DifferenceKind`]) and the text printed
+/// otherwise, `what`.
 fn diff_trees(a: &OsStr, b: &OsStr, json: bool) -> Result<i32> {
     let ta = operand_tree(a)?;
     let tb = operand_tree(b)?;

@@ -14,6 +14,7 @@ mod cgroups;
 mod dump;
 mod files;
 mod migrate;
+mod mount_check;
 mod namespaces;
 mod options;
 mod restore;

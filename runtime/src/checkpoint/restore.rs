@@ -8,6 +8,7 @@
 
 use super::cgroups::{add_extra_cgroups, cgroup_mounts, record_extra_cgroups};
 use super::files::{load_mount_image, open_dir, send_console, write_pid_file};
+use super::mount_check::{bundle_points, flag_repairs, unexplained};
 use super::namespaces::{
     enter_private_mount_namespace, external_namespaces, joined_namespaces, scan_container,
 };
@@ -524,17 +525,21 @@ impl Restoring<'_> {
                 broken.join("\n")
             ))?;
         }
-        let Some(mut expected) = expected else {
+        let Some(expected) = expected else {
             return Ok(());
         };
-        let brought = reconnected.brought;
-        let mut live = without_host_mounts(&scan_container(pid)?, &brought);
-        if restore_mount_flags(pid, &expected, &live)? {
+        let brought = &reconnected.brought;
+        let mut live = without_host_mounts(&scan_container(pid)?, brought);
+        let repairs = flag_repairs(&expected.tree, &live.tree);
+        if !repairs.is_empty() {
+            restore_mount_flags(pid, &repairs)?;
             // Looked at again as before: without what this host brought in.
-            live = without_host_mounts(&scan_container(pid)?, &brought);
+            live = without_host_mounts(&scan_container(pid)?, brought);
         }
-        self.roots_from_bundle(&mut expected, &live);
-        let diffs = mountv2::diff::diff(&expected.tree, &live.tree);
+        let diffs = unexplained(
+            mountv2::diff::diff(&expected.tree, &live.tree),
+            &bundle_points(&self.input.binds),
+        );
         if !diffs.is_empty() {
             let report: Vec<String> = diffs.iter().map(|d| d.to_string()).collect();
             self.mismatch(format!(
@@ -545,34 +550,6 @@ impl Restoring<'_> {
             ))?;
         }
         Ok(())
-    }
-
-    /// The root's and each bind's place in their host filesystems come from the new bundle:
-    /// the expected tree takes them from the live one.
-    fn roots_from_bundle(&self, expected: &mut MountImage, live: &MountImage) {
-        let bind_points: Vec<String> = self
-            .input
-            .binds
-            .iter()
-            .map(|(dest, _)| {
-                mountv2::content::escape_path(dest)
-                    .trim_matches('/')
-                    .to_string()
-            })
-            .chain(std::iter::once(String::new()))
-            .collect();
-        for m in expected.tree.mounts.iter_mut() {
-            if bind_points.contains(&m.mountpoint) {
-                if let Some(l) = live
-                    .tree
-                    .mounts
-                    .iter()
-                    .find(|l| l.mountpoint == m.mountpoint)
-                {
-                    m.root = l.root.clone();
-                }
-            }
-        }
     }
 
     /// A restored tree that is not the checkpointed one: fail (the guard removes everything),
@@ -693,33 +670,10 @@ fn inherit_stdio(image_dir: &Path, o: &mut Criu_opts) -> Result<()> {
     Ok(())
 }
 
-/// CRIU does not restore every per-mount flag (the root's read-only one among them): give
-/// each mount the flags it had. Whether any was changed.
-fn restore_mount_flags(pid: i32, expected: &MountImage, live: &MountImage) -> Result<bool> {
-    let same_point = |t: &mountv2::model::MountTree, mp: &str| {
-        t.mounts.iter().filter(|x| x.mountpoint == mp).count()
-    };
-    let fixes: Vec<(String, mountv2::model::MountFlags)> = expected
-        .tree
-        .mounts
-        .iter()
-        .filter_map(|m| {
-            let l = live
-                .tree
-                .mounts
-                .iter()
-                .find(|l| l.mountpoint == m.mountpoint)?;
-            (same_point(&expected.tree, &m.mountpoint) == 1
-                && same_point(&live.tree, &m.mountpoint) == 1
-                && l.flags != m.flags)
-                .then(|| (m.mountpoint.clone(), m.flags))
-        })
-        .collect();
-    if fixes.is_empty() {
-        return Ok(false);
-    }
+/// Give mounts the flags CRIU did not restore ([`flag_repairs`]), in the restored container.
+fn restore_mount_flags(pid: i32, repairs: &[(String, mountv2::model::MountFlags)]) -> Result<()> {
     in_mount_namespace(pid, |root| {
-        for (mp, flags) in &fixes {
+        for (mp, flags) in repairs {
             mountv2::apply::set_flags_at(root, mp, flags).map_err(|e| {
                 RuntimeError::io(
                     format!("setting the flags of /{mp} in the restored container"),
@@ -728,8 +682,7 @@ fn restore_mount_flags(pid: i32, expected: &MountImage, live: &MountImage) -> Re
             })?;
         }
         Ok(())
-    })?;
-    Ok(true)
+    })
 }
 
 /// CRIU mounts onto the paths it recorded; in a fresh root filesystem (an imported
