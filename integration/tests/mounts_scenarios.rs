@@ -454,41 +454,28 @@ fn failed_restore_leaves_nothing() {
     check(&out, "failed restore");
 }
 
-/// Small deterministic generator (xorshift64*), so a seed names a case exactly.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// A random sequence of mount operations as a bash script building under `$D`.
 fn random_script(seed: u64) -> String {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    // A seed names a case exactly.
+    let mut rng = fastrand::Rng::with_seed(seed);
     // The tree is built in $D/base under a private box at $D, and the box is dumped: then
     // even a mount that propagation stacks on the base itself is inside the dumped tree.
     let mut paths = vec!["$D/base".to_string()];
     let mut s = String::from("mount -t tmpfs box $D; mkdir $D/base; mount -t tmpfs base $D/base\n");
-    let ops = 50 + rng.below(151);
+    let ops = 50 + rng.usize(..151);
     for i in 0..ops {
-        let p = paths[rng.below(paths.len())].clone();
+        let p = paths[rng.usize(..paths.len())].clone();
         // Keep propagation from growing the tree without bound.
         s.push_str("if [ $(wc -l < /proc/self/mountinfo) -lt 1200 ]; then ");
-        match rng.below(9) {
+        match rng.usize(..9) {
             0 => {
                 let n = format!("{p}/t{i}");
                 s.push_str(&format!("mkdir -p {n} && mount -t tmpfs t{i} {n}"));
                 paths.push(n);
             }
             1 | 2 => {
-                let src = paths[rng.below(paths.len())].clone();
-                let src = if rng.below(2) == 0 {
+                let src = paths[rng.usize(..paths.len())].clone();
+                let src = if rng.usize(..2) == 0 {
                     src
                 } else {
                     let sub = format!("{src}/sd{i}");
