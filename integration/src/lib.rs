@@ -62,22 +62,13 @@ pub fn check(out: &Output, what: &str) {
 /// The text of [`WAIT_FOR`], a literal so that [`BUNDLE_PRELUDE`] can start with it.
 macro_rules! wait_for_sh {
     () => {
-        r#"
-wait_for() {
-  local tries=$(( $1 * 50 )); shift
-  until "$@"; do
-    tries=$((tries - 1))
-    [ $tries -gt 0 ] || { echo "timed out waiting for: $*" >&2; return 1; }
-    sleep 0.02
-  done
-}
-"#
+        include_str!("../../hack/wait-for.sh")
     };
 }
 
-/// Shell `wait_for SECONDS COMMAND...`: runs COMMAND every 20 ms until it succeeds; after
-/// SECONDS (whole) it fails, saying on stderr what it waited for. Scripts wait on a condition
-/// with it instead of sleeping for a guessed time.
+/// Shell `wait_for SECONDS COMMAND...` (hack/wait-for.sh, which hack's scripts source too): runs
+/// COMMAND every 20 ms until it succeeds; after SECONDS (whole) it fails, saying on stderr what
+/// it waited for. Scripts wait on a condition with it instead of sleeping for a guessed time.
 pub const WAIT_FOR: &str = wait_for_sh!();
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` has passed (false).
