@@ -9,11 +9,46 @@ use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Cgroups outside libcontainer's care that a restore put the container in (one path a line).
 fn remove_extra_cgroups(list: &str) {
     for cg in list.lines().filter(|l| l.starts_with("/sys/fs/cgroup/")) {
         let _ = std::fs::remove_dir(cg);
+    }
+}
+
+/// How long a delete waits for the processes it killed to leave the container's cgroup.
+const KILLED_PROCESSES_WAIT: Duration = Duration::from_secs(10);
+
+/// SIGKILL every process in the cgroup of `m` and wait (bounded) until the cgroup is empty, so
+/// that removing it does not fail on processes still on their way out. A cgroup that cannot
+/// be read (already removed) counts as empty.
+fn kill_and_wait_until_empty(m: &libcgroups::common::AnyCgroupManager, id: &str) {
+    let deadline = Instant::now() + KILLED_PROCESSES_WAIT;
+    loop {
+        let pids = match m.get_all_pids() {
+            Ok(p) if !p.is_empty() => p,
+            _ => return,
+        };
+        for pid in &pids {
+            if let Err(e) = nix::sys::signal::kill(*pid, Signal::SIGKILL) {
+                tracing::debug!("killing pid {pid} of container \"{id}\": {e}");
+            }
+        }
+        // Tasks frozen by a cgroup v1 freezer die of their SIGKILL only once thawed.
+        if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
+            tracing::debug!("thawing container \"{id}\" to let it die: {e}");
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "{} process(es) of container \"{id}\" still in its cgroup {:?} after SIGKILL",
+                pids.len(),
+                KILLED_PROCESSES_WAIT
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -57,6 +92,11 @@ impl Runtime {
         // below it first, so that the removal cannot reach into a mount.
         crate::cleanup::prepare_delete(&dir)?;
         let extra_cgroups = std::fs::read_to_string(dir.join(EXTRA_CGROUPS)).unwrap_or_default();
+        // libcontainer kills what is left and then gives the cgroup about 100 ms to empty, which
+        // a loaded machine exceeds: kill first and wait for the processes to be gone, as runc does.
+        if let Ok(m) = self.cgroup_manager(c) {
+            kill_and_wait_until_empty(&m, id);
+        }
         if let Err(e) = poststop::delete_despite_poststop_failure(c, force, id) {
             let e = RuntimeError::container(format!("deleting container \"{id}\""), e);
             if !force {
@@ -135,14 +175,7 @@ impl Runtime {
         let dir = self.container_dir(id);
         crate::cleanup::prepare_delete(&dir)?;
         let m = self.leftover_cgroup_manager(id, systemd)?;
-        let pids = m.get_all_pids().unwrap_or_default();
-        for pid in &pids {
-            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
-        }
-        if !pids.is_empty() {
-            // Tasks frozen by a cgroup v1 freezer die of their SIGKILL once thawed.
-            let _ = m.freeze(libcgroups::common::FreezerState::Thawed);
-        }
+        kill_and_wait_until_empty(&m, id);
         m.remove().map_err(|e| RuntimeError::Cgroup {
             what: format!("removing the cgroup of container \"{id}\""),
             detail: e.to_string(),
