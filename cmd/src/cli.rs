@@ -31,9 +31,28 @@ pub struct GlobalOpts {
     /// Path to the criu binary.
     #[arg(long, global = true)]
     pub criu: Option<PathBuf>,
-    /// Rootless mode: true, false or auto.
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
-    pub rootless: Option<String>,
+    /// Rootless mode (`spec --rootless`: a rootless config.json).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        ignore_case = true,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub rootless: Option<Rootless>,
+}
+
+/// `--rootless`: runc reads a Go boolean (`1`, `t`, `true`, `0`, `f`, `false`, any case) or
+/// `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rootless {
+    #[value(alias = "1", alias = "t")]
+    True,
+    #[value(alias = "0", alias = "f")]
+    False,
+    /// Decide from the user ferry runs as.
+    Auto,
 }
 
 #[derive(Parser, Debug)]
@@ -102,5 +121,92 @@ impl Command {
             self,
             Command::Create(_) | Command::Run(_) | Command::Exec(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
+    }
+
+    /// A value outside a flag's choices is refused while parsing, with the flag and every
+    /// allowed value named (the runtime never sees it).
+    #[test]
+    fn unknown_choice_values_are_refused_naming_the_flag_and_the_choices() {
+        let cases: &[(&[&str], &str, &[&str])] = &[
+            (
+                &["checkpoint", "--manage-cgroups-mode", "props", "cl-c1"],
+                "--manage-cgroups-mode",
+                &["soft", "full", "strict", "ignore"],
+            ),
+            (
+                &["restore", "--manage-cgroups-mode=props", "cl-c1"],
+                "--manage-cgroups-mode",
+                &["soft", "full", "strict", "ignore"],
+            ),
+            (
+                &["restore", "--mount-mismatch", "maybe", "cl-c1"],
+                "--mount-mismatch",
+                &["fail", "warn"],
+            ),
+            (
+                &["--rootless=sometimes", "spec"],
+                "--rootless",
+                &["true", "false", "auto"],
+            ),
+            (
+                &["restore", "--empty-ns", "disk", "cl-c1"],
+                "--empty-ns",
+                &["network"],
+            ),
+        ];
+        for (args, flag, allowed) in cases {
+            let err = match parse(args) {
+                Ok(cli) => panic!("{args:?} was accepted: {cli:?}"),
+                Err(e) => e,
+            };
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{args:?}");
+            assert!(err.use_stderr(), "{args:?}: a usage error, exit 1");
+            let text = err.to_string();
+            assert!(text.contains(flag), "{args:?}: {text}");
+            for value in *allowed {
+                assert!(
+                    text.contains(value),
+                    "{args:?}: {value} not named in {text}"
+                );
+            }
+        }
+    }
+
+    /// `--rootless` takes what runc's Go boolean parsing takes, and alone means true (as
+    /// `runc spec --rootless`).
+    #[test]
+    fn rootless_takes_go_booleans_and_auto() {
+        let rootless = |args: &[&str]| match parse(args) {
+            Ok(cli) => cli.global.rootless,
+            Err(e) => panic!("{args:?}: {e}"),
+        };
+        for yes in [
+            "--rootless=true",
+            "--rootless=TRUE",
+            "--rootless=1",
+            "--rootless=t",
+        ] {
+            assert_eq!(rootless(&[yes, "spec"]), Some(Rootless::True), "{yes}");
+        }
+        for no in [
+            "--rootless=false",
+            "--rootless=False",
+            "--rootless=0",
+            "--rootless=F",
+        ] {
+            assert_eq!(rootless(&[no, "spec"]), Some(Rootless::False), "{no}");
+        }
+        assert_eq!(rootless(&["--rootless=AUTO", "list"]), Some(Rootless::Auto));
+        assert_eq!(rootless(&["spec", "--rootless"]), Some(Rootless::True));
+        assert_eq!(rootless(&["list"]), None);
     }
 }

@@ -11,7 +11,10 @@ use ferry_integration::{check, require_root, run_with};
 /// SCM_RIGHTS (as conmon and containerd's shim do) and copy what the terminal shows to OUT
 /// until the last slave closes. Waits until the socket exists.
 const CONSOLE_RECEIVER: &str = r#"cat > $W/recv.py <<'EOF'
-import os, socket, sys
+import os, signal, socket, sys
+# Bounded: a script that fails before the runtime connects must not leave this process
+# holding the test's output pipe (the test would wait for it forever).
+signal.alarm(60)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1]); s.listen(1)
 c, _ = s.accept()

@@ -2,9 +2,37 @@
 //! them unchanged).
 
 use crate::cli::GlobalOpts;
-use clap::Args;
-use ferry_runtime::checkpoint::CriuOptions;
+use clap::{Args, ValueEnum};
+use ferry_runtime::checkpoint::{CgroupMode, CriuOptions};
 use std::path::PathBuf;
+
+/// `--manage-cgroups-mode`: CRIU's cgroup modes, as runc names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CgroupModeArg {
+    Soft,
+    Full,
+    Strict,
+    Ignore,
+}
+
+impl From<CgroupModeArg> for CgroupMode {
+    fn from(mode: CgroupModeArg) -> Self {
+        match mode {
+            CgroupModeArg::Soft => CgroupMode::Soft,
+            CgroupModeArg::Full => CgroupMode::Full,
+            CgroupModeArg::Strict => CgroupMode::Strict,
+            CgroupModeArg::Ignore => CgroupMode::Ignore,
+        }
+    }
+}
+
+/// `--empty-ns`: the namespaces CRIU can create empty. runc takes `network` only; `net`
+/// is its kernel name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmptyNsArg {
+    #[value(alias = "net")]
+    Network,
+}
 
 /// The flags checkpoint and restore share.
 #[derive(Args, Debug)]
@@ -26,12 +54,13 @@ pub struct CriuArgs {
     pub shell_job: bool,
     #[arg(long = "file-locks")]
     pub file_locks: bool,
-    /// soft, full, strict or ignore.
-    #[arg(long = "manage-cgroups-mode")]
-    pub manage_cgroups_mode: Option<String>,
-    /// Namespaces to leave empty (network).
-    #[arg(long = "empty-ns")]
-    pub empty_ns: Vec<String>,
+    /// How CRIU handles the container's cgroups.
+    #[arg(long = "manage-cgroups-mode", value_enum, value_name = "MODE", default_value_t = CgroupModeArg::Soft)]
+    pub manage_cgroups_mode: CgroupModeArg,
+    /// Create this namespace empty instead of restoring it (repeatable; runc takes network
+    /// only).
+    #[arg(long = "empty-ns", value_enum, value_name = "NAMESPACE")]
+    pub empty_ns: Vec<EmptyNsArg>,
     #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
     #[arg(long = "lazy-pages")]
@@ -50,8 +79,8 @@ impl CriuArgs {
             ext_unix_sk: self.ext_unix_sk,
             shell_job: self.shell_job,
             file_locks: self.file_locks,
-            manage_cgroups_mode: self.manage_cgroups_mode,
-            empty_ns: self.empty_ns,
+            manage_cgroups_mode: self.manage_cgroups_mode.into(),
+            empty_network: self.empty_ns.contains(&EmptyNsArg::Network),
             auto_dedup: self.auto_dedup,
             lazy_pages: self.lazy_pages,
             criu: g.criu.clone(),

@@ -4,7 +4,7 @@ use super::criu_args::CriuArgs;
 use super::runtime;
 use crate::cli::GlobalOpts;
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ferry_runtime::checkpoint::{MountMismatch, RestoreOptions};
 use ferry_runtime::lifecycle::wait_foreground;
 use std::path::PathBuf;
@@ -31,18 +31,30 @@ pub struct RestoreArgs {
     pub lsm_profile: Option<String>,
     #[arg(long = "lsm-mount-context")]
     pub lsm_mount_context: Option<String>,
-    /// fail (default): a restored mount tree that differs from the checkpoint aborts the
-    /// restore; warn: report it and keep the container.
-    #[arg(long = "mount-mismatch", default_value = "fail")]
-    pub mount_mismatch: String,
+    /// What a restored mount tree that differs from the checkpoint does.
+    #[arg(long = "mount-mismatch", value_enum, value_name = "ACTION", default_value_t = MountMismatchArg::Fail)]
+    pub mount_mismatch: MountMismatchArg,
+}
+
+/// `--mount-mismatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MountMismatchArg {
+    /// Abort the restore: kill the restored processes and remove the container.
+    Fail,
+    /// Report the differences and keep the container.
+    Warn,
+}
+
+impl From<MountMismatchArg> for MountMismatch {
+    fn from(action: MountMismatchArg) -> Self {
+        match action {
+            MountMismatchArg::Fail => MountMismatch::Fail,
+            MountMismatchArg::Warn => MountMismatch::Warn,
+        }
+    }
 }
 
 pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
-    let mount_mismatch = match a.mount_mismatch.as_str() {
-        "fail" => MountMismatch::Fail,
-        "warn" => MountMismatch::Warn,
-        other => anyhow::bail!("--mount-mismatch {other:?}: use fail or warn"),
-    };
     let opts = RestoreOptions {
         common: a.common.options(g),
         bundle: a.bundle,
@@ -51,7 +63,7 @@ pub fn restore(g: &GlobalOpts, a: RestoreArgs) -> Result<i32> {
         console_socket: a.console_socket,
         lsm_profile: a.lsm_profile,
         lsm_mount_context: a.lsm_mount_context,
-        mount_mismatch,
+        mount_mismatch: a.mount_mismatch.into(),
     };
     let rt = runtime(g);
     let pid = rt.restore(&a.id, &opts)?;

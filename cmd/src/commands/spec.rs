@@ -1,6 +1,6 @@
 //! `spec`: write a default config.json.
 
-use crate::cli::GlobalOpts;
+use crate::cli::{GlobalOpts, Rootless};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub fn spec(g: &GlobalOpts, a: SpecArgs) -> Result<i32> {
             path.display()
         );
     }
-    let rootless = g.rootless.as_deref() == Some("true");
+    let rootless = g.rootless == Some(Rootless::True);
     let text = default_spec_text(rootless)?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(0)

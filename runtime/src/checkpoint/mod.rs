@@ -18,4 +18,4 @@ mod namespaces;
 mod options;
 mod restore;
 
-pub use options::{CheckpointOptions, CriuOptions, MountMismatch, RestoreOptions};
+pub use options::{CgroupMode, CheckpointOptions, CriuOptions, MountMismatch, RestoreOptions};

@@ -16,8 +16,9 @@ pub struct CriuOptions {
     pub ext_unix_sk: bool,
     pub shell_job: bool,
     pub file_locks: bool,
-    pub manage_cgroups_mode: Option<String>,
-    pub empty_ns: Vec<String>,
+    pub manage_cgroups_mode: CgroupMode,
+    /// Create the network namespace empty instead of restoring it (`--empty-ns network`).
+    pub empty_network: bool,
     pub auto_dedup: bool,
     pub lazy_pages: bool,
     /// The CRIU binary (`--criu`), else the one on PATH.
@@ -44,7 +45,7 @@ impl CriuOptions {
     /// The options of a dump or restore request that come from these flags and the bundle.
     pub(super) fn apply(&self, spec: &oci_spec::runtime::Spec, o: &mut Criu_opts) -> Result<()> {
         o.set_manage_cgroups(true);
-        o.set_manage_cgroups_mode(cg_mode(self.manage_cgroups_mode.as_deref())?);
+        o.set_manage_cgroups_mode(self.manage_cgroups_mode.into());
         o.set_notify_scripts(true);
         criu_config(spec, o);
         o.set_shell_job(self.shell_job);
@@ -55,11 +56,7 @@ impl CriuOptions {
         if let Some(parent) = &self.parent_path {
             o.set_parent_img(parent.display().to_string());
         }
-        if self
-            .empty_ns
-            .iter()
-            .any(|ns| ns == "network" || ns == "net")
-        {
+        if self.empty_network {
             o.set_empty_ns(libc::CLONE_NEWNET as u32);
         }
         if spec
@@ -105,18 +102,29 @@ pub struct RestoreOptions {
     pub mount_mismatch: MountMismatch,
 }
 
-pub(super) fn cg_mode(mode: Option<&str>) -> Result<Criu_cg_mode> {
-    Ok(match mode.unwrap_or("soft") {
-        "soft" => Criu_cg_mode::SOFT,
-        "full" => Criu_cg_mode::FULL,
-        "strict" => Criu_cg_mode::STRICT,
-        "ignore" => Criu_cg_mode::IGNORE,
-        other => {
-            return Err(RuntimeError::Invalid(format!(
-                "--manage-cgroups-mode {other:?}: use soft, full, strict or ignore"
-            )))
+/// How CRIU handles the container's cgroups (`--manage-cgroups-mode`, CRIU's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupMode {
+    /// Restore the properties of cgroups CRIU creates; leave existing ones as they are.
+    #[default]
+    Soft,
+    /// Restore every cgroup's properties.
+    Full,
+    /// Like full, and fail when a cgroup exists with other properties.
+    Strict,
+    /// Leave cgroups alone.
+    Ignore,
+}
+
+impl From<CgroupMode> for Criu_cg_mode {
+    fn from(mode: CgroupMode) -> Self {
+        match mode {
+            CgroupMode::Soft => Criu_cg_mode::SOFT,
+            CgroupMode::Full => Criu_cg_mode::FULL,
+            CgroupMode::Strict => Criu_cg_mode::STRICT,
+            CgroupMode::Ignore => Criu_cg_mode::IGNORE,
         }
-    })
+    }
 }
 
 /// CRIU's configuration file, as runc picks it: the `org.criu.config` annotation (empty:
@@ -180,13 +188,14 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_modes_map_onto_criu_and_others_are_refused() {
-        assert_eq!(cg_mode(None).ok(), Some(Criu_cg_mode::SOFT));
-        assert_eq!(cg_mode(Some("full")).ok(), Some(Criu_cg_mode::FULL));
-        assert_eq!(cg_mode(Some("strict")).ok(), Some(Criu_cg_mode::STRICT));
-        assert_eq!(cg_mode(Some("ignore")).ok(), Some(Criu_cg_mode::IGNORE));
-        let err = cg_mode(Some("props")).expect_err("not a mode").to_string();
-        assert!(err.contains("soft, full, strict or ignore"), "{err}");
+    fn cgroup_modes_map_onto_criu() {
+        assert_eq!(
+            Criu_cg_mode::from(CgroupMode::default()),
+            Criu_cg_mode::SOFT
+        );
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Full), Criu_cg_mode::FULL);
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Strict), Criu_cg_mode::STRICT);
+        assert_eq!(Criu_cg_mode::from(CgroupMode::Ignore), Criu_cg_mode::IGNORE);
     }
 
     #[test]
@@ -199,8 +208,8 @@ mod tests {
             shell_job: true,
             file_locks: true,
             auto_dedup: true,
-            manage_cgroups_mode: Some("strict".into()),
-            empty_ns: vec!["network".into()],
+            manage_cgroups_mode: CgroupMode::Strict,
+            empty_network: true,
             ..Default::default()
         };
         let s = spec(serde_json::json!({
