@@ -59,11 +59,39 @@ pub fn check(out: &Output, what: &str) {
     }
 }
 
+/// The text of [`WAIT_FOR`], a literal so that [`BUNDLE_PRELUDE`] can start with it.
+macro_rules! wait_for_sh {
+    () => {
+        include_str!("../../hack/wait-for.sh")
+    };
+}
+
+/// Shell `wait_for SECONDS COMMAND...` (hack/wait-for.sh, which hack's scripts source too): runs
+/// COMMAND every 20 ms until it succeeds; after SECONDS (whole) it fails, saying on stderr what
+/// it waited for. Scripts wait on a condition with it instead of sleeping for a guessed time.
+pub const WAIT_FOR: &str = wait_for_sh!();
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` has passed (false).
+pub fn poll_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Prelude of scripts that drive a runtime by hand: `$RT` is the runtime, `$W` scratch, `$B` a
 /// busybox bundle (from `hack/setup`) whose init loops until SIGTERM, `r` runs the runtime
-/// with a private state root, `cfg FILTER` edits the bundle's config.json with jq. Containers
+/// with a private state root, `wait_for` is [`WAIT_FOR`], `cfg FILTER` edits the bundle's config.json with jq. Containers
 /// left at exit are force-deleted.
-pub const BUNDLE_PRELUDE: &str = r#"set -eu
+pub const BUNDLE_PRELUDE: &str = concat!(
+    wait_for_sh!(),
+    r#"set -eu
 ST=$W/state; B=$W/bundle
 mkdir -p $B
 cp -a /opt/ferry/images/busybox/rootfs $B/rootfs
@@ -73,10 +101,18 @@ cfg '.process.terminal=false | del(.process.rlimits)
   | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
 r() { "$RT" --root $ST "$@"; }
 status() { r state "$1" | jq -r .status; }
-wait_status() { for _ in $(seq 50); do [ "$(status $1 2>/dev/null)" = "$2" ] && return 0; sleep 0.1; done; echo "timeout waiting for $1 to be $2" >&2; return 1; }
+is_status() { [ "$(status $1 2>/dev/null)" = "$2" ]; }
+wait_status() { wait_for 5 is_status "$1" "$2"; }
 cleanup() { for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1 || true; done; }
 trap cleanup EXIT
-"#;
+"#
+);
+
+/// A container init (`sh -c COUNTER`) that counts in /tmp/count after a token drawn once at
+/// start: after a restore the token must be the checkpointed process's and the count must go
+/// on. Each count goes to a new file renamed into place, so a reader on the host never meets
+/// a half-written one.
+pub const COUNTER: &str = "t=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo \"$t $i\" > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done";
 
 /// The binary of a runtime by name: `ferry` (the build under test) or `runc`.
 pub fn runtime_bin(runtime: &str) -> String {
@@ -104,3 +140,4 @@ pub fn run_with(runtime: &str, script: &str) -> Output {
 
 pub mod nodes;
 pub mod propagation;
+pub mod table;

@@ -24,17 +24,8 @@ pub const OPTIONS: [&str; 9] = [
     "runbindable",
 ];
 
-/// `linux.rootfsPropagation` values.
-pub const ROOT_PROPAGATIONS: [&str; 8] = [
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "private",
-    "rprivate",
-    "unbindable",
-    "runbindable",
-];
+/// `linux.rootfsPropagation` values: the bind options but `none` (first in [`OPTIONS`]).
+pub const ROOT_PROPAGATIONS: &[&str] = OPTIONS.split_at(1).1;
 
 /// Where a volume's source is.
 pub const SOURCES: [&str; 3] = ["plain", "tmpfs", "submount"];
@@ -185,3 +176,17 @@ probe_volume() {
   echo "in=$in out=$out shape=$sh"
 }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_propagations_are_the_bind_options_but_none() {
+        let mut want: Vec<&str> = OPTIONS.iter().copied().filter(|o| *o != "none").collect();
+        want.sort_unstable();
+        let mut got = ROOT_PROPAGATIONS.to_vec();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    }
+}

@@ -5,10 +5,12 @@
 use ferry_integration::{check, require_root, run_with};
 
 /// The init counts in /tmp/count (renamed into place, never half-written); `count ID` reads
-/// it through `$1`'s runtime, `grows RT ID` says whether it goes on.
+/// it through `$1`'s runtime, `counts_past RT ID N` whether it is past N, `grows RT ID` whether it
+/// goes on.
 const COUNTER: &str = r#"cfg '.root.readonly=false | .process.args=["sh","-c","i=0; while :; do i=$((i+1)); echo $i > /tmp/n; mv /tmp/n /tmp/count; sleep 0.1; done"]'
 count() { root=$ST; [ "$1" = "$RUNC" ] && [ "$RT" != "$RUNC" ] && root=$RS; cat /proc/$("$1" --root $root state "$2" | jq -r .pid)/root/tmp/count; }
-grows() { a=$(count "$1" "$2"); sleep 0.4; b=$(count "$1" "$2"); [ "$b" -gt "$a" ] && echo "$2 counts" || echo "$2 is stuck"; }
+counts_past() { [ "$(count "$1" "$2" 2>/dev/null)" -gt "$3" ] 2>/dev/null; }
+grows() { a=$(count "$1" "$2"); wait_for 5 counts_past "$1" "$2" "$a" 2>/dev/null && echo "$2 counts" || echo "$2 is stuck"; }
 # runc keeps its containers under a root of its own, cleaned on exit too.
 RUNC=/usr/bin/runc; RS=$W/runc-state
 trap 'cleanup; for c in $($RUNC --root $RS list -q 2>/dev/null); do $RUNC --root $RS delete --force $c; done' EXIT
@@ -29,14 +31,14 @@ fn checkpoints_move_between_ferry_and_runc() {
     let out = ferry_script(
         "checkpoints between runtimes",
         r#"$RUNC --root $RS run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
-sleep 0.4; c0=$(count $RUNC ckc-c1)
+wait_for 5 counts_past $RUNC ckc-c1 0; c0=$(count $RUNC ckc-c1)
 $RUNC --root $RS checkpoint --image-path $W/img1 ckc-c1
 "$FERRY" --root $ST restore -d --image-path $W/img1 --bundle $B ckc-c1 </dev/null >/dev/null 2>$W/err1 || { cat $W/err1 >&2; tail -5 $W/img1/restore.log >&2; exit 1; }
 [ "$(count "$FERRY" ckc-c1)" -ge "$c0" ] && echo "runc -> ferry: continues"
 grows "$FERRY" ckc-c1
 "$FERRY" --root $ST delete --force ckc-c1
 "$FERRY" --root $ST run -d --bundle $B ckc-c2 </dev/null >/dev/null 2>&1
-sleep 0.4; c0=$(count "$FERRY" ckc-c2)
+wait_for 5 counts_past "$FERRY" ckc-c2 0; c0=$(count "$FERRY" ckc-c2)
 "$FERRY" --root $ST checkpoint --image-path $W/img2 ckc-c2
 $RUNC --root $RS restore -d --image-path $W/img2 --bundle $B ckc-c2 </dev/null >/dev/null 2>$W/err2 || { cat $W/err2 >&2; tail -5 $W/img2/restore.log >&2; exit 1; }
 [ "$(count $RUNC ckc-c2)" -ge "$c0" ] && echo "ferry -> runc: continues"
@@ -59,7 +61,7 @@ fn engine_argv_shapes_and_paused_containers() {
         r#"# Without the /sys/fs/cgroup mount (as containerd's default spec) the cgroups are ferry's to make.
 cfg 'del(.mounts[] | select(.destination == "/sys/fs/cgroup"))'
 r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 counts_past "$RT" ckc-c1 0
 # podman sends --leave-running twice; --flag=value as urfave/cli accepts it.
 r checkpoint --leave-running --leave-running --image-path=$W/img0 ckc-c1
 echo "after --leave-running: $(status ckc-c1)"
@@ -94,7 +96,7 @@ fn failures_leave_the_container_or_nothing() {
 cfg '.mounts += [{"destination":"/vol","type":"bind","source":"'$W/vol'","options":["rbind"]}]'
 mkdir -p $B/rootfs/vol
 r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 counts_past "$RT" ckc-c1 0
 # No soft-dirty tracking on this kernel: pre-dump fails with CRIU's reason.
 rc=0; r checkpoint --pre-dump --image-path $W/pre ckc-c1 2>$W/err || rc=$?
 echo "pre-dump: rc=$rc"; grep -qi 'dirty\|pre-dump\|criu' $W/err && echo "pre-dump says why"
@@ -138,7 +140,7 @@ cfg '.linux.namespaces |= map(if .type == "network" then .path = "'$W/netns'" el
 ns() {{ readlink /proc/$(r state ckc-c1 | jq -r .pid)/ns/net | tr -dc 0-9; }}
 want=$(stat -L -c %i $W/netns)
 r run -d --bundle $B ckc-c1 </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 counts_past "$RT" ckc-c1 0
 [ "$(ns)" = "$want" ] && echo "runs in the named netns"
 r checkpoint --image-path $W/img ckc-c1
 r restore -d --image-path $W/img --bundle $B ckc-c1 </dev/null >/dev/null 2>&1

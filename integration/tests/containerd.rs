@@ -8,7 +8,7 @@
 //! archive of `hack/setup`) and stops it from a Drop guard, so containers, shims, cgroups and
 //! mounts go away when a test fails too. Every `ctr` call has a time limit.
 
-use ferry_integration::{ferry_bin, require_root};
+use ferry_integration::{ferry_bin, poll_until, require_root, COUNTER};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread::sleep;
@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 
 const RUNTIMES: [&str; 2] = ["ferry", "runc"];
 const CRIU_TAR: &str = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
-/// The container's init counts in /tmp/count, after a token drawn once at start: after a
-/// restore the token must be the same and the count must go on.
-const COUNTER: &str =
-    "t=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo \"$t $i\" > /tmp/count; sleep 0.1; done";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -409,10 +405,7 @@ fn detached_exec_kill_delete() {
         })?;
         // The init writes the marker first thing; give it a moment.
         let marker = PathBuf::from(format!("/proc/{pid}/root/tmp/marker"));
-        let end = Instant::now() + Duration::from_secs(5);
-        while !marker.exists() && Instant::now() < end {
-            sleep(Duration::from_millis(20));
-        }
+        poll_until(Duration::from_secs(5), || marker.exists());
         let o = c.ctr(&[
             "task", "exec", "--exec-id", "e1", &id, "sh", "-c",
             "cat /tmp/marker; echo \"init=$(cat /proc/1/comm) me=$(cat /proc/self/comm) uid=$(id -u)\"; echo err >&2; exit 3",

@@ -8,7 +8,7 @@
 //! container running. Restore is containerd's: CreateContainer in a new pod whose image is
 //! that archive, then StartContainer.
 
-use ferry_integration::{ferry_bin, require_root};
+use ferry_integration::{ferry_bin, require_root, COUNTER};
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -25,10 +25,6 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 const RUNTIMES: [&str; 2] = ["runc", "ferry"];
-/// The container counts in /tmp/count after a token drawn once at start: after a restore the
-/// token must be the one of the checkpointed process and the count must go on from there.
-const COUNTER: &str =
-    "t=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo \"$t $i\" > /tmp/count; sleep 0.1; done";
 /// CRI's ContainerState RUNNING.
 const CONTAINER_RUNNING: i32 = 1;
 

@@ -292,25 +292,48 @@ fn concurrent_commands_never_corrupt_state() {
     if !require_root() {
         return;
     }
+    // Every command's exit code and stderr go to $L/<step>.rc and .err; at exit they are listed
+    // on stderr with the state directory, so that a failure says which step failed and how.
     let f = run_with(
         "ferry",
-        r#"for i in 1 2 3; do
-  r run -d --bundle $B lc-c$i </dev/null >/dev/null
-  for j in $(seq 8); do r state lc-c$i >/dev/null 2>&1 & done
-  r kill lc-c$i KILL >/dev/null 2>&1 & r delete --force lc-c$i >/dev/null 2>&1 &
-  for j in $(seq 8); do r state lc-c$i >/dev/null 2>&1 & done
+        r#"L=$W/steps; mkdir -p $L
+# STEP ARGS...: run `r ARGS`, keeping its exit code and stderr under the name STEP.
+logged() { local n=$1; shift; local rc=0; r "$@" >/dev/null 2>$L/$n.err || rc=$?; echo $rc > $L/$n.rc; return $rc; }
+# A step that must succeed: on failure it names itself and shows its stderr.
+must() { logged "$@" || { echo "step $1 failed: r ${*:2}" >&2; exit 1; }; }
+report() {
+  echo "--- every command (step rc stderr):"
+  for f in $(ls $L/*.rc 2>/dev/null | sort -V); do n=$(basename $f .rc); echo "$n rc=$(cat $f) $(tr '\n' ' ' < $L/$n.err | cut -c1-300)"; done
+  echo "--- state directory:"; ls -la $ST 2>&1
+}
+trap 'report >&2; cleanup' EXIT
+for i in 1 2 3; do
+  must c$i-run run -d --bundle $B lc-c$i </dev/null
+  for j in $(seq 8); do logged c$i-state-before-$j state lc-c$i & done
+  logged c$i-kill kill lc-c$i KILL & logged c$i-delete delete --force lc-c$i &
+  for j in $(seq 8); do logged c$i-state-after-$j state lc-c$i & done
   wait
-  r delete --force lc-c$i
-  rc=0; r state lc-c$i >/dev/null 2>&1 || rc=$?; echo "lc-c$i gone: rc=$rc"
+  must c$i-delete-again delete --force lc-c$i
+  rc=0; logged c$i-gone state lc-c$i || rc=$?; echo "lc-c$i gone: rc=$rc"
 done
 # ferry:internal holds ferry's own files, never a container.
 ls $ST | grep -v -e '^\.' -e '^ferry:internal$' | wc -l
 "#,
     );
-    check(&f, "concurrent commands with ferry");
+    let report = format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        f.status,
+        text(&f.stdout),
+        text(&f.stderr)
+    );
+    assert!(
+        f.status.success(),
+        "concurrent commands with ferry: a step failed\n{report}"
+    );
     assert_eq!(
         text(&f.stdout),
-        "lc-c1 gone: rc=1\nlc-c2 gone: rc=1\nlc-c3 gone: rc=1\n0\n"
+        "lc-c1 gone: rc=1\nlc-c2 gone: rc=1\nlc-c3 gone: rc=1\n0\n",
+        "concurrent commands with ferry\n{report}"
     );
 }
 
@@ -344,7 +367,7 @@ fn exec_tty_preserved_fds_and_signal_numbers() {
 echo "passed in" > $W/fd3
 cfg '.root.readonly=false | .process.args=["sh","-c","cat <&3 > /tmp/got; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
 r run -d --preserve-fds 1 --bundle $B lc-c1 3<$W/fd3 </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 r exec lc-c1 test -s /tmp/got
 r exec lc-c1 cat /tmp/got
 receive $W/exec.sock $W/exec.out
 r exec -t --console-socket $W/exec.sock -d lc-c1 sh -c 'tty >/dev/null && echo exec-has-tty'

@@ -13,7 +13,7 @@
 //!
 //! Container ids and cgroups carry the prefix `pa-`.
 
-use ferry_integration::{require_root, runtime_bin, BUNDLE_PRELUDE};
+use ferry_integration::{poll_until, require_root, runtime_bin, BUNDLE_PRELUDE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -108,13 +108,12 @@ fn remove_cgroup(dir: &Path) {
                 }
             }
         }
-        for _ in 0..50 {
-            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        // The killed processes leave the cgroup asynchronously.
+        if !poll_until(std::time::Duration::from_secs(5), || {
+            std::fs::remove_dir(dir).is_ok() || !dir.exists()
+        }) {
+            eprintln!("could not remove cgroup {}", dir.display());
         }
-        eprintln!("could not remove cgroup {}", dir.display());
     }
     rm(dir);
 }
@@ -188,12 +187,13 @@ fn create_pause_checkpoint_restore_delete_on_cgroup_v2() {
     if !require_root() {
         return;
     }
-    let script = r#"cfg '.process.args=["sh","-c","trap \"exit 0\" TERM; i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"]'
+    let script = r#"cfg '.process.args=["sh","-c","trap \"exit 0\" TERM; i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n.new; mv /dev/shm/n.new /dev/shm/n; sleep 0.1; done"]'
 CG=/sys/fs/cgroup/pa-v2
 in_cgroup() { grep -qx "$(r state pa-v2 | jq .pid)" $CG/cgroup.procs && echo "init in $CG" || echo "init not in $CG"; }
 # The counter's file is there once the init ran its first round.
 n() { r exec pa-v2 cat /dev/shm/n 2>/dev/null || echo 0; }
-advances() { a=$(n); for _ in $(seq 20); do sleep 0.25; b=$(n); [ "$b" -gt "$a" ] && { echo advances; return; }; done; echo "stands at $a"; }
+past() { [ "$(n)" -gt "$1" ]; }
+advances() { a=$(n); wait_for 5 past "$a" 2>/dev/null && echo advances || echo "stands at $a"; }
 stat -f -c %T /sys/fs/cgroup
 r run -d --bundle $B pa-v2 </dev/null >/dev/null
 status pa-v2

@@ -14,9 +14,11 @@
 //! Every cell must be runc's, except where runc 1.1 is wrong ([`runc_is_wrong`] says why and
 //! what ferry does instead). The table goes to stdout and target/tmp/propagation-table.txt.
 
+use ferry_integration::table::record_row;
 use ferry_integration::{in_private_ns, propagation, require_root, runtime_bin};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// Runs every row with `$RT` on a host whose `/` is `$HOSTROOT` (private or rshared) and
 /// prints `CELL <row> <source> <result>` lines. `$W` is scratch; the shell functions are
@@ -116,69 +118,80 @@ fn runc_is_wrong(cell: &str, ferry: &BTreeMap<String, String>) -> Option<(&'stat
     }
 }
 
+/// The host's `/` private: every cell as runc gives it, or as [`runc_is_wrong`] says.
 #[test]
-fn propagation_options_take_effect_as_runc_applies_them() {
+fn propagation_options_take_effect_as_runc_applies_them_host_root_private() {
+    host_root_matrix("private");
+}
+
+/// The host's `/` rshared: every cell as runc gives it, or as [`runc_is_wrong`] says.
+#[test]
+fn propagation_options_take_effect_as_runc_applies_them_host_root_rshared() {
+    host_root_matrix("rshared");
+}
+
+/// Every cell on a host whose `/` is `host_root` (one of [`propagation::HOST_ROOTS`]), with
+/// ferry and runc; the rows go to the table hack/test prints (target/tmp/propagation-table.txt),
+/// one test a host `/`, so that a failure on one does not hide the other.
+fn host_root_matrix(host_root: &str) {
     if !require_root() {
         return;
     }
     let mut table = String::new();
     let mut failures = Vec::new();
     let mut counts = (0, 0, 0);
-    let expected_cells = propagation::cells();
-    for host_root in propagation::HOST_ROOTS {
-        let ferry = run_matrix("ferry", host_root);
-        let runc = run_matrix("runc", host_root);
-        for cell in &expected_cells {
-            let f = ferry.get(cell).map(String::as_str).unwrap_or("missing");
-            let r = runc.get(cell).map(String::as_str).unwrap_or("missing");
-            let verdict = match runc_is_wrong(cell, &ferry) {
-                _ if f == "missing" || r == "missing" => {
-                    failures.push(format!("{host_root} host, {cell}: no result"));
-                    counts.2 += 1;
-                    "FAIL (no result)".to_string()
-                }
-                Some((why, want)) if f == want => {
-                    counts.1 += 1;
-                    format!("ferry differs: {why}")
-                }
-                Some((why, want)) => {
-                    failures.push(format!(
-                        "{host_root} host, {cell}: ferry gave `{f}`, wanted `{want}` ({why})"
-                    ));
-                    counts.2 += 1;
-                    format!("FAIL: wanted {want}")
-                }
-                None if f == r => {
-                    counts.0 += 1;
-                    "same".to_string()
-                }
-                None => {
-                    failures.push(format!(
-                        "{host_root} host, {cell}: ferry gave `{f}`, runc `{r}`"
-                    ));
-                    counts.2 += 1;
-                    "FAIL: not runc's".to_string()
-                }
-            };
-            let _ = writeln!(
-                table,
-                "{host_root:<7} {cell:<26} ferry: {f:<34} runc: {r:<34} {verdict}"
-            );
-        }
+    let ferry = run_matrix("ferry", host_root);
+    let runc = run_matrix("runc", host_root);
+    for cell in &propagation::cells() {
+        let f = ferry.get(cell).map(String::as_str).unwrap_or("missing");
+        let r = runc.get(cell).map(String::as_str).unwrap_or("missing");
+        let verdict = match runc_is_wrong(cell, &ferry) {
+            _ if f == "missing" || r == "missing" => {
+                failures.push(format!("{host_root} host, {cell}: no result"));
+                counts.2 += 1;
+                "FAIL (no result)".to_string()
+            }
+            Some((why, want)) if f == want => {
+                counts.1 += 1;
+                format!("ferry differs: {why}")
+            }
+            Some((why, want)) => {
+                failures.push(format!(
+                    "{host_root} host, {cell}: ferry gave `{f}`, wanted `{want}` ({why})"
+                ));
+                counts.2 += 1;
+                format!("FAIL: wanted {want}")
+            }
+            None if f == r => {
+                counts.0 += 1;
+                "same".to_string()
+            }
+            None => {
+                failures.push(format!(
+                    "{host_root} host, {cell}: ferry gave `{f}`, runc `{r}`"
+                ));
+                counts.2 += 1;
+                "FAIL: not runc's".to_string()
+            }
+        };
+        let _ = writeln!(
+            table,
+            "{host_root:<7} {cell:<26} ferry: {f:<34} runc: {r:<34} {verdict}"
+        );
     }
-    let _ = writeln!(
+    let _ = write!(
         table,
-        "{} cells: {} as runc, {} differ where runc is wrong (reason given), {} failed",
+        "{host_root} host /: {} cells: {} as runc, {} differ where runc is wrong (reason given), {} failed",
         counts.0 + counts.1 + counts.2,
         counts.0,
         counts.1,
         counts.2
     );
-    println!("{table}");
     eprintln!("{table}");
-    // hack/test prints it after the run, where captured test output would hide it.
-    let _ = std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("propagation-table.txt"),
+    record_row(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("propagation-table.txt"),
+        "",
+        host_root,
         &table,
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

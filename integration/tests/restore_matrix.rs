@@ -18,9 +18,11 @@
 //! before checkpoint) or refuse the restore with a message naming the mount whose tie it cannot
 //! make ("refused"). runc's outcome is recorded, not asserted.
 
+use ferry_integration::table::record_row;
 use ferry_integration::{in_private_ns, propagation, require_root, runtime_bin};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// Restore-side shell, after [`propagation::SHELL`] in `$W/lib.sh` (the second host's nested
 /// shell sources it too). `$RT`, `$W`, `$HOSTROOT` come from the environment.
@@ -225,101 +227,120 @@ fn outcome(run: &Run, host_root: &str, cell: &str, phase: &str) -> String {
     after.to_string()
 }
 
+/// The host's `/` private: every cell kept or refused by ferry.
 #[test]
-fn every_propagation_cell_survives_restore_ferry_and_runc() {
+fn every_propagation_cell_survives_restore_ferry_and_runc_host_root_private() {
+    host_root_matrix("private");
+}
+
+/// The host's `/` rshared: every cell kept or refused by ferry.
+#[test]
+fn every_propagation_cell_survives_restore_ferry_and_runc_host_root_rshared() {
+    host_root_matrix("rshared");
+}
+
+/// Every cell on a host whose `/` is `host_root` (one of [`propagation::HOST_ROOTS`]) through
+/// checkpoint/restore with ferry and runc; the rows go to the table hack/test prints
+/// (target/tmp/restore-matrix-table.txt), one test a host `/`, so that a failure on one does
+/// not hide the other.
+fn host_root_matrix(host_root: &str) {
     if !require_root() {
         return;
     }
     let started = std::time::Instant::now();
     let cells = propagation::cells();
     let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "{:<7} {:<26} {:<34} {:<10} {:<10} | {:<34} {:<10} second",
-        "host /", "cell", "ferry before checkpoint", "same", "second", "runc before", "same"
-    );
     let mut failures = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut known_seen: BTreeMap<String, usize> = BTreeMap::new();
-    for host_root in propagation::HOST_ROOTS {
-        let ferry = run_matrix("ferry", host_root);
-        let runc = run_matrix("runc", host_root);
-        if !ferry.stderr.trim().is_empty() {
-            eprintln!("--- ferry on a {host_root} host, stderr:\n{}", ferry.stderr);
+    let ferry = run_matrix("ferry", host_root);
+    let runc = run_matrix("runc", host_root);
+    if !ferry.stderr.trim().is_empty() {
+        eprintln!("--- ferry on a {host_root} host, stderr:\n{}", ferry.stderr);
+    }
+    for cell in &cells {
+        let fb = ferry.get("B", cell);
+        let rb = runc.get("B", cell);
+        let mut shown = Vec::new();
+        for (phase, target) in [("S", "same"), ("X", "second")] {
+            let f = outcome(&ferry, host_root, cell, phase);
+            let r = outcome(&runc, host_root, cell, phase);
+            let class = |o: &str| match o {
+                "kept" | "refused" | "missing" => o.to_string(),
+                o if o.starts_with("failed:") => "failed".into(),
+                o if o.starts_with("ck-failed:") => "ck-failed".into(),
+                o if o.starts_with("no-start:") => "no-start".into(),
+                _ => "changed".into(),
+            };
+            *counts
+                .entry(format!("runc  {target:<6} host: {}", class(&r)))
+                .or_default() += 1;
+            let known = known_failure(host_root, cell, phase);
+            let ok = fb.starts_with("in=") || fb.starts_with("shape=");
+            let ferry_class = match (ok && (f == "kept" || f == "refused"), known) {
+                (true, None) => class(&f),
+                (true, Some(why)) => {
+                    failures.push(format!(
+                        "{host_root} host, {cell}, {target} host: listed as a known failure ({why}) but ferry gave `{f}`: update known_failure"
+                    ));
+                    class(&f)
+                }
+                (false, Some(why)) => {
+                    let k = format!("{why} (ferry: {})", class(&f));
+                    *known_seen.entry(k).or_default() += 1;
+                    "known failure".to_string()
+                }
+                (false, None) => {
+                    failures.push(format!(
+                        "{host_root} host, {cell}, {target} host: ferry before `{fb}`, after `{f}`; restore errors: {:?}",
+                        ferry.restore_errors(phase, host_root, cell)
+                    ));
+                    class(&f)
+                }
+            };
+            *counts
+                .entry(format!("ferry {target:<6} host: {ferry_class}"))
+                .or_default() += 1;
+            let f = if ferry_class == "known failure" {
+                "KNOWN-FAIL".to_string()
+            } else {
+                f
+            };
+            // Failures in full are in the test's output; the table keeps their start.
+            let r: String = r.chars().take(40).collect();
+            shown.push((f, r));
         }
-        for cell in &cells {
-            let fb = ferry.get("B", cell);
-            let rb = runc.get("B", cell);
-            let mut shown = Vec::new();
-            for (phase, target) in [("S", "same"), ("X", "second")] {
-                let f = outcome(&ferry, host_root, cell, phase);
-                let r = outcome(&runc, host_root, cell, phase);
-                let class = |o: &str| match o {
-                    "kept" | "refused" | "missing" => o.to_string(),
-                    o if o.starts_with("failed:") => "failed".into(),
-                    o if o.starts_with("ck-failed:") => "ck-failed".into(),
-                    o if o.starts_with("no-start:") => "no-start".into(),
-                    _ => "changed".into(),
-                };
-                *counts
-                    .entry(format!("runc  {target:<6} host: {}", class(&r)))
-                    .or_default() += 1;
-                let known = known_failure(host_root, cell, phase);
-                let ok = fb.starts_with("in=") || fb.starts_with("shape=");
-                let ferry_class = match (ok && (f == "kept" || f == "refused"), known) {
-                    (true, None) => class(&f),
-                    (true, Some(why)) => {
-                        failures.push(format!(
-                            "{host_root} host, {cell}, {target} host: listed as a known failure ({why}) but ferry gave `{f}`: update known_failure"
-                        ));
-                        class(&f)
-                    }
-                    (false, Some(why)) => {
-                        let k = format!("{why} (ferry: {})", class(&f));
-                        *known_seen.entry(k).or_default() += 1;
-                        "known failure".to_string()
-                    }
-                    (false, None) => {
-                        failures.push(format!(
-                            "{host_root} host, {cell}, {target} host: ferry before `{fb}`, after `{f}`; restore errors: {:?}",
-                            ferry.restore_errors(phase, host_root, cell)
-                        ));
-                        class(&f)
-                    }
-                };
-                *counts
-                    .entry(format!("ferry {target:<6} host: {ferry_class}"))
-                    .or_default() += 1;
-                let f = if ferry_class == "known failure" {
-                    "KNOWN-FAIL".to_string()
-                } else {
-                    f
-                };
-                // Failures in full are in the test's output; the table keeps their start.
-                let r: String = r.chars().take(40).collect();
-                shown.push((f, r));
-            }
-            let _ = writeln!(
-                table,
-                "{host_root:<7} {cell:<26} {fb:<34} {:<10} {:<10} | {rb:<34} {:<10} {}",
-                shown[0].0, shown[1].0, shown[0].1, shown[1].1
-            );
-        }
+        let _ = writeln!(
+            table,
+            "{host_root:<7} {cell:<26} {fb:<34} {:<10} {:<10} | {rb:<34} {:<10} {}",
+            shown[0].0, shown[1].0, shown[0].1, shown[1].1
+        );
     }
     for (k, n) in &counts {
-        let _ = writeln!(table, "{k}: {n}");
+        let _ = writeln!(table, "{host_root} host /, {k}: {n}");
     }
     for (why, n) in &known_seen {
-        let _ = writeln!(table, "KNOWN-FAIL, {n} cell restores: {why}");
+        let _ = writeln!(
+            table,
+            "{host_root} host /, KNOWN-FAIL, {n} cell restores: {why}"
+        );
     }
-    let _ = writeln!(
+    let _ = write!(
         table,
-        "{} cells x 2 restoring hosts; kept: the live probes and shape after restore equal those before checkpoint; refused: restore failed naming the mount; {:.0?}",
-        cells.len() * propagation::HOST_ROOTS.len(),
+        "{host_root} host /: {} cells x 2 restoring hosts; kept: the live probes and shape after restore equal those before checkpoint; refused: restore failed naming the mount; {:.0?}",
+        cells.len(),
         started.elapsed()
     );
-    println!("{table}");
     eprintln!("{table}");
+    record_row(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("restore-matrix-table.txt"),
+        &format!(
+            "{:<7} {:<26} {:<34} {:<10} {:<10} | {:<34} {:<10} second",
+            "host /", "cell", "ferry before checkpoint", "same", "second", "runc before", "same"
+        ),
+        host_root,
+        &table,
+    );
     // An rshared volume inside a shared host tmpfs was once refused ("peer group only in B"):
     // it restores, both ways live, everywhere.
     for line in table.lines().filter(|l| l.contains(" bind:rshared:tmpfs ")) {
@@ -329,10 +350,5 @@ fn every_propagation_cell_survives_restore_ferry_and_runc() {
             "the rshared volume in a shared host tmpfs must restore with its ties: {line}"
         );
     }
-    // hack/test prints it after the run, where captured test output would hide it.
-    let _ = std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("restore-matrix-table.txt"),
-        &table,
-    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -11,8 +11,9 @@
 //! a private mount namespace that plays the host; the "second host" is a fresh private
 //! namespace below it with its own shared tmpfs at the same path.
 
-use ferry_integration::{ferry_bin, in_private_ns, require_root, runtime_bin};
-use std::fmt::Write as _;
+use ferry_integration::table::record_row;
+use ferry_integration::{in_private_ns, require_root, runtime_bin, WAIT_FOR};
+use std::path::Path;
 
 /// Sourced by every scenario (also from the second host's nested shell). Settings come from
 /// the environment: RP (rootfsPropagation), VOPT (the volume's options, JSON), SRCKIND
@@ -24,6 +25,8 @@ ST=$W/state; B=$W/bundle; H=$W/host; ID=tt-ties
 if [ "$SRCKIND" = tmpfs ]; then SRC=$H/src; else SRC=$W/plain/src; fi
 r() { "$RT" --root $ST "$@"; }
 pid() { r state $1 | jq -r .pid; }
+# The container's init has become its process (sh), past the runtime's own init code.
+init_runs() { [ "$(cat /proc/$(pid $1)/comm 2>/dev/null)" = sh ]; }
 cfg() { jq "$1" $B/config.json > $W/c && mv $W/c $B/config.json; }
 field() { echo "$1" | grep -o "$2:[0-9]*" | cut -d: -f2; }
 # The tie of container mount $2 (of pid $1) to host mount $3: peer, slave, peer+slave, none;
@@ -44,10 +47,11 @@ probe() {
   hm=$(findmnt -n -o TARGET --target $SRC | tail -n1)
   s=$(shape $p /vol "$hm")
   mkdir -p $SRC/in$2 $SRC/out$2
-  mount -t tmpfs pin $SRC/in$2; sleep 0.1
+  # Propagation is done when mount(2) returns: look at once.
+  mount -t tmpfs pin $SRC/in$2
   in=no; grep -q " /vol/in$2 " /proc/$p/mountinfo && in=yes
   umount -l $SRC/in$2
-  nsenter -t $p -m mount -t tmpfs pout /vol/out$2 2>/dev/null; sleep 0.1
+  nsenter -t $p -m mount -t tmpfs pout /vol/out$2 2>/dev/null
   out=no; grep -q " $SRC/out$2 " /proc/self/mountinfo && out=yes
   nsenter -t $p -m umount -l /vol/out$2 2>/dev/null
   [ $out = no ] || umount -l $SRC/out$2 2>/dev/null
@@ -96,7 +100,7 @@ finish() {
 }
 trap finish EXIT
 r --log $W/run.log run -d --bundle $B $ID </dev/null >/dev/null 2>&1 || { CK="no-start:$(why $W/run.log)"; exit 0; }
-sleep 0.3
+wait_for 5 init_runs $ID || { CK=no-init; exit 0; }
 # A volume made shared inside the container: its own peer group beside its tie to the host.
 [ "${INSIDE:-0}" = 1 ] && nsenter -t $(pid $ID) -m mount --make-shared /vol
 BEFORE=$(probe $ID 1)
@@ -160,51 +164,62 @@ impl Cell {
     }
 }
 
-/// A representative subset of rootfsPropagation x volume option x source x restoring host
-/// (the full product takes too long for one test run).
-fn cells() -> Vec<Cell> {
-    let c = |rootfs, volume, source, second_host| Cell {
+/// A cell with the common settings: the first host restores, its `/` private, CRIU's own
+/// mount engine, the volume left as the bundle makes it.
+const fn cell(rootfs: &'static str, volume: &'static str, source: &'static str) -> Cell {
+    Cell {
         rootfs,
         volume,
         source,
-        second_host,
+        second_host: false,
         root_shared: false,
         compat: false,
         shared_inside: false,
-    };
-    let mut out = Vec::new();
-    for rootfs in ["shared", "rshared", "slave", "private"] {
-        for volume in ["none", "rslave", "rshared"] {
-            out.push(c(rootfs, volume, "tmpfs", false));
-        }
     }
+}
+
+/// One `#[test]` a cell, so that a failing cell does not hide the others. Select cells by
+/// test name (`cargo test --test restore_ties second`).
+macro_rules! tie_cells {
+    ($($test:ident: $cell:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                tie_cell($cell);
+            }
+        )*
+    };
+}
+
+// A representative subset of rootfsPropagation x volume option x source x restoring host (the
+// full product takes too long for one test run).
+tie_cells! {
+    shared_none_tmpfs: cell("shared", "none", "tmpfs");
+    shared_rslave_tmpfs: cell("shared", "rslave", "tmpfs");
+    shared_rshared_tmpfs: cell("shared", "rshared", "tmpfs");
+    rshared_none_tmpfs: cell("rshared", "none", "tmpfs");
+    rshared_rslave_tmpfs: cell("rshared", "rslave", "tmpfs");
+    rshared_rshared_tmpfs: cell("rshared", "rshared", "tmpfs");
+    slave_none_tmpfs: cell("slave", "none", "tmpfs");
+    slave_rslave_tmpfs: cell("slave", "rslave", "tmpfs");
+    slave_rshared_tmpfs: cell("slave", "rshared", "tmpfs");
+    private_none_tmpfs: cell("private", "none", "tmpfs");
+    private_rslave_tmpfs: cell("private", "rslave", "tmpfs");
+    private_rshared_tmpfs: cell("private", "rshared", "tmpfs");
     // A plain directory is tied to the host only when the host's `/` is shared.
-    out.push(Cell {
-        root_shared: true,
-        ..c("shared", "none", "dir", false)
-    });
-    out.push(c("private", "rshared", "dir", false));
-    out.push(c("rshared", "none", "tmpfs", true));
-    out.push(c("private", "rslave", "tmpfs", true));
-    out.push(c("private", "rshared", "tmpfs", true));
-    out.push(Cell {
-        root_shared: true,
-        ..c("rshared", "none", "tmpfs", false)
-    });
-    out.push(Cell {
-        compat: true,
-        ..c("rshared", "none", "tmpfs", false)
-    });
-    out.push(Cell {
-        shared_inside: true,
-        ..c("slave", "none", "tmpfs", false)
-    });
-    out
+    shared_none_dir_root_rshared: Cell { root_shared: true, ..cell("shared", "none", "dir") };
+    private_rshared_dir: cell("private", "rshared", "dir");
+    rshared_none_tmpfs_second_host: Cell { second_host: true, ..cell("rshared", "none", "tmpfs") };
+    private_rslave_tmpfs_second_host: Cell { second_host: true, ..cell("private", "rslave", "tmpfs") };
+    private_rshared_tmpfs_second_host: Cell { second_host: true, ..cell("private", "rshared", "tmpfs") };
+    rshared_none_tmpfs_root_rshared: Cell { root_shared: true, ..cell("rshared", "none", "tmpfs") };
+    rshared_none_tmpfs_compat: Cell { compat: true, ..cell("rshared", "none", "tmpfs") };
+    slave_none_tmpfs_made_shared_inside: Cell { shared_inside: true, ..cell("slave", "none", "tmpfs") };
 }
 
 fn run_cell(runtime: &str, cell: &Cell, host_change: Option<&str>) -> (String, String) {
     let w = tempfile::tempdir().expect("tempdir");
-    std::fs::write(w.path().join("lib.sh"), LIB).expect("writing lib.sh");
+    std::fs::write(w.path().join("lib.sh"), format!("{WAIT_FOR}{LIB}")).expect("writing lib.sh");
     let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     let mut env = vec![
         ("W", w.path().display().to_string()),
@@ -241,57 +256,45 @@ fn field<'a>(result: &'a str, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
-#[test]
-fn ties_survive_restore_ferry_and_runc() {
+/// Runs `cell` with ferry and runc, records their row in the table hack/test prints
+/// (target/tmp/ties-table.txt) and checks that ferry gave the tie back.
+fn tie_cell(cell: Cell) {
     if !require_root() {
         return;
     }
-    let _ = ferry_bin();
-    // FERRY_CELL=<part of a cell name> runs only the matching cells.
-    let only = std::env::var("FERRY_CELL").unwrap_or_default();
-    let mut table = String::new();
-    let _ = writeln!(
-        table,
-        "{:<38} {:<8} {:<62} runc\n{:<38} {:<8} (ck restore | tie,in,out before -> after)",
-        "rootfsPropagation/volume/source/host", "", "ferry", "", ""
+    let (f, ferr) = run_cell("ferry", &cell, None);
+    let (r, _) = run_cell("runc", &cell, None);
+    let show = |x: &str| {
+        format!(
+            "{} {} | {} -> {}",
+            field(x, "ck"),
+            field(x, "rs"),
+            field(x, "before"),
+            field(x, "after")
+        )
+    };
+    let row = format!(
+        "{:<38} {:<8} {:<62} {}",
+        cell.name(),
+        "",
+        show(&f),
+        show(&r)
     );
-    let mut failures = Vec::new();
-    for cell in cells().iter().filter(|c| c.name().contains(only.as_str())) {
-        let (f, ferr) = run_cell("ferry", cell, None);
-        let (r, _) = run_cell("runc", cell, None);
-        let show = |x: &str| {
-            format!(
-                "{} {} | {} -> {}",
-                field(x, "ck"),
-                field(x, "rs"),
-                field(x, "before"),
-                field(x, "after")
-            )
-        };
-        let _ = writeln!(
-            table,
-            "{:<38} {:<8} {:<62} {}",
-            cell.name(),
-            "",
-            show(&f),
-            show(&r)
-        );
-        let ok = field(&f, "ck") == "ok"
-            && field(&f, "rs") == "ok"
-            && field(&f, "before") != "-"
-            && field(&f, "before") == field(&f, "after");
-        if !ok {
-            failures.push(format!("{}: ferry gave `{f}`\n{ferr}", cell.name()));
-        }
-    }
-    println!("{table}");
-    eprintln!("{table}");
-    // hack/test prints it after the run, where captured test output would hide it.
-    let _ = std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ties-table.txt"),
-        &table,
+    eprintln!("{row}");
+    record_row(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("ties-table.txt"),
+        &format!(
+            "{:<38} {:<8} {:<62} runc\n{:<38} {:<8} (ck restore | tie,in,out before -> after)",
+            "rootfsPropagation/volume/source/host", "", "ferry", "", ""
+        ),
+        &cell.name(),
+        &row,
     );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let ok = field(&f, "ck") == "ok"
+        && field(&f, "rs") == "ok"
+        && field(&f, "before") != "-"
+        && field(&f, "before") == field(&f, "after");
+    assert!(ok, "{}: ferry gave `{f}`\n{ferr}", cell.name());
 }
 
 /// A tie this host cannot give back fails the restore, names the mount and what it got, and
@@ -303,15 +306,7 @@ fn restore_fails_when_a_tie_cannot_be_made() {
     if !require_root() {
         return;
     }
-    let cell = Cell {
-        rootfs: "rshared",
-        volume: "none",
-        source: "tmpfs",
-        second_host: false,
-        root_shared: false,
-        compat: false,
-        shared_inside: false,
-    };
+    let cell = cell("rshared", "none", "tmpfs");
     let (f, ferr) = run_cell("ferry", &cell, Some("mount --make-private $H"));
     assert_eq!(field(&f, "ck"), "ok", "checkpoint: {f}\n{ferr}");
     assert!(
@@ -348,7 +343,9 @@ fn checkpoint_holds_only_the_containers_cgroups() {
     if !require_root() {
         return;
     }
-    let script = r#"
+    let script = format!(
+        "{WAIT_FOR}{}",
+        r#"
 set -u
 B=$W/b; ST=$W/st; ID=tt-ties-cg; mkdir -p $B
 cp -a /opt/ferry/images/busybox/rootfs $B/rootfs; (cd $B && /usr/bin/runc spec)
@@ -366,8 +363,9 @@ cleanup() {
 }
 trap cleanup EXIT
 r run -d --bundle $B $ID </dev/null >/dev/null 2>&1 || { echo "RESULT start=failed"; exit 0; }
-sleep 0.3
 P=$(r state $ID | jq .pid)
+# The container's init has become its process (sh), past the runtime's own init code.
+wait_for 5 eval '[ "$(cat /proc/$P/comm 2>/dev/null)" = sh ]' || { echo "RESULT start=no-init"; exit 0; }
 echo "CGROUPS $(tr '\n' ' ' < /proc/$P/cgroup)"
 r checkpoint --image-path $W/img $ID 2>$W/ck.err || { echo "RESULT checkpoint=failed"; sed -n 1,3p $W/ck.err >&2; exit 0; }
 OTHER_IN_DUMP=$(grep -ac tt-ties-other $W/img/cgroup.img)
@@ -385,11 +383,12 @@ else RS=failed; sed -n 1,3p $W/rs.err >&2; fi
 r delete --force $ID >/dev/null 2>&1
 LEFT=$(find /sys/fs/cgroup -type d -name "$ID" | tr '\n' ' ')
 echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS left=[$LEFT]"
-"#;
+"#
+    );
     let run = |runtime: &str| {
         let w = tempfile::tempdir().expect("tempdir");
         let out = in_private_ns(
-            script,
+            &script,
             &[
                 ("W", w.path().display().to_string()),
                 ("RT", runtime_bin(runtime)),

@@ -6,31 +6,16 @@
 //! Properties: nothing panics; an image that loads stays the same image through save and
 //! load, and plans (or is refused with an error) under both the strict and the trusting policy.
 
+use fastrand::Rng;
 use mountv2::image::MountImage;
 use mountv2::policy::RestorePolicy;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
+/// One item of a non-empty slice.
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.usize(..items.len())]
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -111,7 +96,7 @@ fn seeds() -> Vec<Value> {
 
 /// Values that tend to find edges.
 fn interesting_value(rng: &mut Rng) -> Value {
-    match rng.below(16) {
+    match rng.usize(..16) {
         0 => json!(null),
         1 => json!(0),
         2 => json!(u32::MAX),
@@ -133,7 +118,7 @@ fn interesting_value(rng: &mut Rng) -> Value {
 
 /// Change one node of the tree: replace, remove, duplicate, or swap in another value.
 fn mutate_value(v: &mut Value, rng: &mut Rng, depth: u32) {
-    let descend = depth < 12 && rng.below(16) != 0;
+    let descend = depth < 12 && rng.usize(..16) != 0;
     match v {
         Value::Object(map) if descend && !map.is_empty() => {
             // The header has its own tests; mutate what lies behind it.
@@ -145,8 +130,8 @@ fn mutate_value(v: &mut Value, rng: &mut Rng, depth: u32) {
             if keys.is_empty() {
                 return;
             }
-            let k = rng.pick(&keys).clone();
-            match rng.below(16) {
+            let k = pick(rng, &keys).clone();
+            match rng.usize(..16) {
                 0 => {
                     map.remove(&k);
                 }
@@ -158,37 +143,37 @@ fn mutate_value(v: &mut Value, rng: &mut Rng, depth: u32) {
             }
         }
         Value::Array(items) if descend && !items.is_empty() => {
-            let i = rng.below(items.len());
-            match rng.below(8) {
+            let i = rng.usize(..items.len());
+            match rng.usize(..8) {
                 0 => {
                     items.remove(i);
                 }
                 1 => {
                     let dup = items[i].clone();
-                    items.insert(rng.below(items.len() + 1), dup);
+                    items.insert(rng.usize(..items.len() + 1), dup);
                 }
                 2 => {
-                    let j = rng.below(items.len());
+                    let j = rng.usize(..items.len());
                     items.swap(i, j);
                 }
                 _ => mutate_value(&mut items[i], rng, depth + 1),
             }
         }
-        Value::Bool(b) if rng.below(8) != 0 => *b = !*b,
-        Value::Number(n) if rng.below(8) != 0 => {
+        Value::Bool(b) if rng.usize(..8) != 0 => *b = !*b,
+        Value::Number(n) if rng.usize(..8) != 0 => {
             let x = n.as_u64().unwrap_or(0);
-            *v = json!(match rng.below(4) {
+            *v = json!(match rng.usize(..4) {
                 0 => x.wrapping_add(1),
                 1 => x.saturating_sub(1),
                 2 => x.wrapping_mul(1000),
-                _ => rng.next() % 8,
+                _ => rng.u64(..8),
             });
         }
-        Value::String(s) if rng.below(8) != 0 => {
+        Value::String(s) if rng.usize(..8) != 0 => {
             let mut t = s.clone();
-            match rng.below(7) {
+            match rng.usize(..7) {
                 5 => t.push_str("/z"),
-                6 => t.truncate(rng.below(t.len() + 1)),
+                6 => t.truncate(rng.usize(..t.len() + 1)),
                 0 => t.push_str("/.."),
                 1 => t.insert(0, '/'),
                 2 => t = t.replace('/', "//"),
@@ -203,21 +188,21 @@ fn mutate_value(v: &mut Value, rng: &mut Rng, depth: u32) {
 
 /// Byte-level damage to serialized text.
 fn mutate_bytes(bytes: &mut Vec<u8>, rng: &mut Rng) {
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.usize(..4) {
         if bytes.is_empty() {
             bytes.push(b'{');
         }
-        let i = rng.below(bytes.len());
-        match rng.below(5) {
-            0 => bytes[i] ^= 1 << rng.below(8),
+        let i = rng.usize(..bytes.len());
+        match rng.usize(..5) {
+            0 => bytes[i] ^= 1 << rng.usize(..8),
             1 => {
                 bytes.remove(i);
             }
-            2 => bytes.insert(i, *rng.pick(b"{}[],:\"0-9eE \\/\n\x80\xff")),
+            2 => bytes.insert(i, *pick(rng, b"{}[],:\"0-9eE \\/\n\x80\xff")),
             3 => {
-                let j = (i + rng.below(64)).min(bytes.len());
+                let j = (i + rng.usize(..64)).min(bytes.len());
                 let chunk = bytes[i..j].to_vec();
-                let at = rng.below(bytes.len());
+                let at = rng.usize(..bytes.len());
                 bytes.splice(at..at, chunk);
             }
             _ => bytes.truncate(i),
@@ -253,7 +238,7 @@ fn check_image(bytes: &[u8]) -> (bool, bool) {
 #[test]
 fn mount_images_never_panic_and_valid_ones_roundtrip() {
     let iterations = env_u64("MOUNTV2_FUZZ_ITERATIONS", 3000);
-    let mut rng = Rng(env_u64("MOUNTV2_FUZZ_SEED", 0x5eed_1a9e) | 1);
+    let mut rng = Rng::with_seed(env_u64("MOUNTV2_FUZZ_SEED", 0x5eed_1a9e));
     let seeds = seeds();
     for s in &seeds {
         let bytes = serde_json::to_vec(s).expect("serialize seed");
@@ -262,12 +247,12 @@ fn mount_images_never_panic_and_valid_ones_roundtrip() {
     }
     let (mut loaded, mut planned) = (0u64, 0u64);
     for it in 0..iterations {
-        let mut v = rng.pick(&seeds).clone();
-        for _ in 0..1 + rng.below(3) {
+        let mut v = pick(&mut rng, &seeds).clone();
+        for _ in 0..1 + rng.usize(..3) {
             mutate_value(&mut v, &mut rng, 0);
         }
         let mut bytes = serde_json::to_vec(&v).expect("serialize");
-        if rng.below(4) == 0 {
+        if rng.usize(..4) == 0 {
             mutate_bytes(&mut bytes, &mut rng);
         }
         guarded("image", it, &bytes, || {
@@ -313,7 +298,7 @@ fn check_mountinfo(bytes: &[u8]) {
 #[test]
 fn mountinfo_never_panics() {
     let iterations = env_u64("MOUNTV2_FUZZ_ITERATIONS", 3000);
-    let mut rng = Rng(env_u64("MOUNTV2_FUZZ_SEED", 0x5eed_1a9e) ^ 0x6d6f_756e | 1);
+    let mut rng = Rng::with_seed(env_u64("MOUNTV2_FUZZ_SEED", 0x5eed_1a9e) ^ 0x6d6f_756e);
     let table = mountv2::scan::parse_mountinfo(MOUNTINFO.as_bytes(), Path::new("mountinfo"))
         .expect("the sample parses");
     assert_eq!(table.len(), 6);
@@ -341,16 +326,16 @@ fn mountinfo_never_panics() {
         b"\xff",
     ];
     for it in 0..iterations {
-        let mut bytes = rng.pick(&corpus).clone();
+        let mut bytes = pick(&mut rng, &corpus).clone();
         // Work on a few lines at most, so that each input stays small.
         if bytes.len() > 2048 {
-            let start = rng.below(bytes.len() - 1024);
+            let start = rng.usize(..bytes.len() - 1024);
             bytes = bytes[start..start + 1024].to_vec();
         }
-        for _ in 0..1 + rng.below(4) {
-            if rng.below(2) == 0 {
-                let at = rng.below(bytes.len() + 1);
-                bytes.splice(at..at, rng.pick(tokens).iter().copied());
+        for _ in 0..1 + rng.usize(..4) {
+            if rng.usize(..2) == 0 {
+                let at = rng.usize(..bytes.len() + 1);
+                bytes.splice(at..at, pick(&mut rng, tokens).iter().copied());
             } else {
                 mutate_bytes(&mut bytes, &mut rng);
             }

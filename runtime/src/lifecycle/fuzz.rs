@@ -4,30 +4,13 @@
 
 use super::identity::{process_start_time, start_time_from_stat, INIT_IDENTITY};
 use super::*;
+use fastrand::Rng;
 use libcontainer::container::state::State;
 use oci_spec::runtime::Spec;
 
 /// Runs per parser: a few thousand in all, some seconds in a debug build.
 const CONFIG_RUNS: usize = 1000;
 const STATE_RUNS: usize = 700;
-
-/// xorshift64*: deterministic and good enough to pick mutations.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
 
 const TOKENS: &[&str] = &[
     "{",
@@ -64,20 +47,20 @@ const TOKENS: &[&str] = &[
 
 fn random_value(rng: &mut Rng, depth: u32) -> serde_json::Value {
     use serde_json::json;
-    match rng.below(if depth > 2 { 6 } else { 8 }) {
+    match rng.usize(..if depth > 2 { 6 } else { 8 }) {
         0 => json!(null),
-        1 => json!(rng.below(2) == 0),
-        2 => json!(rng.next() as i64),
-        3 => json!(-(rng.below(1000) as i64)),
-        4 => json!(TOKENS[rng.below(TOKENS.len())]),
-        5 => json!("x".repeat(rng.below(300))),
+        1 => json!(rng.usize(..2) == 0),
+        2 => json!(rng.i64(..)),
+        3 => json!(-(rng.usize(..1000) as i64)),
+        4 => json!(TOKENS[rng.usize(..TOKENS.len())]),
+        5 => json!("x".repeat(rng.usize(..300))),
         6 => serde_json::Value::Array(
-            (0..rng.below(4))
+            (0..rng.usize(..4))
                 .map(|_| random_value(rng, depth + 1))
                 .collect(),
         ),
         _ => serde_json::Value::Object(
-            (0..rng.below(4))
+            (0..rng.usize(..4))
                 .map(|i| (format!("k{i}"), random_value(rng, depth + 1)))
                 .collect(),
         ),
@@ -86,11 +69,11 @@ fn random_value(rng: &mut Rng, depth: u32) -> serde_json::Value {
 
 /// Replace, remove or retype one node of the document, chosen by a random walk.
 fn mutate_structure(node: &mut serde_json::Value, rng: &mut Rng) {
-    let descend = rng.below(4) != 0;
+    let descend = rng.usize(..4) != 0;
     match node {
         serde_json::Value::Object(m) if descend && !m.is_empty() => {
-            let i = rng.below(m.len());
-            if rng.below(6) == 0 {
+            let i = rng.usize(..m.len());
+            if rng.usize(..6) == 0 {
                 if let Some(k) = m.keys().nth(i).cloned() {
                     m.remove(&k);
                 }
@@ -101,7 +84,7 @@ fn mutate_structure(node: &mut serde_json::Value, rng: &mut Rng) {
             }
         }
         serde_json::Value::Array(a) if descend && !a.is_empty() => {
-            let i = rng.below(a.len());
+            let i = rng.usize(..a.len());
             return mutate_structure(&mut a[i], rng);
         }
         _ => {}
@@ -110,25 +93,25 @@ fn mutate_structure(node: &mut serde_json::Value, rng: &mut Rng) {
 }
 
 fn mutate_bytes(data: &mut Vec<u8>, rng: &mut Rng) {
-    for _ in 0..=rng.below(4) {
+    for _ in 0..=rng.usize(..4) {
         let len = data.len();
-        let at = rng.below(len + 1);
-        match rng.below(6) {
-            0 if len > 0 => data[at.min(len - 1)] ^= 1 << rng.below(8),
-            1 => data.insert(at, rng.next() as u8),
+        let at = rng.usize(..len + 1);
+        match rng.usize(..6) {
+            0 if len > 0 => data[at.min(len - 1)] ^= 1 << rng.usize(..8),
+            1 => data.insert(at, rng.u8(..)),
             2 => {
-                let end = (at + rng.below(64)).min(len);
+                let end = (at + rng.usize(..64)).min(len);
                 data.drain(at..end);
             }
             3 => {
-                let end = (at + rng.below(64)).min(len);
+                let end = (at + rng.usize(..64)).min(len);
                 let copy = data[at..end].to_vec();
-                let to = rng.below(data.len() + 1);
+                let to = rng.usize(..data.len() + 1);
                 data.splice(to..to, copy);
             }
             4 => data.truncate(at),
             _ => {
-                let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                let t = TOKENS[rng.usize(..TOKENS.len())].as_bytes();
                 data.splice(at..at, t.iter().copied());
             }
         }
@@ -137,9 +120,9 @@ fn mutate_bytes(data: &mut Vec<u8>, rng: &mut Rng) {
 
 /// A mutated copy of `seed`: half of the time by structure, else byte-wise.
 fn mutant(seed: &serde_json::Value, rng: &mut Rng) -> Vec<u8> {
-    if rng.below(2) == 0 {
+    if rng.usize(..2) == 0 {
         let mut doc = seed.clone();
-        for _ in 0..=rng.below(3) {
+        for _ in 0..=rng.usize(..3) {
             mutate_structure(&mut doc, rng);
         }
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -171,7 +154,7 @@ fn config_json_never_panics() {
     let cfg = b.path().join("config.json");
     std::fs::write(&cfg, serde_json::to_vec(&seed).expect("encode")).expect("write");
     assert!(load_bundle_spec(b.path()).is_ok(), "the seed itself loads");
-    let mut rng = Rng(0x5eed_0fc0_4f16);
+    let mut rng = Rng::with_seed(0x5eed_0fc0_4f16);
     let (mut ok, mut refused) = (0, 0);
     for _ in 0..CONFIG_RUNS {
         let input = mutant(&seed, &mut rng);
@@ -218,13 +201,13 @@ fn state_json_never_panics() {
     )
     .expect("write");
     assert!(rt.state("fz").is_ok(), "the seed itself loads");
-    let mut rng = Rng(0x057a_7e0f_f0a2);
+    let mut rng = Rng::with_seed(0x057a_7e0f_f0a2);
     let (mut ok, mut refused) = (0, 0);
     for run in 0..STATE_RUNS {
         let input = mutant(&seed, &mut rng);
         std::fs::write(dir.join("state.json"), &input).expect("write state.json");
         let mut rec = record.clone().into_bytes();
-        if rng.below(4) == 0 {
+        if rng.usize(..4) == 0 {
             mutate_bytes(&mut rec, &mut rng);
         }
         std::fs::write(dir.join(INIT_IDENTITY), &rec).expect("write record");
@@ -249,7 +232,7 @@ fn state_json_never_panics() {
 
 #[test]
 fn proc_stat_parser_never_panics() {
-    let mut rng = Rng(0x009a_45e4);
+    let mut rng = Rng::with_seed(0x009a_45e4);
     let stat = format!(
         "1 (init) S {}",
         (4..=52)
