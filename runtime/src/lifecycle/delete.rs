@@ -23,8 +23,8 @@ fn remove_extra_cgroups(list: &str) {
     }
 }
 
-/// Signal a process found in a leftover container's cgroup; one that has exited meanwhile
-/// needs nothing.
+/// Signal a process found in a container's cgroup; one that has exited meanwhile needs
+/// nothing.
 fn signal_leftover(pid: nix::unistd::Pid, signal: Signal) {
     match nix::sys::signal::kill(pid, signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
@@ -46,9 +46,7 @@ fn kill_and_wait_until_empty(m: &libcgroups::common::AnyCgroupManager, id: &str)
             _ => return,
         };
         for pid in &pids {
-            if let Err(e) = nix::sys::signal::kill(*pid, Signal::SIGKILL) {
-                tracing::debug!("killing pid {pid} of container \"{id}\": {e}");
-            }
+            signal_leftover(*pid, Signal::SIGKILL);
         }
         // Tasks frozen by a cgroup v1 freezer die of their SIGKILL only once thawed.
         if let Err(e) = m.freeze(libcgroups::common::FreezerState::Thawed) {
