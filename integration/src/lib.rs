@@ -47,16 +47,56 @@ pub fn in_private_ns(script: &str, env: &[(&str, String)]) -> Output {
     }
 }
 
+/// A command's output as text (lossy: tests only show and compare it).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A command's exit status and both streams, for a failure message.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "({})\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
 /// Panic with both streams when a command failed.
 pub fn check(out: &Output, what: &str) {
     if !out.status.success() {
-        panic!(
-            "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("{what} failed {}", describe(out));
     }
+}
+
+/// The rest of the first line of `out` that starts with `tag`.
+pub fn tagged_line<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| l.strip_prefix(tag))
+}
+
+/// What a scenario script reported on its `RESULT ` line ("no result" when it printed none).
+pub fn result_line(stdout: &[u8]) -> String {
+    tagged_line(&String::from_utf8_lossy(stdout), "RESULT ")
+        .unwrap_or("no result")
+        .to_string()
+}
+
+/// A name (container id, cgroup) no other run of the tests uses at the same time: `prefix`,
+/// this test process's pid and a number drawn once per call. Two runs of one test file at
+/// once, or two tests of one run on separate threads, never meet on it.
+pub fn unique_id(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Busybox shell (inside a container) that waits, up to 5 s, until something listens on TCP
+/// `port` in the container's network namespace, so a client started after it finds the
+/// listener instead of racing it. Uses no single quotes: it goes inside `sh -c '...'`.
+pub fn listening(port: u16) -> String {
+    format!(
+        "for _ in $(seq 250); do grep -qs \":{port:04X} 0*:0000 0A\" /proc/net/tcp /proc/net/tcp6 && break; sleep 0.02; done"
+    )
 }
 
 /// The text of [`WAIT_FOR`], a literal so that [`BUNDLE_PRELUDE`] can start with it.
@@ -136,6 +176,22 @@ pub fn run_with(runtime: &str, script: &str) -> Output {
             ("RT", runtime_bin(runtime)),
         ],
     )
+}
+
+/// Runs `script` (after [`BUNDLE_PRELUDE`]) with ferry and with runc; both must succeed and
+/// print the same. Returns the output.
+pub fn same_on_both(test: &str, script: &str) -> String {
+    let f = run_with("ferry", script);
+    check(&f, &format!("{test} with ferry"));
+    let r = run_with("runc", script);
+    check(&r, &format!("{test} with runc"));
+    assert_eq!(
+        text(&f.stdout),
+        text(&r.stdout),
+        "{test}: ferry (left) and runc (right) differ; ferry's stderr:\n{}",
+        text(&f.stderr)
+    );
+    text(&f.stdout)
 }
 
 pub mod nodes;

@@ -9,7 +9,7 @@
 //! host's own mounts must be exactly as they were before the restore.
 
 use ferry_integration::table::record_row;
-use ferry_integration::{ferry_bin, in_private_ns, require_root, WAIT_FOR};
+use ferry_integration::{ferry_bin, in_private_ns, require_root, result_line, WAIT_FOR};
 use std::path::Path;
 
 /// Shared part: `$RT` is the runtime binary, `$W` a scratch directory.
@@ -108,6 +108,20 @@ cycle() {
 }
 "#;
 
+/// A volume of `$H/src` (`volume`: its options and what else the bundle needs) with a host
+/// tmpfs at `sub` that the host replaces between checkpoint and restore; `EXTRA` says what the
+/// restored container sees there.
+fn host_submount_replaced(volume: &str) -> String {
+    format!(
+        r#"mkdir -p $H/src/sub; mount -t tmpfs sub $H/src/sub; echo old > $H/src/sub/x
+HOSTPOINTS=/vol/sub
+volume /vol $H/src {volume}
+HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
+cycle
+EXTRA=sees:$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#
+    )
+}
+
 /// One `#[test]` a scenario, so that a failing scenario does not hide the others: `name` (the
 /// table's key), what ferry must show beyond checkpoint and restore ok, the same tree, alive
 /// and the host unchanged (`ferry_extra`), and the script run after [`LIB`]. Select scenarios
@@ -172,23 +186,15 @@ volume /vol $H/src '["rbind","rslave"]'; cycle
     host_remounts_around_checkpoint {
         name: "host remounts around checkpoint",
         ferry_extra: Some("sees:new"),
-        script: r#"mkdir -p $H/src/sub; mount -t tmpfs sub $H/src/sub; echo old > $H/src/sub/x
-HOSTPOINTS=/vol/sub
-volume /vol $H/src '["rbind","rslave"]'
-HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
-cycle
-EXTRA=sees:$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
+        script: &host_submount_replaced(r#"'["rbind","rslave"]'"#),
     }
 
     rshared_volume_host_submount_replaced {
         name: "rshared volume, host submount replaced",
         ferry_extra: Some("sees:new"),
-        script: r#"mkdir -p $H/src/sub; mount -t tmpfs sub $H/src/sub; echo old > $H/src/sub/x
-HOSTPOINTS=/vol/sub
-volume /vol $H/src '["rbind","rshared"]'; cfg '.linux.rootfsPropagation="rshared"'
-HOST_CHANGE='eval umount $H/src/sub; mount -t tmpfs sub2 $H/src/sub; echo new > $H/src/sub/x'
-cycle
-EXTRA=sees:$(cat /proc/$(pid crs-c1)/root/vol/sub/x 2>/dev/null || echo nothing)"#,
+        script: &host_submount_replaced(
+            r#"'["rbind","rshared"]'; cfg '.linux.rootfsPropagation="rshared"'"#
+        ),
     }
 
     containers_own_shared_and_slave_mounts {
@@ -282,12 +288,7 @@ fn run(runtime: &str, bin: &str, name: &str, script: &str) -> String {
             ("RT", bin.to_string()),
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("RESULT "))
-        .map(|l| l.trim_start_matches("RESULT ").to_string())
-        .unwrap_or_else(|| "no result".into());
+    let line = result_line(&out.stdout);
     if runtime == "ferry" {
         eprintln!(
             "--- {name} ({runtime}) stderr:\n{}",

@@ -8,10 +8,9 @@
 //! archive of `hack/setup`) and stops it from a Drop guard, so containers, shims, cgroups and
 //! mounts go away when a test fails too. Every `ctr` call has a time limit.
 
-use ferry_integration::{ferry_bin, poll_until, require_root, COUNTER};
+use ferry_integration::{describe, ferry_bin, poll_until, require_root, text, COUNTER};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const RUNTIMES: [&str; 2] = ["ferry", "runc"];
@@ -28,19 +27,6 @@ fn runc_bin() -> String {
         }
     }
     panic!("runc not found: run hack/setup");
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "({})\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    )
 }
 
 /// A private containerd; stopped (containers, shims, cgroups, mounts, directory) on drop.
@@ -161,18 +147,14 @@ impl Containerd {
     }
 
     fn wait_status(&self, id: &str, want: &str, secs: u64) -> Result<u32, String> {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let t = self.task(id);
-            if let Some((pid, st)) = &t {
-                if st == want {
-                    return Ok(*pid);
-                }
-            }
-            if Instant::now() > end {
-                return Err(format!("task {id} not {want} after {secs}s: {t:?}"));
-            }
-            sleep(Duration::from_millis(50));
+        let mut t = None;
+        let done = poll_until(Duration::from_secs(secs), || {
+            t = self.task(id);
+            t.as_ref().is_some_and(|(_, st)| st == want)
+        });
+        match t {
+            Some((pid, _)) if done => Ok(pid),
+            _ => Err(format!("task {id} not {want} after {secs}s: {t:?}")),
         }
     }
 
@@ -192,21 +174,18 @@ impl Containerd {
         above: u64,
         secs: u64,
     ) -> Result<(String, u64), String> {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let c = self.count(id);
-            if let Some((t, n)) = &c {
-                if token.is_none_or(|want| want == t) && *n > above {
-                    return Ok((t.clone(), *n));
-                }
-            }
-            if Instant::now() > end {
-                return Err(format!(
-                    "counter of {id} did not pass {above} (token {token:?}) within {secs}s: last {c:?}; {}",
-                    self.freezer(id)
-                ));
-            }
-            sleep(Duration::from_millis(50));
+        let mut c = None;
+        let done = poll_until(Duration::from_secs(secs), || {
+            c = self.count(id);
+            c.as_ref()
+                .is_some_and(|(t, n)| token.is_none_or(|want| want == t) && *n > above)
+        });
+        match c {
+            Some(c) if done => Ok(c),
+            _ => Err(format!(
+                "counter of {id} did not pass {above} (token {token:?}) within {secs}s: last {c:?}; {}",
+                self.freezer(id)
+            )),
         }
     }
 

@@ -8,7 +8,7 @@
 //! container running. Restore is containerd's: CreateContainer in a new pod whose image is
 //! that archive, then StartContainer.
 
-use ferry_integration::{ferry_bin, require_root, COUNTER};
+use ferry_integration::{describe, ferry_bin, listening, require_root, text, COUNTER};
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -30,19 +30,6 @@ const CONTAINER_RUNNING: i32 = 1;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "({})\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    )
 }
 
 /// The private containerd 2.x, registry and network namespace of hack/cri-env; everything
@@ -1149,9 +1136,14 @@ fn cri_host_to_container_volume_restored_private_fails_restore() {
 /// Inside the pod, one process sends a numbered line every 0.1 s over an established TCP
 /// connection on the pod's loopback to another, which writes them to /tmp/recv.
 /// (busybox's nc ends a connection when its standard input ends: the listener's is a pipe
-/// that never does.)
-const TCP_PAIR: &str = "sleep 1000000 | nc -l -p 7000 > /tmp/recv & sleep 0.5; i=0; \
-     while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 7000 > /dev/null";
+/// that never does.) The sender connects once the listener listens.
+fn tcp_pair() -> String {
+    format!(
+        "sleep 1000000 | nc -l -p 7000 > /tmp/recv & {}; i=0; \
+         while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 7000 > /dev/null",
+        listening(7000)
+    )
+}
 
 /// Lines received so far, once there are at least `min`.
 async fn received(cri: &mut Cri, id: &str, min: u64) -> Result<u64, String> {
@@ -1200,7 +1192,7 @@ async fn tcp_run(
         [("org.criu.config".to_string(), conf.display().to_string())].into();
     let pod_cfg = pod_config(&name);
     let pod = cri.run_pod(&pod_cfg, handler).await?;
-    let mut cfg = container_config("tcp", image, &["/bin/sh", "-c", TCP_PAIR]);
+    let mut cfg = container_config("tcp", image, &["/bin/sh", "-c", &tcp_pair()]);
     cfg.annotations = annotations.clone();
     let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
     let before = received(cri, &id, 3).await?;

@@ -76,6 +76,13 @@ fn assert_restored(o: &Outcome) {
     );
 }
 
+/// Refused without `flag` (naming each of `refusal`, nothing mounted), restored with it, and
+/// `after` holds of the restored tree.
+fn refused_unless(w: &Path, img: &Value, refusal: &[&str], flag: &str, after: &str) {
+    assert_refused(&restore(w, img, "", ""), refusal);
+    assert_restored(&restore(w, img, flag, after));
+}
+
 fn mount(sb: u32) -> Value {
     json!({"parent": null, "mountpoint": "", "superblock": sb, "root": "/",
            "flags": {}, "propagation": {}})
@@ -89,6 +96,16 @@ fn image(superblocks: Vec<Value>, groups: Vec<Value>, contents: Vec<Value>) -> V
     json!({"format": "ferry-mountv2", "version": 1,
            "tree": {"mounts": [mount(0)], "superblocks": superblocks, "groups": groups},
            "contents": contents})
+}
+
+/// Content for superblock `sb`, based at `base`.
+fn content(sb: u32, base: &str, entries: Vec<Value>) -> Value {
+    json!({"superblock": sb, "content": {"base": base, "base_meta": null, "entries": entries}})
+}
+
+/// One fresh tmpfs whose content, based at its root, is `entries`.
+fn tmpfs_with(entries: Vec<Value>) -> Value {
+    image(vec![tmpfs()], vec![], vec![content(0, "/", entries)])
 }
 
 fn entry(path: &str, mode: u32, kind: Value) -> Value {
@@ -111,14 +128,19 @@ fn im_symlink_in_one_content_cannot_chmod_a_host_file() {
         vec![tmpfs()],
         vec![],
         vec![
-            json!({"superblock": 0, "content": {"base": "/", "base_meta": null, "entries": [
-                entry("d", 0o755, json!({"type": "dir"})),
-                entry("d/s", 0o777, json!({"type": "symlink",
-                                          "target": host_file.display().to_string()})),
-            ]}}),
-            json!({"superblock": 0, "content": {"base": "/d", "base_meta": null, "entries": [
-                entry("s", 0o7777, json!({"type": "dir"})),
-            ]}}),
+            content(
+                0,
+                "/",
+                vec![
+                    entry("d", 0o755, json!({"type": "dir"})),
+                    entry(
+                        "d/s",
+                        0o777,
+                        json!({"type": "symlink", "target": host_file.display().to_string()}),
+                    ),
+                ],
+            ),
+            content(0, "/d", vec![entry("s", 0o7777, json!({"type": "dir"}))]),
         ],
     );
     let o = restore(w.path(), &img, "", "");
@@ -169,15 +191,13 @@ fn im_fresh_block_filesystem_is_refused_unless_allowed() {
         vec![],
         vec![],
     );
-    let o = restore(w.path(), &img, "", "");
-    assert_refused(&o, &["tree.superblocks[0]", "ext4", "--allow-fstype ext4"]);
-    let o = restore(
+    refused_unless(
         w.path(),
         &img,
+        &["tree.superblocks[0]", "ext4", "--allow-fstype ext4"],
         "--allow-fstype ext4",
         "[ -d \"$W/r/lost+found\" ] && findmnt -no FSTYPE \"$W/r\" | grep -qx ext4",
     );
-    assert_restored(&o);
 }
 
 /// An external filesystem the caller did not name, with the image's hint pointing at a host
@@ -202,23 +222,18 @@ fn im_unlisted_external_is_refused_unless_mapped_or_hints_allowed() {
         vec![],
         vec![],
     );
-    let o = restore(w.path(), &img, "", "");
-    assert_refused(
-        &o,
+    refused_unless(
+        w.path(),
+        &img,
         &[
             "tree.superblocks[0]",
             "(external",
             "--external im-disk=PATH",
             "--allow-image-hints",
         ],
-    );
-    let o = restore(
-        w.path(),
-        &img,
         &format!("--external im-disk={}", mine.display()),
         "[ -f \"$W/r/mine\" ] && [ ! -e \"$W/r/key\" ]",
     );
-    assert_restored(&o);
     let o = restore(w.path(), &img, "--allow-image-hints", "[ -f \"$W/r/key\" ]");
     assert_restored(&o);
 }
@@ -247,27 +262,18 @@ fn im_device_node_is_refused_unless_allowed() {
         return;
     }
     let w = tempfile::tempdir().expect("tmp");
-    let img = image(
-        vec![tmpfs()],
-        vec![],
-        vec![
-            json!({"superblock": 0, "content": {"base": "/", "base_meta": null, "entries": [
-                entry("im-mem", 0o666, json!({"type": "device", "block": false, "major": 1, "minor": 1})),
-            ]}}),
-        ],
-    );
-    let o = restore(w.path(), &img, "", "");
-    assert_refused(
-        &o,
-        &["contents[0].entries[0]", "im-mem", "1:1", "--allow-devices"],
-    );
-    let o = restore(
+    let img = tmpfs_with(vec![entry(
+        "im-mem",
+        0o666,
+        json!({"type": "device", "block": false, "major": 1, "minor": 1}),
+    )]);
+    refused_unless(
         w.path(),
         &img,
+        &["contents[0].entries[0]", "im-mem", "1:1", "--allow-devices"],
         "--allow-devices",
         "[ -c \"$W/r/im-mem\" ] && [ \"$(stat -c %a \"$W/r/im-mem\")\" = 666 ]",
     );
-    assert_restored(&o);
 }
 
 #[test]
@@ -276,24 +282,18 @@ fn im_setuid_file_is_refused_unless_allowed() {
         return;
     }
     let w = tempfile::tempdir().expect("tmp");
-    let img = image(
-        vec![tmpfs()],
-        vec![],
-        vec![
-            json!({"superblock": 0, "content": {"base": "/", "base_meta": null, "entries": [
-                entry("im-sh", 0o4755, json!({"type": "file", "data": ""})),
-            ]}}),
-        ],
-    );
-    let o = restore(w.path(), &img, "", "");
-    assert_refused(&o, &["contents[0].entries[0]", "im-sh", "--allow-setid"]);
-    let o = restore(
+    let img = tmpfs_with(vec![entry(
+        "im-sh",
+        0o4755,
+        json!({"type": "file", "data": ""}),
+    )]);
+    refused_unless(
         w.path(),
         &img,
+        &["contents[0].entries[0]", "im-sh", "--allow-setid"],
         "--allow-setid",
         "[ \"$(stat -c %a \"$W/r/im-sh\")\" = 4755 ]",
     );
-    assert_restored(&o);
 }
 
 /// Content goes into a new tmpfs or ramfs only: a new proc shows the host's kernel settings,
@@ -307,13 +307,19 @@ fn im_content_for_proc_is_refused() {
     let img = image(
         vec![json!({"fstype": "proc", "source": "proc", "origin": {"kind": "fresh"}})],
         vec![],
-        vec![
-            json!({"superblock": 0, "content": {"base": "/", "base_meta": null, "entries": [
+        vec![content(
+            0,
+            "/",
+            vec![
                 entry("sys", 0o555, json!({"type": "dir"})),
                 entry("sys/kernel", 0o555, json!({"type": "dir"})),
-                entry("sys/kernel/im-nonexistent", 0o644, json!({"type": "file", "data": ""})),
-            ]}}),
-        ],
+                entry(
+                    "sys/kernel/im-nonexistent",
+                    0o644,
+                    json!({"type": "file", "data": ""}),
+                ),
+            ],
+        )],
     );
     let o = restore(w.path(), &img, "", "");
     assert_refused(&o, &["contents[0].superblock", "tmpfs"]);

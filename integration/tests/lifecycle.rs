@@ -5,7 +5,7 @@
 //! Containers come from the busybox root filesystem of `hack/setup`; each script works in its
 //! own scratch directory and private mount namespace and force-deletes what it created on exit.
 
-use ferry_integration::{check, require_root, run_with};
+use ferry_integration::{check, require_root, run_with, same_on_both, text};
 
 /// Defines `receive SOCKET OUT`: listen on SOCKET, take the pty master a runtime sends over
 /// SCM_RIGHTS (as conmon and containerd's shim do) and copy what the terminal shows to OUT
@@ -33,27 +33,8 @@ EOF
 receive() {
   python3 $W/recv.py "$1" > "$2" &
   rp=$!
-  for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.05; done
+  wait_for 5 test -S "$1"
 }"#;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs `script` with both runtimes; both must succeed and print the same. Returns the output.
-fn same_on_both(test: &str, script: &str) -> String {
-    let f = run_with("ferry", script);
-    check(&f, &format!("{test} with ferry"));
-    let r = run_with("runc", script);
-    check(&r, &format!("{test} with runc"));
-    assert_eq!(
-        text(&f.stdout),
-        text(&r.stdout),
-        "{test}: ferry (left) and runc (right) differ; ferry's stderr:\n{}",
-        text(&f.stderr)
-    );
-    text(&f.stdout)
-}
 
 #[test]
 fn spec_writes_a_default_config() {

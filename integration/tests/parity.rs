@@ -4,26 +4,7 @@
 //!
 //! Container ids carry the prefix `pa-`.
 
-use ferry_integration::{check, require_root, run_with};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs `script` with both runtimes; both must succeed and print the same. Returns the output.
-fn same_on_both(test: &str, script: &str) -> String {
-    let f = run_with("ferry", script);
-    check(&f, &format!("{test} with ferry"));
-    let r = run_with("runc", script);
-    check(&r, &format!("{test} with runc"));
-    assert_eq!(
-        text(&f.stdout),
-        text(&r.stdout),
-        "{test}: ferry (left) and runc (right) differ; ferry's stderr:\n{}",
-        text(&f.stderr)
-    );
-    text(&f.stdout)
-}
+use ferry_integration::{check, listening, require_root, run_with, same_on_both, text};
 
 /// A new network namespace (no path) gets `lo` up, so 127.0.0.1 answers inside it.
 #[test]
@@ -33,21 +14,34 @@ fn new_network_namespace_has_loopback_up() {
     }
     let out = same_on_both(
         "loopback",
-        r#"r run -d --bundle $B pa-net </dev/null >/dev/null 2>&1
+        &format!(
+            r#"r run -d --bundle $B pa-net </dev/null >/dev/null 2>&1
 r exec pa-net cat /sys/class/net/lo/flags
 r exec pa-net sh -c 'ip -o link show lo | grep -o "<[^>]*>"'
-r exec pa-net sh -c '(echo pong | nc -l -p 7777 127.0.0.1 >/dev/null &) ; sleep 0.3; echo ping | nc -w 2 127.0.0.1 7777' || echo unreachable
+r exec pa-net sh -c '(echo pong | nc -l -p 7777 127.0.0.1 >/dev/null &) ; {}; echo ping | nc -w 2 127.0.0.1 7777' || echo unreachable
 r delete --force pa-net"#,
+            listening(7777)
+        ),
     );
     assert_eq!(out, "0x9\n<LOOPBACK,UP,LOWER_UP>\npong\n");
 }
 
 /// The init traps real-time signals 34, 37, 62 and 64 and logs them to /dev/shm/log (the
-/// root file system of runc's default spec is read-only).
+/// root file system of runc's default spec is read-only); it is waited for until its last
+/// trap (TERM) is set. `k ID SIGNAL` sends a signal and, where a trapped one was sent, waits
+/// until the init has logged it, so that the log's order is the sending order.
 const RT_TRAPPER: &str = r#"cfg '.process.args=["sh","-c","for s in 34 37 62 64; do trap \"echo got$s >> /dev/shm/log\" $s; done; trap \"exit 0\" TERM; while :; do sleep 0.1; done"]'
 r run -d --bundle $B pa-sig </dev/null >/dev/null 2>&1
-sleep 0.3
-k() { rc=0; r kill "$@" 2>/dev/null || rc=$?; echo "kill $* rc=$rc"; sleep 0.2; }"#;
+init=$(r state pa-sig | jq -r .pid)
+# The init is sh (past the runtime's own code, which may catch signals too) and catches
+# SIGTERM (15: bit 14 of the mask).
+traps_set() { [ "$(cat /proc/$init/comm)" = sh ] || return 1
+  v=$(awk '/^SigCgt/ {print $2}' /proc/$init/status); [ $(( 0x$v >> 14 & 1 )) = 1 ]; }
+wait_for 5 traps_set
+logged() { cat /proc/$init/root/dev/shm/log 2>/dev/null | wc -l; }
+more_logged() { [ "$(logged)" -gt "$1" ]; }
+k() { n=$(logged); rc=0; r kill "$@" 2>/dev/null || rc=$?; echo "kill $* rc=$rc"
+  case "${@: -1}" in 0|KILL) ;; *) [ $rc != 0 ] || wait_for 5 more_logged $n || true ;; esac; }"#;
 
 /// `kill ID 0` is a liveness check (0 while the init lives, 1 once stopped); numbered
 /// real-time signals are delivered, with and without --all; numbers beyond 64 are refused.
@@ -69,7 +63,7 @@ k pa-sig -- -1
 k pa-sig 99999999999
 r exec pa-sig cat /dev/shm/log
 k pa-sig KILL
-sleep 0.5
+wait_status pa-sig stopped
 k pa-sig 0
 r delete --force pa-sig"#
         ),
@@ -158,9 +152,11 @@ rc=0; r create --bundle $B pa-pipe </dev/null >/dev/null 2>$W/err || rc=$?; echo
 r start pa-pipe
 # SIGPIPE (bit 12) is neither ignored nor caught in the init or an exec'd process.
 r exec pa-pipe sh -c 'for p in 1 self; do for f in SigIgn SigCgt SigBlk; do v=$(awk "/^$f/{print \$2}" /proc/$p/status); echo "$p $f pipe=$(( 0x$v >> 12 & 1 ))"; done; done'
-exec 3>&1
-{ sleep 0.5; rc=0; r list 2>$W/err || rc=$?; echo "list rc=$rc stderr=$(wc -c < $W/err)" >&3; } | true
-{ sleep 0.5; rc=0; r state pa-pipe 2>$W/err || rc=$?; echo "state rc=$rc stderr=$(wc -c < $W/err)" >&3; } | true
+# Standard output is a pipe whose reader is already gone (fd 5 opened the FIFO for reading
+# and writing, so that opening fd 6 does not block, and is closed again).
+mkfifo $W/fifo; exec 5<>$W/fifo 6>$W/fifo 5<&-
+rc=0; r list 2>$W/err >&6 || rc=$?; echo "list rc=$rc stderr=$(wc -c < $W/err)"
+rc=0; r state pa-pipe 2>$W/err >&6 || rc=$?; echo "state rc=$rc stderr=$(wc -c < $W/err)"
 r delete --force pa-pipe"#,
     );
     assert_eq!(
@@ -462,6 +458,7 @@ fn exec_ignore_paused_waits_for_resume() {
 r pause pa-ign
 rc=0; r exec pa-ign true 2>/dev/null || rc=$?; echo "exec rc=$rc"
 (rc=0; timeout 20 "$RT" --root $ST exec --ignore-paused pa-ign sh -c 'echo ran' > $W/out 2>$W/err || rc=$?; echo "ignore-paused rc=$rc" >> $W/out) &
+# What must not happen (the process running while paused) cannot be waited for: give it time.
 sleep 1.5
 echo "before resume: $(grep -c . $W/out || true)"
 r resume pa-ign

@@ -8,7 +8,9 @@
 //! private mount namespace so its overlay mounts never reach the host's. Every script removes
 //! its containers, pods and checkpoint images on exit.
 
-use ferry_integration::{check, ferry_bin, in_private_ns, require_root};
+use ferry_integration::{
+    check, ferry_bin, in_private_ns, listening, require_root, unique_id, WAIT_FOR,
+};
 use std::process::Output;
 
 const IMAGE: &str = "localhost/ferry-busybox:latest";
@@ -32,7 +34,8 @@ impl Podman {
 }
 
 /// Run `script` with `fpodman` defined for podman `v` and `$RT` set to the runtime under test;
-/// `$NAME` is a container name unique to this test, podman and runtime. On exit the containers
+/// `$NAME` is a container name unique to this test, podman, runtime and run (podman's storage
+/// is shared by all runs), and `wait_for` is [`WAIT_FOR`]. On exit the containers
 /// `$NAME` and `$NAME-copy`, the pod `$NAME-pod` and the image `localhost/$NAME-ckpt` are
 /// removed.
 fn podman(v: Podman, runtime: &str, test: &str, script: &str) -> Output {
@@ -50,7 +53,7 @@ fn podman(v: Podman, runtime: &str, test: &str, script: &str) -> Output {
         _ => "/usr/bin/runc".to_string(),
     };
     let full = format!(
-        r#"set -eu
+        r#"{WAIT_FOR}set -eu
 export FERRY_BIN="$RT" FERRY_PODMAN
 . "$REPO/hack/podman-env"
 p() {{ fpodman --runtime "$RT" "$@"; }}
@@ -70,7 +73,10 @@ trap cleanup EXIT
             ("RT", rt),
             ("REPO", repo.display().to_string()),
             ("FERRY_PODMAN", v.env().to_string()),
-            ("NAME", format!("p5-it{}-{test}-{runtime}", v.env())),
+            (
+                "NAME",
+                unique_id(&format!("p5-it{}-{test}-{runtime}", v.env())),
+            ),
             ("IMAGE", IMAGE.to_string()),
         ],
     )
@@ -153,8 +159,10 @@ fn detached_exec_logs_stop_rm(v: Podman) {
     let out = same_on_both(
         v,
         "detach",
-        r#"p run -d --name "$NAME" "$IMAGE" sh -c 'echo started; trap "echo bye; exit 0" TERM; while :; do sleep 0.1; done' >/dev/null
-sleep 0.5
+        r#"p run -d --name "$NAME" "$IMAGE" sh -c 'trap "echo bye; exit 0" TERM; echo started; while :; do sleep 0.1; done' >/dev/null
+# "started" comes after the trap is set: from then on `stop` ends it through the trap.
+started() { fpodman logs "$NAME" 2>/dev/null | grep -q started; }
+wait_for 10 started
 fpodman inspect -f '{{.State.Status}}' "$NAME"
 p exec "$NAME" sh -c 'echo exec-ok; id -u'
 p exec -e FOO=bar -w /tmp "$NAME" sh -c 'echo $FOO $(pwd)'
@@ -191,11 +199,13 @@ script -qec "bash $T" /dev/null <"$F" | tr -d '\r'"#,
 }
 
 /// A counter container: its init writes an increasing number to /tmp/count (renamed into
-/// place, so a reader never meets it half-written).
+/// place, so a reader never meets it half-written). `grows NAME WHAT` says "WHAT: counting"
+/// once the count of container NAME has gone past what it was.
 const COUNTER: &str = r#"count() { p exec "$1" cat /tmp/count; }
-grows() { a=$(count "$1"); sleep 0.5; b=$(count "$1"); [ "$b" -gt "$a" ] && echo "$2: counting"; }
+counts_past() { [ "$(count "$1" 2>/dev/null)" -gt "$2" ] 2>/dev/null; }
+grows() { a=$(count "$1"); wait_for 10 counts_past "$1" $a && echo "$2: counting"; }
 p run -d --name "$NAME" "$IMAGE" sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done' >/dev/null
-sleep 0.5
+wait_for 10 counts_past "$NAME" 0
 "#;
 
 fn checkpoint_restore_leave_running_export_import(v: Podman) {
@@ -365,11 +375,13 @@ done
     );
 }
 
-/// [`TCP`] in a pod: the connection runs over the loopback of the network namespace the pod's
+/// [`tcp`] in a pod: the connection runs over the loopback of the network namespace the pod's
 /// infra container holds.
 fn checkpoint_restore_established_tcp(v: Podman) {
-    let script =
-        format!("{CRIU_43}pod=$(p pod create --name \"$NAME-pod\")\nWHERE=\"--pod $pod\"\n{TCP}");
+    let script = format!(
+        "{CRIU_43}pod=$(p pod create --name \"$NAME-pod\")\nWHERE=\"--pod $pod\"\n{}",
+        tcp()
+    );
     let out = same_on_both(v, "tcp", &script);
     assert_eq!(
         out,
@@ -383,7 +395,7 @@ fn checkpoint_restore_established_tcp(v: Podman) {
 /// namespace its restore makes, CRIU cannot reconnect the sockets ("Can't connect inet socket
 /// back: Network is unreachable"), so podman's restore fails and the container is gone. This checks runc still fails, so a runc that learns it shows up here.
 fn established_tcp_in_a_private_network_namespace(v: Podman) {
-    let script = format!("{CRIU_43}WHERE=\n{TCP}");
+    let script = format!("{CRIU_43}WHERE=\n{}", tcp());
     let f = podman(v, "ferry", "tcpnone", &script);
     check(
         &f,
@@ -415,22 +427,28 @@ export PATH="$CRIU_DIR:$PATH"
 "#;
 
 /// A container (`$WHERE` holds the options placing it) with a listener that writes what it
-/// receives to /tmp/recv and a sender of 1, 2, 3, ... on one connection to it over loopback.
+/// receives to /tmp/recv and a sender of 1, 2, 3, ... on one connection to it over loopback
+/// (started once the listener listens).
 /// It is checkpointed (without `--tcp-established` that is refused and the container keeps
 /// running) and restored with `--tcp-established`: the connection carries on where it was.
-const TCP: &str = r#"p run -d $WHERE --name "$NAME" "$IMAGE" sh -c 'sleep 999999 | nc -l -p 5000 > /tmp/recv & sleep 0.3; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000' >/dev/null
-last() { p exec "$NAME" tail -n 1 /tmp/recv; }
-sleep 1
+fn tcp() -> String {
+    format!(
+        r#"p run -d $WHERE --name "$NAME" "$IMAGE" sh -c 'sleep 999999 | nc -l -p 5000 > /tmp/recv & {listen}; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000' >/dev/null
+last() {{ p exec "$NAME" tail -n 1 /tmp/recv; }}
+past() {{ [ "$(last 2>/dev/null)" -gt "$1" ] 2>/dev/null; }}
+wait_for 10 past 0
 a=$(last)
 rc=0; p container checkpoint "$NAME" >/dev/null 2>&1 || rc=$?
 [ $rc -ne 0 ] && echo "plain checkpoint refused"
-fpodman inspect -f '{{.State.Status}}' "$NAME"
+fpodman inspect -f '{{{{.State.Status}}}}' "$NAME"
 p container checkpoint --tcp-established "$NAME" >/dev/null
-fpodman inspect -f '{{.State.Status}}' "$NAME"
+fpodman inspect -f '{{{{.State.Status}}}}' "$NAME"
 p container restore --tcp-established "$NAME" >/dev/null
-fpodman inspect -f '{{.State.Status}}' "$NAME"
-sleep 1
-b=$(last); [ "$b" -gt "$a" ] && echo "the connection carries on"
+fpodman inspect -f '{{{{.State.Status}}}}' "$NAME"
+wait_for 10 past "$a" && echo "the connection carries on"
 # Every number arrived once and in order: the sender was not restarted on a new connection.
-p exec "$NAME" awk 'NR != $1 { bad = 1 } END { print (bad ? "gap or restart" : "1.." NR " in order") }' /tmp/recv | sed 's/1\.\.[0-9]*/1..N/'
-"#;
+p exec "$NAME" awk 'NR != $1 {{ bad = 1 }} END {{ print (bad ? "gap or restart" : "1.." NR " in order") }}' /tmp/recv | sed 's/1\.\.[0-9]*/1..N/'
+"#,
+        listen = listening(5000)
+    )
+}

@@ -8,7 +8,9 @@ use ferry_integration::{check, require_root, run_with};
 
 /// After `BUNDLE_PRELUDE`: a container whose init carries a marker in its command line (found
 /// with pgrep whatever namespace it ends up in), its own cgroup, two volumes with content, and
-/// a checkpoint of it in `$W/ck`.
+/// a checkpoint of it in `$W/ck`. The marker and the hung CRIU's `sleep` carry this run's pid,
+/// padded to a fixed width so that no run's marker is a prefix of another's: a second run
+/// at the same time never finds (or kills) this run's processes.
 ///
 /// `tree_sum DIR` sums names, types, modes, owners, link targets and file contents;
 /// `snapshot` does so for the root filesystem and the volume sources. `leftovers` prints what
@@ -16,7 +18,7 @@ use ferry_integration::{check, require_root, run_with};
 /// restore stage STAGE (an action script named by the bundle's `org.criu.config`); in it
 /// `$PPID` is CRIU and CRIU's parent is ferry. `restore [ENV=VALUE...]` restores into `$W/err`
 /// and prints the exit code.
-const FAULTS: &str = r#"M=rs-mark; MARK="${M}er-$$"; CG="rs-faults-$$"; SLEEPER=6173
+const FAULTS: &str = r#"M=rs-mark; MARK=$(printf '%ser-%07d' $M $$); CG="rs-faults-$$"; SLEEPER=$(printf '6173%07d' $$)
 cfg '.linux.cgroupsPath="/'$CG'"
   | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done # '$MARK'"]'
 mkdir -p $W/vol/sub $W/vol2 $B/rootfs/vol $B/rootfs/vol2
@@ -28,6 +30,9 @@ tree_sum() { (cd "$1" && find . -printf '%p %y %m %U %G %l\n' | LC_ALL=C sort \
   && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) | sha256sum | cut -c1-16; }
 snapshot() { echo "rootfs=$(tree_sum $B/rootfs) vol=$(tree_sum $W/vol) vol2=$(tree_sum $W/vol2)"; }
 procs() { pgrep -f "$MARK|sleep $SLEEPER" || true; }
+no_procs() { [ -z "$(procs)" ]; }
+# The init of container $1 runs its own command line (past the runtime's init code).
+started() { grep -q "$MARK" /proc/$(r state $1 | jq -r .pid)/cmdline 2>/dev/null; }
 leftovers() {
   [ -z "$(ls -A $ST 2>/dev/null)" ] || echo "state left: $(ls -A $ST | tr '\n' ' ')"
   grep -E " ($ST|$B/rootfs|$W/vol)[/ ]" /proc/self/mountinfo && echo "mounts left"
@@ -50,13 +55,15 @@ restore() {
   echo "restore: rc=$rc"
 }
 # For act: SIGKILL ferry (CRIU's parent; CRIU runs each script twice, and once ferry is gone its
-# parent is another process, spared), noting CRIU's pid.
+# parent is another process, spared), noting CRIU's pid. `settle` waits until that CRIU ended.
 KILL_FERRY='p=$(awk "{print \$4}" /proc/$PPID/stat); [ "$(cat /proc/$p/comm)" = ferry ] || exit 0
 echo $PPID > '$W'/criu.pid; kill -9 $p'
+criu_gone() { ! kill -0 $(cat $W/criu.pid) 2>/dev/null; }
+settle() { wait_for 10 criu_gone 2>/dev/null || echo "CRIU still runs"; }
 says() { grep -q -- "$1" $W/err && echo "says: $1" || { echo "does not say: $1"; cat $W/err >&2; }; }
-trap 'cleanup; pkill -9 -f "$MARK|sleep $SLEEPER" || true; sleep 0.3; for d in /sys/fs/cgroup/*/$CG; do [ -d $d ] && rmdir $d; done; true' EXIT
+trap 'cleanup; pkill -9 -f "$MARK|sleep $SLEEPER" || true; wait_for 5 no_procs || true; for d in /sys/fs/cgroup/*/$CG; do [ -d $d ] && rmdir $d; done; true' EXIT
 r run -d --bundle $B rs-c1 </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 started rs-c1
 r checkpoint --image-path $W/ck rs-c1
 BEFORE=$(snapshot)
 intact() { [ "$(snapshot)" = "$BEFORE" ] && echo "bundle and volumes intact" || echo "CHANGED: $BEFORE -> $(snapshot)"; }
@@ -245,7 +252,6 @@ fn ferry_killed_during_restore() {
     let out = faults(
         "ferry killed",
         r#"killer="$KILL_FERRY"
-settle() { for _ in $(seq 100); do kill -0 $(cat $W/criu.pid) 2>/dev/null || return 0; sleep 0.1; done; echo "CRIU still runs"; }
 tell() { s=$(r state rs-c1); st=$(echo "$s" | jq -r .status); pid=$(echo "$s" | jq -r .pid)
   live=no; [ "$pid" -gt 0 ] && grep -q "$MARK" /proc/$pid/cmdline 2>/dev/null && live=yes
   echo "state: $st, pid is the restored init: $live"; }
@@ -255,8 +261,7 @@ for stage in pre-restore post-setup-namespaces post-resume; do
   restore; settle; tell
   if [ "$st" = creating ]; then
     r kill rs-c1 KILL && echo "kill: ok"
-    for _ in $(seq 50); do [ -z "$(procs)" ] && break; sleep 0.1; done
-    [ -z "$(procs)" ] && echo "init gone"
+    wait_for 5 no_procs && echo "init gone"
     r delete rs-c1 && echo "delete: ok"
   else
     r delete --force rs-c1 && echo "delete --force: ok"
@@ -282,11 +287,12 @@ fn ferry_killed_after_restore_then_delete_force() {
     if !require_root() {
         return;
     }
-    // A restore whose tasks run on after ferry died: `delete --force` alone ends them.
+    // A restore whose tasks run on after ferry died (and after CRIU, left alone, finished):
+    // `delete --force` alone ends them.
     let out = faults(
         "ferry killed, delete --force",
         r#"act post-resume "$KILL_FERRY"
-restore; sleep 1
+restore; settle
 [ -n "$(procs)" ] && echo "restored tasks run"
 r delete rs-c1 2>/dev/null || echo "delete without --force: refused"
 r delete --force rs-c1 && echo "delete --force: ok"
@@ -335,8 +341,10 @@ cfg '.root.readonly=false | .linux.cgroupsPath="/'$CG'"
   | .process.args=["sh","-c","i=0; while :; do i=$((i+1)); echo $i > /tmp/n; mv /tmp/n /tmp/count; sleep 0.1; done"]'
 trap 'cleanup; for d in /sys/fs/cgroup/*/$CG; do [ -d $d ] && rmdir $d; done; true' EXIT
 count() {{ cat /proc/$(r state rs-cyc | jq -r .pid)/root/tmp/count; }}
+counted() {{ [ -n "$(count 2>/dev/null)" ]; }}
+counts_past() {{ [ "$(count)" -gt "$1" ]; }}
 r run -d --bundle $B rs-cyc </dev/null >/dev/null 2>&1
-sleep 0.3
+wait_for 5 counted
 prev=$(count); ok=0; start=$(date +%s%N)
 for i in $(seq $N); do
   rm -rf $W/ck
@@ -351,7 +359,7 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "cycles: $ok of $N" 
 echo "time: $ms ms for $ok cycles, $(( ms / (ok > 0 ? ok : 1) )) ms per cycle" >&2
 [ "$(r state rs-cyc | jq -r .status)" = running ] && echo "running"
-sleep 0.3; [ "$(count)" -gt "$prev" ] && echo "counts""#
+wait_for 5 counts_past $prev && echo "counts""#
     );
     let out = run_with("ferry", &script);
     check(&out, "checkpoint/restore cycles");
@@ -376,7 +384,7 @@ fn delete_and_checkpoint_never_reach_into_mounts_in_the_state_dir() {
 mkdir $ST/rs-c2/x; mount --bind $B/rootfs $ST/rs-c2/x
 r delete --force rs-c2 && echo "delete: ok"
 intact; leftovers
-r run -d --bundle $B rs-c3 </dev/null >/dev/null 2>&1; sleep 0.3
+r run -d --bundle $B rs-c3 </dev/null >/dev/null 2>&1; wait_for 5 started rs-c3
 mkdir $ST/rs-c3/x; mount --bind $W/vol $ST/rs-c3/x
 r checkpoint --image-path $W/ck3 rs-c3 && echo "checkpoint: ok"
 intact; leftovers"#,

@@ -12,16 +12,19 @@
 //! namespace below it with its own shared tmpfs at the same path.
 
 use ferry_integration::table::record_row;
-use ferry_integration::{in_private_ns, require_root, runtime_bin, WAIT_FOR};
+use ferry_integration::{
+    in_private_ns, require_root, result_line, runtime_bin, tagged_line, unique_id, WAIT_FOR,
+};
 use std::path::Path;
 
 /// Sourced by every scenario (also from the second host's nested shell). Settings come from
 /// the environment: RP (rootfsPropagation), VOPT (the volume's options, JSON), SRCKIND
 /// (tmpfs: the source is inside a shared host tmpfs; dir: a plain directory), ROOTSHARED (1:
 /// the host's `/` is rshared), COMPAT (1: CRIU's compat mount engine via its config file),
-/// CG (1: also report the tie of the container's cpu cgroup mount).
+/// CG (1: also report the tie of the container's cpu cgroup mount), ID (the container's id,
+/// and so its cgroup's name: unique to the run, see [`unique_id`]).
 const LIB: &str = r#"
-ST=$W/state; B=$W/bundle; H=$W/host; ID=tt-ties
+ST=$W/state; B=$W/bundle; H=$W/host
 if [ "$SRCKIND" = tmpfs ]; then SRC=$H/src; else SRC=$W/plain/src; fi
 r() { "$RT" --root $ST "$@"; }
 pid() { r state $1 | jq -r .pid; }
@@ -224,6 +227,7 @@ fn run_cell(runtime: &str, cell: &Cell, host_change: Option<&str>) -> (String, S
     let mut env = vec![
         ("W", w.path().display().to_string()),
         ("RT", runtime_bin(runtime)),
+        ("ID", unique_id("tt-ties")),
         ("RP", cell.rootfs.to_string()),
         ("VOPT", cell.options().to_string()),
         ("SRCKIND", cell.source.to_string()),
@@ -240,12 +244,7 @@ fn run_cell(runtime: &str, cell: &Cell, host_change: Option<&str>) -> (String, S
         env.push(("HOST_CHANGE", h.to_string()));
     }
     let out = in_private_ns(SCENARIO, &env);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("RESULT "))
-        .map(|l| l.trim_start_matches("RESULT ").to_string())
-        .unwrap_or_else(|| "no result".into());
+    let line = result_line(&out.stdout);
     (line, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -347,7 +346,7 @@ fn checkpoint_holds_only_the_containers_cgroups() {
         "{WAIT_FOR}{}",
         r#"
 set -u
-B=$W/b; ST=$W/st; ID=tt-ties-cg; mkdir -p $B
+B=$W/b; ST=$W/st; mkdir -p $B
 cp -a /opt/ferry/images/busybox/rootfs $B/rootfs; (cd $B && /usr/bin/runc spec)
 jq '.process.terminal=false | del(.process.rlimits) | del(.linux.cgroupsPath)
   | .process.args=["sh","-c","trap \"exit 0\" TERM; while :; do sleep 0.1; done"]' $B/config.json > $W/c && mv $W/c $B/config.json
@@ -355,7 +354,7 @@ r() { "$RT" --root $ST "$@"; }
 OTHERS=""
 for h in /sys/fs/cgroup/*/; do
   [ -e ${h}cgroup.procs ] || continue
-  mkdir -p ${h}tt-ties-other1 && OTHERS="$OTHERS ${h}tt-ties-other1"
+  mkdir -p ${h}${OTHER}1 && OTHERS="$OTHERS ${h}${OTHER}1"
 done
 cleanup() {
   for c in $(r list -q 2>/dev/null); do r delete --force $c >/dev/null 2>&1; done
@@ -368,14 +367,14 @@ P=$(r state $ID | jq .pid)
 wait_for 5 eval '[ "$(cat /proc/$P/comm 2>/dev/null)" = sh ]' || { echo "RESULT start=no-init"; exit 0; }
 echo "CGROUPS $(tr '\n' ' ' < /proc/$P/cgroup)"
 r checkpoint --image-path $W/img $ID 2>$W/ck.err || { echo "RESULT checkpoint=failed"; sed -n 1,3p $W/ck.err >&2; exit 0; }
-OTHER_IN_DUMP=$(grep -ac tt-ties-other $W/img/cgroup.img)
+OTHER_IN_DUMP=$(grep -ac $OTHER $W/img/cgroup.img)
 OWN_IN_DUMP=$(grep -ac $ID $W/img/cgroup.img)
 # Someone else's cgroups change between checkpoint and restore.
 for d in $OTHERS; do rmdir $d; done
 OTHERS=""
 for h in /sys/fs/cgroup/*/; do
   [ -e ${h}cgroup.procs ] || continue
-  mkdir -p ${h}tt-ties-other2 && OTHERS="$OTHERS ${h}tt-ties-other2"
+  mkdir -p ${h}${OTHER}2 && OTHERS="$OTHERS ${h}${OTHER}2"
 done
 if r --log $W/rs.log restore -d --image-path $W/img --bundle $B $ID </dev/null >/dev/null 2>$W/rs.err; then RS=ok
 else RS=failed; sed -n 1,3p $W/rs.err >&2; fi
@@ -385,6 +384,9 @@ LEFT=$(find /sys/fs/cgroup -type d -name "$ID" | tr '\n' ' ')
 echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS left=[$LEFT]"
 "#
     );
+    // The container's cgroups and the others' are made at fixed places (below the caller's
+    // cgroup, at each hierarchy's root): their names are this run's own.
+    let id = unique_id("tt-ties-cg");
     let run = |runtime: &str| {
         let w = tempfile::tempdir().expect("tempdir");
         let out = in_private_ns(
@@ -392,6 +394,8 @@ echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS l
             &[
                 ("W", w.path().display().to_string()),
                 ("RT", runtime_bin(runtime)),
+                ("ID", id.clone()),
+                ("OTHER", unique_id("tt-others")),
             ],
         );
         (
@@ -402,12 +406,7 @@ echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS l
     let (f, ferr) = run("ferry");
     let (r, _) = run("runc");
     eprintln!("ferry:\n{f}\nrunc:\n{r}");
-    let line = |out: &str, tag: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(tag))
-            .unwrap_or("")
-            .to_string()
-    };
+    let line = |out: &str, tag: &str| tagged_line(out, tag).unwrap_or("").to_string();
     let cgroups = line(&f, "CGROUPS ");
     assert!(
         !cgroups.is_empty(),
@@ -419,7 +418,7 @@ echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS l
     );
     for entry in cgroups.split(' ').filter(|e| !e.is_empty()) {
         assert!(
-            entry.ends_with("/tt-ties-cg"),
+            entry.ends_with(&format!("/{id}")),
             "the container has its own cgroup in every hierarchy (named and unified too): {entry} in {cgroups}"
         );
     }

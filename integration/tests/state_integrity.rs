@@ -8,29 +8,37 @@
 //! private mount namespace; besides the containers it lists, it kills the processes it
 //! tracked (`track PID`), so that a failing run leaves nothing behind either.
 
-use ferry_integration::{require_root, run_with};
+use ferry_integration::{require_root, run_with, text};
 
 /// Kills tracked processes at exit, after the prelude's cleanup of listed containers, and
 /// removes the cgroups ferry would have made for the ids given to `track_cgroup`.
+///
+/// `alive PID`: the process runs (a zombie, whose /proc entry stays until it is reaped, does
+/// not). `dead PID`: it does not. `force_delete ID PID WHAT`: `delete --force ID`, then what
+/// is left of it: WHAT (process PID) alive, its state directory, its cgroups.
 const TRACKING: &str = r#"track() { echo "$1" >> $W/tracked-pids; }
 track_cgroup() { echo "$1" >> $W/tracked-cgroups; }
 # A container's cgroup directories, wherever the caller's cgroup puts them (runc's rule: the
 # id below the caller's own cgroup in every hierarchy); deepest first.
 cgroups_of() { find /sys/fs/cgroup/ -mindepth 1 -maxdepth 8 -type d -name "$1" 2>/dev/null | sort -r; }
+alive() { [ -d /proc/$1 ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
+dead() { ! alive $1; }
+force_delete() {
+  r delete --force $1 && echo "force delete ok"
+  wait_for 3 dead $2 2>/dev/null || echo "$3 still alive"
+  [ -e $ST/$1 ] && echo "state dir left"
+  cgroups_of $1 | sed 's/^/cgroup left: /'
+}
 finish() {
   cleanup
   for p in $(cat $W/tracked-pids 2>/dev/null); do kill -9 $p 2>/dev/null || true; done
-  sleep 0.3
+  for p in $(cat $W/tracked-pids 2>/dev/null); do wait_for 3 dead $p || true; done
   for id in $(cat $W/tracked-cgroups 2>/dev/null); do
     for d in $(cgroups_of $id); do rmdir "$d" 2>/dev/null || true; done
   done
 }
 trap finish EXIT
 "#;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Run `script` with `runtime` and return its stdout; the script must succeed.
 fn run_script(runtime: &str, test: &str, script: &str) -> String {
@@ -110,7 +118,7 @@ init=$(cat $W/pid); track $init
 sleep 1000 </dev/null >/dev/null 2>&1 &
 other=$!; track $other
 kill -9 $init
-for _ in $(seq 50); do [ -d /proc/$init ] || break; sleep 0.1; done
+wait_for 5 dead $init
 # Rewritten in place, so that the state file keeps its owner and mode.
 jq -c ".{pid_field}=$other" $ST/st-reuse/state.json > $W/state.json
 cat $W/state.json > $ST/st-reuse/state.json
@@ -120,10 +128,11 @@ if r exec st-reuse true 2>/dev/null; then echo "exec: ran"; else echo "exec: ref
 if r pause st-reuse 2>/dev/null; then echo "pause: done"; else echo "pause: refused"; fi
 if r kill st-reuse KILL 2>$W/err; then echo "kill: signalled"; else echo "kill: refused"; fi
 grep -q 'not running' $W/err && echo "says not running"
+# A signal that must not have reached it cannot be waited for: give it time to act.
 sleep 0.2
-[ -d /proc/$other ] && echo "other process alive"
+alive $other && echo "other process alive"
 r delete st-reuse && echo deleted
-[ -d /proc/$other ] && echo "other process alive""#
+alive $other && echo "other process alive""#
             ),
         );
         assert_eq!(
@@ -188,30 +197,17 @@ cat $W/half > $ST/st-torn/state.json
 if r state st-torn 2>$W/err; then echo "state: read"; else echo "state: refused"; fi
 grep -q 'st-torn.*cannot be read.*delete --force st-torn' $W/err && echo "says how to remove it"
 r list -q >/dev/null && echo "list still works"
-r delete --force st-torn && echo "force delete ok"
-for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
-[ -d /proc/$init ] && echo "init still alive"
-[ -e $ST/st-torn ] && echo "state dir left"
-cgroups_of st-torn | sed 's/^/cgroup left: /'
+force_delete st-torn $init init
 # No state.json at all.
 r run -d -b $B --pid-file $W/p2 st-gone </dev/null >/dev/null
 init=$(cat $W/p2); track $init
 rm $ST/st-gone/state.json
-r delete --force st-gone && echo "force delete ok"
-for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
-[ -d /proc/$init ] && echo "init still alive"
-[ -e $ST/st-gone ] && echo "state dir left"
-cgroups_of st-gone | sed 's/^/cgroup left: /'
+force_delete st-gone $init init
 # A readable state beside a torn youki_config.json (where libcontainer keeps the cgroup).
 r run -d -b $B --pid-file $W/p3 st-cfg </dev/null >/dev/null
 init=$(cat $W/p3); track $init
 echo '{"cgroup_pa' > $W/torn; cat $W/torn > $ST/st-cfg/youki_config.json
-r delete --force st-cfg && echo "force delete ok"
-for _ in $(seq 30); do [ -d /proc/$init ] || break; sleep 0.1; done
-[ -d /proc/$init ] && echo "init still alive"
-[ -e $ST/st-cfg ] && echo "state dir left"
-cgroups_of st-cfg | sed 's/^/cgroup left: /'
-true"#,
+force_delete st-cfg $init init"#,
     );
     assert_eq!(
         out,
@@ -237,13 +233,9 @@ init=$(cat $W/p1); track $init
 r exec -d --pid-file $W/p2 st-orphan sleep 1000
 left=$(cat $W/p2); track $left
 kill -9 $init
-for _ in $(seq 50); do [ -d /proc/$init ] || break; sleep 0.1; done
+wait_for 5 dead $init
 echo "state: $(status st-orphan)"
-r delete --force st-orphan && echo "force delete ok"
-for _ in $(seq 30); do [ -d /proc/$left ] || break; sleep 0.1; done
-[ -d /proc/$left ] && echo "left-behind process alive"
-cgroups_of st-orphan | sed 's/^/cgroup left: /'
-true"#,
+force_delete st-orphan $left "left-behind process""#,
     );
     assert_eq!(out, "state: stopped\nforce delete ok\n");
 }
