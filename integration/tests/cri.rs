@@ -449,6 +449,61 @@ impl Cri {
             .map_err(|e| format!("CheckpointContainer: {}", e.message()))
     }
 
+    /// CheckpointContainer; its time goes to `out.checkpoint` when it succeeded.
+    async fn timed_checkpoint(
+        &mut self,
+        id: &str,
+        archive: &Path,
+        out: &mut Outcome,
+    ) -> Result<(), String> {
+        let t = Instant::now();
+        self.checkpoint(id, archive).await?;
+        out.checkpoint = Some(t.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// The restoring CreateContainer + StartContainer of `cfg` (whose image is a checkpoint)
+    /// in `pod`; its time goes to `out.restore` when it succeeded.
+    async fn timed_restore(
+        &mut self,
+        pod: &str,
+        pod_cfg: &PodSandboxConfig,
+        cfg: ContainerConfig,
+        out: &mut Outcome,
+    ) -> Result<String, String> {
+        let t = Instant::now();
+        let id = self
+            .create_start(pod, pod_cfg, cfg)
+            .await
+            .map_err(|e| format!("restore: {e}"))?;
+        out.restore = Some(t.elapsed().as_secs_f64());
+        Ok(id)
+    }
+
+    /// Runs `cmd` in `id` every 100 ms until `accept` takes its output (or the error of its
+    /// last try), for up to 20 s; then fails, saying `what` did not happen and what was seen.
+    async fn exec_until<T>(
+        &mut self,
+        id: &str,
+        cmd: &[&str],
+        what: &str,
+        accept: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match self.exec(id, cmd).await {
+                Ok(s) => match accept(&s) {
+                    Some(v) => return Ok(v),
+                    None => last = s,
+                },
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("{what} within 20 s (last: {})", last.trim()))
+    }
+
     /// Stop and remove a pod (its containers go with it). Errors are reported by the caller's
     /// outcome, never hidden: a pod that cannot be removed fails the scenario.
     async fn remove_pod(&mut self, pod: &str) -> Result<(), String> {
@@ -469,28 +524,13 @@ impl Cri {
 
     /// The counter's "token count", once it has counted to at least `min`.
     async fn count(&mut self, id: &str, min: u64) -> Result<(String, u64), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match self.exec(id, &["cat", "/tmp/count"]).await {
-                Ok(s) => {
-                    let mut it = s.split_whitespace();
-                    if let (Some(t), Some(n)) = (it.next(), it.next().and_then(|n| n.parse().ok()))
-                    {
-                        if n >= min {
-                            return Ok((t.to_string(), n));
-                        }
-                    }
-                    last = s;
-                }
-                Err(e) => last = e,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!(
-            "the counter did not reach {min} within 20 s (last: {})",
-            last.trim()
-        ))
+        let what = format!("the counter did not reach {min}");
+        self.exec_until(id, &["cat", "/tmp/count"], &what, |s| {
+            let mut it = s.split_whitespace();
+            let (t, n) = (it.next()?, it.next()?.parse::<u64>().ok()?);
+            (n >= min).then(|| (t.to_string(), n))
+        })
+        .await
     }
 }
 
@@ -560,9 +600,7 @@ async fn counter_run(
     let id = cri.create_start(&pod, &pod_cfg, ctr_cfg).await?;
     let (token, before) = cri.count(&id, 3).await?;
     let archive = dir.join(format!("{name}.tar"));
-    let t = Instant::now();
-    cri.checkpoint(&id, &archive).await?;
-    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.timed_checkpoint(&id, &archive, out).await?;
     if cri.state(&id).await? != CONTAINER_RUNNING {
         return Err("the container stopped at checkpoint (it must be left running)".into());
     }
@@ -585,12 +623,9 @@ async fn counter_run(
         }
     };
     let restore_cfg = container_config("counter", &source, &[]);
-    let t = Instant::now();
     let id2 = cri
-        .create_start(&pod2, &pod_cfg2, restore_cfg)
-        .await
-        .map_err(|e| format!("restore: {e}"))?;
-    out.restore = Some(t.elapsed().as_secs_f64());
+        .timed_restore(&pod2, &pod_cfg2, restore_cfg, out)
+        .await?;
     if from == RestoreFrom::Image {
         // containerd says when it took the image for a checkpoint; an ordinary image would
         // have been started afresh (and fail: the checkpoint image names no command).
@@ -878,9 +913,7 @@ async fn volume_run(
     let (token, _) = cri.count(&id, 3).await?;
     let before = vol_tree(cri, &id).await?;
     let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
-    let t = Instant::now();
-    cri.checkpoint(&id, &archive).await?;
-    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.timed_checkpoint(&id, &archive, out).await?;
     cri.remove_pod(&pod).await?;
 
     let name2 = format!("{name}-r");
@@ -890,12 +923,9 @@ async fn volume_run(
         image: archive.display().to_string(),
         ..Default::default()
     });
-    let t = Instant::now();
     let id2 = cri
-        .create_start(&pod2, &pod_cfg2, restore_cfg)
-        .await
-        .map_err(|e| format!("restore: {e}"))?;
-    out.restore = Some(t.elapsed().as_secs_f64());
+        .timed_restore(&pod2, &pod_cfg2, restore_cfg, out)
+        .await?;
     let (t2, _) = cri.count(&id2, 1).await?;
     if t2 != token {
         return Err(format!("restored token {t2}, checkpointed {token}"));
@@ -1060,9 +1090,7 @@ async fn untied_volume_run(
         ));
     }
     let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
-    let t = Instant::now();
-    cri.checkpoint(&id, &archive).await?;
-    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.timed_checkpoint(&id, &archive, out).await?;
     cri.remove_pod(&pod).await?;
 
     let pod_cfg2 = pod_config(&format!("{name}-r"));
@@ -1147,22 +1175,11 @@ fn tcp_pair() -> String {
 
 /// Lines received so far, once there are at least `min`.
 async fn received(cri: &mut Cri, id: &str, min: u64) -> Result<u64, String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match cri.exec(id, &["sh", "-c", "wc -l < /tmp/recv"]).await {
-            Ok(s) => match s.trim().parse::<u64>() {
-                Ok(n) if n >= min => return Ok(n),
-                _ => last = s,
-            },
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!(
-        "fewer than {min} lines arrived over the connection within 20 s (last: {})",
-        last.trim()
-    ))
+    let what = format!("fewer than {min} lines arrived over the connection");
+    cri.exec_until(id, &["sh", "-c", "wc -l < /tmp/recv"], &what, |s| {
+        s.trim().parse::<u64>().ok().filter(|n| *n >= min)
+    })
+    .await
 }
 
 /// Whether the pod holds an ESTABLISHED TCP connection to port 7000 (1B58).
@@ -1200,21 +1217,16 @@ async fn tcp_run(
         return Err("no ESTABLISHED connection before checkpoint".into());
     }
     let archive = env.dir.join("checkpoints").join(format!("{name}.tar"));
-    let t = Instant::now();
-    cri.checkpoint(&id, &archive).await?;
-    out.checkpoint = Some(t.elapsed().as_secs_f64());
+    cri.timed_checkpoint(&id, &archive, out).await?;
     cri.remove_pod(&pod).await?;
 
     let pod_cfg2 = pod_config(&format!("{name}-r"));
     let pod2 = cri.run_pod(&pod_cfg2, handler).await?;
     let mut restore_cfg = container_config("tcp", &archive.display().to_string(), &[]);
     restore_cfg.annotations = annotations;
-    let t = Instant::now();
     let id2 = cri
-        .create_start(&pod2, &pod_cfg2, restore_cfg)
-        .await
-        .map_err(|e| format!("restore: {e}"))?;
-    out.restore = Some(t.elapsed().as_secs_f64());
+        .timed_restore(&pod2, &pod_cfg2, restore_cfg, out)
+        .await?;
     let n = received(cri, &id2, before).await?;
     received(cri, &id2, n + 5)
         .await

@@ -13,6 +13,8 @@ use ferry_integration::{require_root, run_with, text};
 /// Kills tracked processes at exit, after the prelude's cleanup of listed containers, and
 /// removes the cgroups ferry would have made for the ids given to `track_cgroup`.
 ///
+/// `start ID`: runs container ID of `$B` detached, its init (pid in `$init`) and cgroups
+/// tracked.
 /// `alive PID`: the process runs (a zombie, whose /proc entry stays until it is reaped, does
 /// not). `dead PID`: it does not. `force_delete ID PID WHAT`: `delete --force ID`, then what
 /// is left of it: WHAT (process PID) alive, its state directory, its cgroups.
@@ -21,6 +23,11 @@ track_cgroup() { echo "$1" >> $W/tracked-cgroups; }
 # A container's cgroup directories, wherever the caller's cgroup puts them (runc's rule: the
 # id below the caller's own cgroup in every hierarchy); deepest first.
 cgroups_of() { find /sys/fs/cgroup/ -mindepth 1 -maxdepth 8 -type d -name "$1" 2>/dev/null | sort -r; }
+start() {
+  track_cgroup $1
+  r run -d -b $B --pid-file $W/pid-$1 $1 </dev/null >/dev/null
+  init=$(cat $W/pid-$1); track $init
+}
 alive() { [ -d /proc/$1 ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>/dev/null; }
 dead() { ! alive $1; }
 force_delete() {
@@ -112,9 +119,7 @@ fn st_reused_pid_is_not_the_container() {
             runtime,
             "pid reuse",
             &format!(
-                r#"track_cgroup st-reuse
-r run -d -b $B --pid-file $W/pid st-reuse </dev/null >/dev/null
-init=$(cat $W/pid); track $init
+                r#"start st-reuse
 sleep 1000 </dev/null >/dev/null 2>&1 &
 other=$!; track $other
 kill -9 $init
@@ -187,9 +192,7 @@ fn st_torn_or_missing_state_is_reported_and_force_deleted() {
     let out = run_script(
         "ferry",
         "torn state",
-        r#"track_cgroup st-torn; track_cgroup st-gone; track_cgroup st-cfg
-r run -d -b $B --pid-file $W/p1 st-torn </dev/null >/dev/null
-init=$(cat $W/p1); track $init
+        r#"start st-torn
 # A write cut short: half of the file.
 n=$(stat -c %s $ST/st-torn/state.json)
 head -c $((n / 2)) $ST/st-torn/state.json > $W/half
@@ -199,13 +202,11 @@ grep -q 'st-torn.*cannot be read.*delete --force st-torn' $W/err && echo "says h
 r list -q >/dev/null && echo "list still works"
 force_delete st-torn $init init
 # No state.json at all.
-r run -d -b $B --pid-file $W/p2 st-gone </dev/null >/dev/null
-init=$(cat $W/p2); track $init
+start st-gone
 rm $ST/st-gone/state.json
 force_delete st-gone $init init
 # A readable state beside a torn youki_config.json (where libcontainer keeps the cgroup).
-r run -d -b $B --pid-file $W/p3 st-cfg </dev/null >/dev/null
-init=$(cat $W/p3); track $init
+start st-cfg
 echo '{"cgroup_pa' > $W/torn; cat $W/torn > $ST/st-cfg/youki_config.json
 force_delete st-cfg $init init"#,
     );
@@ -226,10 +227,8 @@ fn st_stopped_container_with_live_cgroup_is_emptied_by_delete() {
     let out = run_script(
         "ferry",
         "live cgroup",
-        r#"track_cgroup st-orphan
-cfg 'del(.linux.namespaces[] | select(.type == "pid"))'
-r run -d -b $B --pid-file $W/p1 st-orphan </dev/null >/dev/null
-init=$(cat $W/p1); track $init
+        r#"cfg 'del(.linux.namespaces[] | select(.type == "pid"))'
+start st-orphan
 r exec -d --pid-file $W/p2 st-orphan sleep 1000
 left=$(cat $W/p2); track $left
 kill -9 $init
@@ -248,9 +247,7 @@ fn st_delete_never_reaches_through_a_mount() {
     let out = run_script(
         "ferry",
         "mount below state",
-        r#"track_cgroup st-mnt
-r run -d -b $B --pid-file $W/p1 st-mnt </dev/null >/dev/null
-track $(cat $W/p1)
+        r#"start st-mnt
 mkdir $W/precious && echo keep > $W/precious/file
 mkdir $ST/st-mnt/vol && mount --bind $W/precious $ST/st-mnt/vol
 # The mount is taken off first, then the state removed: nothing below the mount is touched.
