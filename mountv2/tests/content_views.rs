@@ -65,7 +65,7 @@ fn content_bases(dir: &Path, b_first: bool) -> Vec<String> {
         binds.reverse();
     }
     for (from, to) in binds {
-        rustix::mount::mount_bind(&dir.join(from), &dir.join(to)).expect("bind");
+        rustix::mount::mount_bind(dir.join(from), dir.join(to)).expect("bind");
     }
     rustix::mount::mount_change(dir, MountPropagationFlags::UNBINDABLE).expect("make-unbindable");
     let image = dump(&DumpOptions {
@@ -74,6 +74,20 @@ fn content_bases(dir: &Path, b_first: bool) -> Vec<String> {
     })
     .expect("dump");
     assert_eq!(image.tree.mounts.len(), 3, "{:?}", image.tree);
+    // The whole root is read through its path: the binds on p and q are other mounts, left
+    // out (the walk does not enter them).
+    let whole = image
+        .contents
+        .iter()
+        .find(|c| c.content.base == "/")
+        .expect("the root's content");
+    let paths: Vec<&str> = whole
+        .content
+        .entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(paths, ["a", "a/x", "a/x/f", "b", "b/y"]);
     let mut bases: Vec<String> = image
         .contents
         .iter()

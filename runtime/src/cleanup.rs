@@ -8,7 +8,7 @@
 //! started.
 
 use crate::error::{Result, RuntimeError};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -165,14 +165,15 @@ fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> 
 /// The id of the mount `fd` lies on (unique per mount, unlike the device number: a bind mount
 /// of a directory of the same filesystem has the same device but another mount id).
 fn mount_id(fd: BorrowedFd<'_>) -> Result<u64> {
-    let st = rustix::fs::statx(fd, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
-        .map_err(|e| RuntimeError::io("reading a directory's mount id", e.into()))?;
-    if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
-        return Err(RuntimeError::Invalid(
-            "this kernel does not report mount ids (statx STATX_MNT_ID, Linux 5.8): refusing to remove state directories without it".into(),
-        ));
-    }
-    Ok(st.stx_mnt_id)
+    mountv2::sys::mount_id(fd).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Unsupported {
+            RuntimeError::Invalid(
+                "this kernel does not report mount ids (statx STATX_MNT_ID, Linux 5.8): refusing to remove state directories without it".into(),
+            )
+        } else {
+            RuntimeError::io("reading a directory's mount id", e)
+        }
+    })
 }
 
 /// Remove every entry of the directory `dir` (shown as `path` in messages). Subdirectories
