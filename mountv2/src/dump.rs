@@ -416,7 +416,7 @@ fn capture_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mount, Superblock};
+    use crate::model::Mount;
 
     /// One tmpfs: its whole root (unbindable, so it cannot be cloned) with two binds of equally
     /// long subdirectories below it, mounted in the order `roots` gives.
@@ -430,17 +430,10 @@ mod tests {
             bind.root = root.into();
             mounts.push(bind);
         }
-        MountTree {
-            mounts,
-            superblocks: vec![Superblock {
-                fstype: "tmpfs".into(),
-                source: "t".into(),
-                options: vec![],
-                readonly: false,
-                origin: SuperblockOrigin::Fresh,
-            }],
-            groups: vec![],
-        }
+        let mut tree = crate::model::tests::tmpfs_tree();
+        tree.mounts = mounts;
+        tree.groups.clear();
+        tree
     }
 
     fn views(tree: &MountTree) -> Vec<(&str, &str)> {

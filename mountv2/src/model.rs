@@ -360,9 +360,10 @@ impl MountTree {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// One fresh tmpfs, mounted at the root and at `a`, both in one peer group.
     pub(crate) fn tmpfs_tree() -> MountTree {
         let sb = Superblock {
             fstype: "tmpfs".into(),

@@ -568,58 +568,52 @@ mod tests {
     }
 
     /// A directory that is another mount (as one that appears after the unmounting would be)
-    /// is told apart by its mount id and not entered: what is mounted there stays. Mounts in a
-    /// private mount namespace, made by this test binary run again under `unshare`.
+    /// is told apart by its mount id and not entered: what is mounted there stays. The mount
+    /// is made by a thread of its own in a private mount namespace, which ends with it.
     #[test]
     fn refuses_to_enter_another_mount() {
-        const NAME: &str = "cleanup::tests::refuses_to_enter_another_mount";
-        const IN_PRIVATE_NS: &str = "FERRY_TEST_IN_PRIVATE_NS";
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: mounting needs root");
             return;
         }
-        if std::env::var_os(IN_PRIVATE_NS).is_none() {
-            let out = std::process::Command::new("unshare")
-                .args(["-m", "--propagation", "private"])
-                .arg(std::env::current_exe().expect("the test binary's path"))
-                .args(["--exact", NAME, "--test-threads=1"])
-                .env(IN_PRIVATE_NS, "1")
-                .output()
-                .expect("running unshare");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("1 passed"),
-                "in a private mount namespace:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return;
-        }
-        /// Detached before the directories go, also when the test fails.
-        struct Detach(PathBuf);
-        impl Drop for Detach {
-            fn drop(&mut self) {
-                let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        let in_private_ns = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare");
+            rustix::mount::mount_change(
+                "/",
+                rustix::mount::MountPropagationFlags::PRIVATE
+                    | rustix::mount::MountPropagationFlags::REC,
+            )
+            .expect("make-rprivate");
+            /// Detached before the directories go, also when the test fails.
+            struct Detach(PathBuf);
+            impl Drop for Detach {
+                fn drop(&mut self) {
+                    let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+                }
             }
+            let root = tempfile::tempdir().expect("tempdir");
+            let outside = tempfile::tempdir().expect("tempdir");
+            std::fs::write(outside.path().join("keep"), b"x").expect("write");
+            let dir = root.path().join("c1");
+            let sub = dir.join("sub");
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            rustix::mount::mount_bind(outside.path(), &sub).expect("bind");
+            let _detach = Detach(sub.clone());
+            let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .expect("open");
+            let err = empty_dir(fd.as_fd(), &dir, 0).expect_err("entered another mount");
+            assert!(
+                err.to_string().contains("something is mounted there"),
+                "{err}"
+            );
+            assert!(
+                outside.path().join("keep").exists(),
+                "removed through a mount"
+            );
+        });
+        if let Err(panic) = in_private_ns.join() {
+            std::panic::resume_unwind(panic);
         }
-        let root = tempfile::tempdir().expect("tempdir");
-        let outside = tempfile::tempdir().expect("tempdir");
-        std::fs::write(outside.path().join("keep"), b"x").expect("write");
-        let dir = root.path().join("c1");
-        let sub = dir.join("sub");
-        std::fs::create_dir_all(&sub).expect("mkdir");
-        rustix::mount::mount_bind(outside.path(), &sub).expect("bind");
-        let _detach = Detach(sub.clone());
-        let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
-            .expect("open");
-        let err = empty_dir(fd.as_fd(), &dir, 0).expect_err("entered another mount");
-        assert!(
-            err.to_string().contains("something is mounted there"),
-            "{err}"
-        );
-        assert!(
-            outside.path().join("keep").exists(),
-            "removed through a mount"
-        );
     }
 
     #[test]
