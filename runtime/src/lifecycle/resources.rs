@@ -76,7 +76,7 @@ impl Runtime {
     }
 
     /// One `events --stats` record, in runc's envelope.
-    pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
+    pub fn stats(&self, id: &str) -> Result<crate::stats::Event> {
         let (_lock, c) = self.open(id, false)?;
         if c.status() != ContainerStatus::Running && c.status() != ContainerStatus::Paused {
             return Err(RuntimeError::NotRunning {
@@ -101,7 +101,6 @@ impl Runtime {
                 }
             }
         };
-        let data = crate::stats::runc_stats(&stats);
-        Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+        Ok(crate::stats::stats_event(id, &stats))
     }
 }
