@@ -3,7 +3,7 @@
 
 use crate::error::{Result, RuntimeError};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// Open the image or work directory, creating it (and missing parents) readable by root
@@ -53,18 +53,18 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
 }
 
 pub(super) fn send_console(socket: &Path, fd: std::os::fd::OwnedFd) -> std::io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let stream = std::os::unix::net::UnixStream::connect(socket)?;
     let name = b"/dev/ptmx";
     let iov = [std::io::IoSlice::new(name)];
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<()>(
-        stream.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(std::io::Error::from)?;
+    let fds = [fd.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other(
+            "no room for the terminal's descriptor in the console message",
+        ));
+    }
+    sendmsg(&stream, &iov, &mut cmsg, SendFlags::empty())?;
     Ok(())
 }
