@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 pub fn wait_foreground(pid: i32) -> Result<i32> {
     use nix::sys::signal::{kill, SigSet};
     use rustix::io::Errno;
-    use rustix::process::{waitpid, WaitOptions};
+    use rustix::process::{wait, WaitOptions};
     let target = Pid::from_raw(pid);
     let mut set = SigSet::empty();
     for s in [
@@ -31,7 +31,9 @@ pub fn wait_foreground(pid: i32) -> Result<i32> {
     loop {
         // Reap first: the child may have exited before the signals were blocked.
         loop {
-            match waitpid(None, WaitOptions::NOHANG) {
+            // Any child, as waitpid(-1): rustix's waitpid(None) is waitpid(0), ferry's process
+            // group only, which a container's process is not in (it starts its own session).
+            match wait(WaitOptions::NOHANG) {
                 Ok(Some((p, status))) if p.as_raw_nonzero().get() == pid => {
                     if let Some(code) = status.exit_status() {
                         return Ok(code);
