@@ -7,7 +7,7 @@ use crate::error::{Result, RuntimeError};
 use crate::lock::StateLock;
 use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
-// nix's Signal: the type libcontainer's Container::kill takes, and delete's leftovers get.
+// nix's Signal: the type libcontainer's Container::kill takes (`kill --all` of a leftover too).
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
