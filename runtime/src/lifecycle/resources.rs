@@ -5,7 +5,6 @@ use super::{oom, Runtime};
 use crate::error::{Result, RuntimeError};
 use libcgroups::common::{CgroupManager, ControllerOpt};
 use libcontainer::container::{Container, ContainerStatus};
-use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 impl Runtime {
@@ -68,7 +67,7 @@ impl Runtime {
         let m = self.cgroup_manager(&c)?;
         m.apply(&ControllerOpt {
             resources,
-            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(Pid::as_raw)),
+            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(|p| p.as_raw())),
             oom_score_adj: None,
             freezer_state: None,
         })
