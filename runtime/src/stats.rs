@@ -26,6 +26,42 @@ pub fn stats_event(id: &str, s: &cg::Stats) -> Event {
     }
 }
 
+/// The units libcgroups reads CPU times in, which differ by where they were read; runc prints
+/// every CPU time in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuTimeUnits {
+    /// cgroup v1: `cpuacct.stat`'s user and system times are clock ticks (USER_HZ); the
+    /// totals, per-CPU times and throttled time are nanoseconds already.
+    V1,
+    /// cgroup v2: `cpu.stat`'s `*_usec` fields are microseconds.
+    V2,
+    /// Already nanoseconds (ferry's own cgroup v2 reader converts as it reads).
+    Nanoseconds,
+}
+
+/// Brings the CPU times of `s` to nanoseconds, as runc reports them.
+pub fn cpu_times_in_nanoseconds(s: &mut cg::Stats, units: CpuTimeUnits) {
+    let u = &mut s.cpu.usage;
+    match units {
+        CpuTimeUnits::V1 => {
+            let ns_per_tick = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+            u.usage_user = u.usage_user.saturating_mul(ns_per_tick);
+            u.usage_kernel = u.usage_kernel.saturating_mul(ns_per_tick);
+        }
+        CpuTimeUnits::V2 => {
+            for t in [
+                &mut u.usage_total,
+                &mut u.usage_user,
+                &mut u.usage_kernel,
+                &mut s.cpu.throttling.throttled_time,
+            ] {
+                *t = t.saturating_mul(1000);
+            }
+        }
+        CpuTimeUnits::Nanoseconds => {}
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -297,6 +333,42 @@ mod tests {
     }
 
     /// Field names, nesting and order as runc prints them, every field present.
+    /// CPU times come out in nanoseconds whatever libcgroups read them in; before, a v1
+    /// container's user time was printed in clock ticks and a v2 container's in microseconds.
+    #[test]
+    fn cpu_times_are_printed_in_nanoseconds() {
+        let ticks = rustix::param::clock_ticks_per_second();
+        let mut v1 = cg::Stats::default();
+        v1.cpu.usage.usage_total = 7_000_000_000;
+        v1.cpu.usage.usage_user = 2 * ticks;
+        v1.cpu.usage.usage_kernel = ticks;
+        v1.cpu.throttling.throttled_time = 900;
+        cpu_times_in_nanoseconds(&mut v1, CpuTimeUnits::V1);
+        let u = &v1.cpu.usage;
+        assert_eq!(
+            (u.usage_total, u.usage_user, u.usage_kernel),
+            (7_000_000_000, 2_000_000_000, 1_000_000_000)
+        );
+        assert_eq!(v1.cpu.throttling.throttled_time, 900);
+
+        let mut v2 = cg::Stats::default();
+        v2.cpu.usage.usage_total = 7_000;
+        v2.cpu.usage.usage_user = 4_000;
+        v2.cpu.usage.usage_kernel = 3_000;
+        v2.cpu.throttling.throttled_time = 5;
+        cpu_times_in_nanoseconds(&mut v2, CpuTimeUnits::V2);
+        let u = &v2.cpu.usage;
+        assert_eq!(
+            (u.usage_total, u.usage_user, u.usage_kernel),
+            (7_000_000, 4_000_000, 3_000_000)
+        );
+        assert_eq!(v2.cpu.throttling.throttled_time, 5_000);
+        let mut same = cg::Stats::default();
+        same.cpu.usage.usage_total = 7_000;
+        cpu_times_in_nanoseconds(&mut same, CpuTimeUnits::Nanoseconds);
+        assert_eq!(same.cpu.usage.usage_total, 7_000);
+    }
+
     #[test]
     fn filled_stats_print_as_runc_prints_them() {
         let text = serde_json::to_string(&stats_event("sm-1", &filled())).expect("serialise");

@@ -65,7 +65,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 fn require_root(what: &'static str) -> Result<()> {
-    if nix::unistd::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() {
         Ok(())
     } else {
         Err(RuntimeError::Privilege(what))
