@@ -4,6 +4,8 @@
 //! rewrites the first kind; clap handles the others (`args_override_self`).
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 
 /// The flags of the command line as normalisation needs them, read from clap's definition of
 /// it (every command's, the global ones included), so that they cannot drift apart.
@@ -59,8 +61,10 @@ impl Flags {
 }
 
 /// Rewrite `-long-flag[=v]` to `--long-flag[=v]` for known long flags, up to a `--` and, for
-/// `exec` and `ps`, up to the container id.
-pub fn normalise_args(flags: &Flags, args: impl IntoIterator<Item = String>) -> Vec<String> {
+/// `exec` and `ps`, up to the container id. Words are taken as the kernel gave them: a path or
+/// a value need not be UTF-8 (clap says so for an argument that must be), and a flag name is
+/// matched on its bytes.
+pub fn normalise_args(flags: &Flags, args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut it = args.into_iter();
     if let Some(prog) = it.next() {
@@ -68,49 +72,44 @@ pub fn normalise_args(flags: &Flags, args: impl IntoIterator<Item = String>) -> 
     }
     let mut done = false;
     let mut expect_value = false;
-    let mut command: Option<String> = None;
+    let mut command: Option<OsString> = None;
     for a in it {
-        if done {
-            out.push(a);
-            continue;
-        }
-        if expect_value {
+        if done || expect_value {
             expect_value = false;
             out.push(a);
             continue;
         }
-        if a == "--" {
+        let bytes = a.as_bytes();
+        if bytes == b"--" {
             done = true;
             out.push(a);
             continue;
         }
-        if a.len() == 2 && a.starts_with('-') {
+        if bytes.len() == 2 && bytes[0] == b'-' {
             // Short flags that take a value (`-p FILE`, `-e K=V`, `-f json`, ...).
-            expect_value = a[1..]
-                .chars()
-                .next()
-                .is_some_and(|c| flags.short_values.contains(&c));
+            expect_value = flags.short_values.contains(&char::from(bytes[1]));
             out.push(a);
             continue;
         }
-        let long = a
-            .strip_prefix("--")
-            .or_else(|| a.strip_prefix('-').filter(|r| r.len() > 1));
+        let long = bytes
+            .strip_prefix(b"--")
+            .or_else(|| bytes.strip_prefix(b"-").filter(|r| r.len() > 1));
         match long {
             Some(rest) => {
-                let (name, has_value) = match rest.split_once('=') {
-                    Some((n, _)) => (n, true),
+                let (name, has_value) = match rest.iter().position(|&b| b == b'=') {
+                    Some(i) => (&rest[..i], true),
                     None => (rest, false),
                 };
+                let name = std::str::from_utf8(name).unwrap_or_default();
                 let takes_value = flags.values.contains(name);
                 if takes_value || flags.switches.contains(name) {
                     expect_value = !has_value && takes_value;
-                    out.push(if a.starts_with("--") {
-                        a.clone()
-                    } else {
-                        format!("-{a}")
-                    });
-                    continue;
+                    if !bytes.starts_with(b"--") {
+                        let mut long = OsString::from("-");
+                        long.push(&a);
+                        out.push(long);
+                        continue;
+                    }
                 }
                 out.push(a);
             }
@@ -118,7 +117,9 @@ pub fn normalise_args(flags: &Flags, args: impl IntoIterator<Item = String>) -> 
                 // A positional word: first the command, then its operands.
                 match &command {
                     None => command = Some(a.clone()),
-                    Some(c) if flags.trailing.contains(c) => done = true,
+                    Some(c) if c.to_str().is_some_and(|c| flags.trailing.contains(c)) => {
+                        done = true
+                    }
                     Some(_) => {}
                 }
                 out.push(a);
@@ -138,7 +139,13 @@ mod tests {
     }
 
     fn normalise_args(args: Vec<String>) -> Vec<String> {
-        super::normalise_args(&Flags::of(&crate::cli::Cli::command()), args)
+        super::normalise_args(
+            &Flags::of(&crate::cli::Cli::command()),
+            args.into_iter().map(OsString::from),
+        )
+        .into_iter()
+        .map(|a| a.into_string().expect("UTF-8 in, UTF-8 out"))
+        .collect()
     }
 
     /// Every long flag of every command, written with one dash, is rewritten; a value
@@ -258,6 +265,32 @@ mod tests {
         assert_eq!(
             normalise_args(v(&["ferry", "exec", "id", "ls", "-la", "--", "-root"])),
             v(&["ferry", "exec", "id", "ls", "-la", "--", "-root"])
+        );
+    }
+
+    /// A word that is not UTF-8 (a path, a value) is passed on byte for byte, and a known
+    /// flag whose value is not UTF-8 is still rewritten; before, such a word panicked ferry.
+    #[test]
+    fn words_that_are_not_utf8_are_kept_byte_for_byte() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let argv = vec![
+            raw(b"ferry"),
+            raw(b"-root=/r\xff"),
+            raw(b"mounts"),
+            raw(b"diff"),
+            raw(b"pid:1:/tmp/x-\xff"),
+        ];
+        let out = super::normalise_args(&Flags::of(&crate::cli::Cli::command()), argv);
+        assert_eq!(
+            out,
+            vec![
+                raw(b"ferry"),
+                raw(b"--root=/r\xff"),
+                raw(b"mounts"),
+                raw(b"diff"),
+                raw(b"pid:1:/tmp/x-\xff"),
+            ]
         );
     }
 }

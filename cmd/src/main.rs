@@ -15,7 +15,7 @@ fn main() {
     // stdin must not end `create` half-way); output::stdout still ends ferry quietly when
     // the reader of its own output goes away (`ferry list | head`), as runc does.
     output::catch_sigpipe();
-    let args = argv::normalise_args(&argv::Flags::of(&Cli::command()), std::env::args());
+    let args = argv::normalise_args(&argv::Flags::of(&Cli::command()), std::env::args_os());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

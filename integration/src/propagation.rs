@@ -111,7 +111,23 @@ pub fn parse_cells(stdout: &str, tag: &str) -> BTreeMap<String, String> {
 ///   tmpfs mounted on the host at `in<TAG>` under the source seen in the container, one
 ///   mounted in the container at `out<TAG>` under the volume seen on the host. Both are
 ///   undone on both sides afterwards.
-pub const SHELL: &str = r#"
+///
+/// Put into a script by formatting it (`format!("{}\n...", SHELL)`): the text starts by
+/// setting `$BIND_OPTIONS` to [`OPTIONS`], the one list of bind options.
+pub const SHELL: Shell = Shell;
+
+/// The type of [`SHELL`]: its text is the functions after a line made from [`OPTIONS`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shell;
+
+impl std::fmt::Display for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BIND_OPTIONS=\"{}\"\n{FUNCTIONS}", OPTIONS.join(" "))
+    }
+}
+
+/// [`SHELL`]'s functions; the bind options they loop over are `$BIND_OPTIONS`.
+const FUNCTIONS: &str = r#"
 host_ids() {
   t=$(findmnt -n -o TARGET -T "$1")
   awk -v t="$t" '$5 == t { g=0; m=0; for (i=7; $i != "-"; i++) { if ($i ~ /^shared:/) g=substr($i,8); if ($i ~ /^master:/) m=substr($i,8) } } END { print g, m }' /proc/self/mountinfo
@@ -147,7 +163,7 @@ row_config() {
   ID=$IDP-$HOSTROOT-$(echo $row | tr : -)
   case $row in
     bind:*)
-      for o in none shared rshared slave rslave private rprivate unbindable runbindable; do
+      for o in $BIND_OPTIONS; do
         opts='["rbind"]'; [ $o = none ] || opts="[\"rbind\",\"$o\"]"
         case ${row#bind:} in all|plain) volume bind:$o:plain $P/bind-$o "$opts";; esac
         case ${row#bind:} in all|tmpfs) volume bind:$o:tmpfs $T/bind-$o "$opts";; esac
@@ -188,5 +204,29 @@ mod tests {
         let mut got = ROOT_PROPAGATIONS.to_vec();
         got.sort_unstable();
         assert_eq!(got, want);
+    }
+
+    /// The functions loop over exactly [`OPTIONS`], in order.
+    #[test]
+    fn shell_loops_over_the_bind_options() {
+        let script = format!("{SHELL}\nset -u\nfor o in $BIND_OPTIONS; do echo $o; done");
+        let out = match std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => panic!("running bash: {e}"),
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got.lines().collect::<Vec<_>>(), OPTIONS);
+        assert!(
+            !FUNCTIONS.contains("rprivate"),
+            "the functions name a bind option themselves instead of using $BIND_OPTIONS"
+        );
     }
 }

@@ -801,16 +801,7 @@ mod tests {
     fn external_image() -> MountImage {
         MountImage::new(
             MountTree {
-                mounts: vec![Mount {
-                    parent: None,
-                    mountpoint: String::new(),
-                    superblock: SuperblockIdx(0),
-                    root: "/".into(),
-                    root_deleted: false,
-                    is_file: false,
-                    flags: MountFlags::default(),
-                    propagation: Propagation::default(),
-                }],
+                mounts: vec![Mount::new(None, "", SuperblockIdx(0))],
                 superblocks: vec![Superblock {
                     fstype: "ext4".into(),
                     source: "/dev/te-none".into(),

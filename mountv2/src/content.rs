@@ -194,20 +194,9 @@ pub fn capture(dir: BorrowedFd<'_>, base: &str, limit: u64) -> Result<Content, C
         entries: Vec::new(),
     };
     let mut used = 0u64;
-    let mount = mount_id(&root, b"").map_err(|e| io_err(base, e))?;
+    let mount = crate::sys::mount_id(root.as_fd()).map_err(|e| io_err(base, e))?;
     walk(&root, "", mount, limit, &mut used, &mut content.entries)?;
     Ok(content)
-}
-
-/// The id of the mount `name` (below `dir`) is on, without following symlinks or automounts.
-fn mount_id(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<u64> {
-    let flags = if name.is_empty() {
-        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW
-    } else {
-        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT
-    };
-    let st = rustix::fs::statx(dir, name, flags, rustix::fs::StatxFlags::MNT_ID)?;
-    Ok(st.stx_mnt_id)
 }
 
 /// The names in directory `dir` (at `rel`), sorted, without `.` and `..`.
@@ -283,7 +272,9 @@ fn walk(
                 // Something else is mounted here (only on a live view, never on a clone): what
                 // stat shows is that filesystem's root, and the directory beneath is hidden.
                 // Leave it to the mount point creation on restore.
-                if mount_id(dir, name).map_err(|e| io_err(&path, e))? != mount {
+                if crate::sys::mount_id_of(dir.as_fd(), name).map_err(|e| io_err(&path, e))?
+                    != mount
+                {
                     continue;
                 }
                 out.push(Entry {

@@ -293,7 +293,7 @@ fn capture_contents(
             continue;
         }
         // Widest root first; it must be reachable by path (not covered by another mount).
-        mounts.sort_by_key(|m| tree.mount(*m).root.len());
+        view_order(tree, &mut mounts);
         let mut reachable: Vec<MountIdx> = Vec::new();
         for m in &mounts {
             let mount = tree.mount(*m);
@@ -350,6 +350,18 @@ fn capture_contents(
     Ok(out)
 }
 
+/// Sort one superblock's mounts into the order they are tried as views of its content: widest
+/// root first, ties broken by root, then by mount point. The tree lists siblings in the order
+/// they were mounted, which a restore does not keep; were ties left in that order, the same
+/// tree could yield a different view (another content base) once restored, whenever the
+/// widest one cannot be cloned (unbindable) and a narrower one is captured in its stead.
+fn view_order(tree: &MountTree, mounts: &mut [MountIdx]) {
+    mounts.sort_by(|a, b| {
+        let (a, b) = (tree.mount(*a), tree.mount(*b));
+        (a.root.len(), &a.root, &a.mountpoint).cmp(&(b.root.len(), &b.root, &b.mountpoint))
+    });
+}
+
 /// Capture a superblock's content from the widest of `candidates`. A private non-recursive
 /// clone shows what lies under overmounts; an unbindable mount cannot be cloned, so the next
 /// candidate is tried, and as a last resort the mount is read through its path (overmounted
@@ -399,4 +411,52 @@ fn capture_one(
     crate::content::capture(dir.as_fd(), &mount.root, budget)
         .map(Some)
         .map_err(|e| err(*first, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mount;
+
+    /// One tmpfs: its whole root (unbindable, so it cannot be cloned) with two binds of equally
+    /// long subdirectories below it, mounted in the order `roots` gives.
+    fn tree(roots: [(&str, &str); 2]) -> MountTree {
+        let sb = SuperblockIdx(0);
+        let mut top = Mount::new(None, "", sb);
+        top.propagation.unbindable = true;
+        let mut mounts = vec![top];
+        for (mountpoint, root) in roots {
+            let mut bind = Mount::new(Some(MountIdx(0)), mountpoint, sb);
+            bind.root = root.into();
+            mounts.push(bind);
+        }
+        let mut tree = crate::model::tests::tmpfs_tree();
+        tree.mounts = mounts;
+        tree.groups.clear();
+        tree
+    }
+
+    fn views(tree: &MountTree) -> Vec<(&str, &str)> {
+        let mut mounts: Vec<MountIdx> = (0..tree.mounts.len() as u32).map(MountIdx).collect();
+        view_order(tree, &mut mounts);
+        mounts
+            .iter()
+            .map(|m| {
+                let m = tree.mount(*m);
+                (m.root.as_str(), m.mountpoint.as_str())
+            })
+            .collect()
+    }
+
+    /// A restore makes mounts in another order than the dumped namespace did; the views a
+    /// superblock's content is captured from, and so the content bases, must not follow it.
+    #[test]
+    fn content_views_do_not_follow_mount_order() {
+        let (p, q) = (("p", "/a/x"), ("q", "/b/y"));
+        let made_first = tree([p, q]);
+        let made_last = tree([q, p]);
+        let expected = vec![("/", ""), ("/a/x", "p"), ("/b/y", "q")];
+        assert_eq!(views(&made_first), expected);
+        assert_eq!(views(&made_last), expected);
+    }
 }

@@ -613,16 +613,8 @@ mod tests {
             readonly: false,
             origin: SuperblockOrigin::Fresh,
         };
-        let m = |parent: Option<u32>, mp: &str| Mount {
-            parent: parent.map(MountIdx),
-            mountpoint: mp.into(),
-            superblock: SuperblockIdx(0),
-            root: "/".into(),
-            root_deleted: false,
-            is_file: false,
-            flags: MountFlags::default(),
-            propagation: Propagation::default(),
-        };
+        let m =
+            |parent: Option<u32>, mp: &str| Mount::new(parent.map(MountIdx), mp, SuperblockIdx(0));
         MountImage::new(
             MountTree {
                 mounts: vec![m(None, ""), m(Some(0), "a/b")],

@@ -73,6 +73,30 @@ pub struct Mount {
     pub propagation: Propagation,
 }
 
+impl Mount {
+    /// A mount of the whole filesystem of `superblock` (root `"/"`, not deleted, a directory)
+    /// at `mountpoint` (relative to the tree's root, `""` for the root mount) below `parent`,
+    /// with default flags (read-write, relatime, nothing else set) and no propagation
+    /// (private, bindable). Scans build mounts field by field; this is for trees written by
+    /// hand, such as test fixtures, which change the few fields they care about.
+    pub fn new(
+        parent: Option<MountIdx>,
+        mountpoint: impl Into<String>,
+        superblock: SuperblockIdx,
+    ) -> Self {
+        Mount {
+            parent,
+            mountpoint: mountpoint.into(),
+            superblock,
+            root: "/".into(),
+            root_deleted: false,
+            is_file: false,
+            flags: MountFlags::default(),
+            propagation: Propagation::default(),
+        }
+    }
+}
+
 /// Per-mount flags (not superblock options).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MountFlags {
@@ -336,9 +360,10 @@ impl MountTree {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// One fresh tmpfs, mounted at the root and at `a`, both in one peer group.
     pub(crate) fn tmpfs_tree() -> MountTree {
         let sb = Superblock {
             fstype: "tmpfs".into(),
@@ -347,19 +372,10 @@ mod tests {
             readonly: false,
             origin: SuperblockOrigin::Fresh,
         };
-        let m = |parent: Option<u32>, mp: &str, shared: Option<u32>| Mount {
-            parent: parent.map(MountIdx),
-            mountpoint: mp.into(),
-            superblock: SuperblockIdx(0),
-            root: "/".into(),
-            root_deleted: false,
-            is_file: false,
-            flags: MountFlags::default(),
-            propagation: Propagation {
-                shared: shared.map(GroupIdx),
-                master: None,
-                unbindable: false,
-            },
+        let m = |parent: Option<u32>, mp: &str, shared: Option<u32>| {
+            let mut m = Mount::new(parent.map(MountIdx), mp, SuperblockIdx(0));
+            m.propagation.shared = shared.map(GroupIdx);
+            m
         };
         MountTree {
             mounts: vec![m(None, "", Some(0)), m(Some(0), "a", Some(0))],

@@ -240,16 +240,7 @@ mod tests {
     use crate::model::*;
 
     fn image(origin: SuperblockOrigin, fstype: &str) -> MountImage {
-        let mount = Mount {
-            parent: None,
-            mountpoint: String::new(),
-            superblock: SuperblockIdx(0),
-            root: "/".into(),
-            root_deleted: false,
-            is_file: false,
-            flags: MountFlags::default(),
-            propagation: Propagation::default(),
-        };
+        let mount = Mount::new(None, "", SuperblockIdx(0));
         MountImage::new(
             MountTree {
                 mounts: vec![mount],

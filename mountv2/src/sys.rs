@@ -192,10 +192,20 @@ pub fn mount_id_at<P: rustix::path::Arg>(
 
 /// The id of the mount `fd` is on (the unique 64-bit id where the kernel has it).
 pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    mount_id_of(fd, "")
+}
+
+/// The id of the mount `path` (relative to `dir`; `""` for `dir` itself) is on, without
+/// following a symlink or triggering an automount at its end: the unique 64-bit id where the
+/// kernel has it, else the legacy one. Which kind depends on the kernel only, so two of these
+/// ids compare; a scan table's ids compare with [`mount_id_at`] of the table's kind.
+pub fn mount_id_of<P: rustix::path::Arg>(dir: BorrowedFd<'_>, path: P) -> io::Result<u64> {
     use rustix::fs::AtFlags;
+    let path = path.into_c_str()?;
+    // EMPTY_PATH only matters for "": then `dir` itself is looked at.
+    let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
     for kind in [MountIdKind::Unique, MountIdKind::Legacy] {
-        let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
-        if let Some(id) = mount_id_at(fd, "", flags, kind)? {
+        if let Some(id) = mount_id_at(dir, &*path, flags, kind)? {
             return Ok(id);
         }
     }

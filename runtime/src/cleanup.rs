@@ -8,7 +8,7 @@
 //! started.
 
 use crate::error::{Result, RuntimeError};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -165,14 +165,15 @@ fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> 
 /// The id of the mount `fd` lies on (unique per mount, unlike the device number: a bind mount
 /// of a directory of the same filesystem has the same device but another mount id).
 fn mount_id(fd: BorrowedFd<'_>) -> Result<u64> {
-    let st = rustix::fs::statx(fd, c"", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
-        .map_err(|e| RuntimeError::io("reading a directory's mount id", e.into()))?;
-    if st.stx_mask & StatxFlags::MNT_ID.bits() == 0 {
-        return Err(RuntimeError::Invalid(
-            "this kernel does not report mount ids (statx STATX_MNT_ID, Linux 5.8): refusing to remove state directories without it".into(),
-        ));
-    }
-    Ok(st.stx_mnt_id)
+    mountv2::sys::mount_id(fd).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Unsupported {
+            RuntimeError::Invalid(
+                "this kernel does not report mount ids (statx STATX_MNT_ID, Linux 5.8): refusing to remove state directories without it".into(),
+            )
+        } else {
+            RuntimeError::io("reading a directory's mount id", e)
+        }
+    })
 }
 
 /// Remove every entry of the directory `dir` (shown as `path` in messages). Subdirectories
@@ -564,6 +565,55 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root.path().join("c1")).expect("symlink");
         assert!(remove_dir_beneath(root.path(), "c1").is_err());
         assert!(outside.path().join("keep").exists());
+    }
+
+    /// A directory that is another mount (as one that appears after the unmounting would be)
+    /// is told apart by its mount id and not entered: what is mounted there stays. The mount
+    /// is made by a thread of its own in a private mount namespace, which ends with it.
+    #[test]
+    fn refuses_to_enter_another_mount() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let in_private_ns = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare");
+            rustix::mount::mount_change(
+                "/",
+                rustix::mount::MountPropagationFlags::PRIVATE
+                    | rustix::mount::MountPropagationFlags::REC,
+            )
+            .expect("make-rprivate");
+            /// Detached before the directories go, also when the test fails.
+            struct Detach(PathBuf);
+            impl Drop for Detach {
+                fn drop(&mut self) {
+                    let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+                }
+            }
+            let root = tempfile::tempdir().expect("tempdir");
+            let outside = tempfile::tempdir().expect("tempdir");
+            std::fs::write(outside.path().join("keep"), b"x").expect("write");
+            let dir = root.path().join("c1");
+            let sub = dir.join("sub");
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            rustix::mount::mount_bind(outside.path(), &sub).expect("bind");
+            let _detach = Detach(sub.clone());
+            let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .expect("open");
+            let err = empty_dir(fd.as_fd(), &dir, 0).expect_err("entered another mount");
+            assert!(
+                err.to_string().contains("something is mounted there"),
+                "{err}"
+            );
+            assert!(
+                outside.path().join("keep").exists(),
+                "removed through a mount"
+            );
+        });
+        if let Err(panic) = in_private_ns.join() {
+            std::panic::resume_unwind(panic);
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use protobuf::Message;
 use rust_criu::rust_criu_protobuf::rpc::{Criu_notify, Criu_req, Criu_req_type, Criu_resp};
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -120,14 +121,8 @@ impl Criu {
         notify: &mut dyn FnMut(Notification) -> Result<(), String>,
         pre_exec: Option<PreExec>,
     ) -> Result<Criu_resp, CriuError> {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| CriuError::Rpc(format!("socketpair: {e}")))?;
+        let (ours, theirs) =
+            seqpacket_pair().map_err(|e| CriuError::Rpc(format!("socketpair: {e}")))?;
         let their_fd: RawFd = theirs.as_raw_fd();
         let mut cmd = Command::new(&self.path);
         cmd.arg("swrk").arg("3");
@@ -211,15 +206,25 @@ fn end(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The connected pair of sockets ferry and CRIU talk over: one message per request or reply.
+fn seqpacket_pair() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+}
+
 fn send(sock: &OwnedFd, msg: &Criu_req) -> Result<(), CriuError> {
     let bytes = msg
         .write_to_bytes()
         .map_err(|e| CriuError::Rpc(format!("encoding request: {e}")))?;
-    nix::sys::socket::send(
-        sock.as_raw_fd(),
+    rustix::net::send(
+        sock,
         &bytes,
         // A CRIU that died is an error to report, not a SIGPIPE that kills ferry mid-restore.
-        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        rustix::net::SendFlags::NOSIGNAL,
     )
     .map_err(|e| CriuError::Rpc(format!("sending request: {e}")))?;
     Ok(())
@@ -241,7 +246,8 @@ fn receive(
     sock: &OwnedFd,
     waiting: &mut Waiting<'_>,
 ) -> Result<(Criu_resp, Option<OwnedFd>), CriuError> {
-    use nix::sys::socket::{setsockopt, sockopt};
+    use rustix::io::Errno;
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
     loop {
         let slice = match waiting.deadline {
             Some(deadline) => {
@@ -255,16 +261,13 @@ fn receive(
             }
             None => LIVENESS_POLL,
         };
-        // A receive timeout of zero would mean none.
-        let tv = nix::sys::time::TimeVal::new(
-            i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
-            i64::from(slice.subsec_micros()).max(1),
-        );
-        setsockopt(sock, sockopt::ReceiveTimeout, &tv)
+        // A receive timeout of zero would mean none: `slice` is never zero, and rustix
+        // rounds one below a microsecond up to one.
+        set_socket_timeout(sock, Timeout::Recv, Some(slice))
             .map_err(|e| CriuError::Rpc(format!("setting the reply timeout: {e}")))?;
         match receive_once(sock) {
             Ok(r) => return r,
-            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => {
                 if let Ok(Some(status)) = waiting.criu.try_wait() {
                     return Err(CriuError::Rpc(format!(
                         "CRIU exited ({status}) without a reply (it crashed or was killed; see its log)"
@@ -276,29 +279,26 @@ fn receive(
     }
 }
 
-/// One message from CRIU, with the descriptor it may carry.
-#[allow(unsafe_code)]
-fn receive_once(sock: &OwnedFd) -> nix::Result<Result<(Criu_resp, Option<OwnedFd>), CriuError>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+/// One message from CRIU, with the descriptor it may carry (any further ones are closed).
+fn receive_once(
+    sock: &OwnedFd,
+) -> rustix::io::Result<Result<(Criu_resp, Option<OwnedFd>), CriuError>> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut buf = vec![0u8; 1 << 20];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let msg = recvmsg(
+        sock,
+        &mut [IoSliceMut::new(&mut buf)],
+        &mut cmsg,
+        RecvFlags::CMSG_CLOEXEC,
     )?;
     let mut fd = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                for f in fds {
-                    // SAFETY: the kernel just installed this descriptor for us.
-                    let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                    if fd.is_none() {
-                        fd = Some(owned);
-                    }
+    for c in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = c {
+            for owned in fds {
+                if fd.is_none() {
+                    fd = Some(owned);
                 }
             }
         }
@@ -404,14 +404,7 @@ mod tests {
     /// the reply that is not a notification ends the call.
     #[test]
     fn notifications_are_acknowledged_then_the_reply_returned() {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .expect("socketpair");
+        let (ours, theirs) = seqpacket_pair().expect("socketpair");
         let peer = fake_criu(theirs);
         // The conversation watches CRIU's process; a sleeping one stands in for it.
         let mut stand_in = Command::new("sleep").arg("30").spawn().expect("sleep");
@@ -461,12 +454,15 @@ mod tests {
     /// a descriptor and one with, reading the acknowledgement of each, then the reply.
     /// Returns what it read.
     fn fake_criu(theirs: OwnedFd) -> std::thread::JoinHandle<Vec<Criu_req>> {
-        use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
+        use rustix::net::{
+            recv, send, sendmsg, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+        };
+        use std::os::fd::AsFd;
         std::thread::spawn(move || -> Vec<Criu_req> {
             let mut got = Vec::new();
             let mut buf = vec![0u8; 4096];
             let mut read = |got: &mut Vec<Criu_req>| {
-                let n = recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).expect("recv");
+                let (n, _) = recv(&theirs, &mut buf[..], RecvFlags::empty()).expect("recv");
                 got.push(Criu_req::parse_from_bytes(&buf[..n]).expect("decode a request"));
             };
             read(&mut got);
@@ -483,18 +479,20 @@ mod tests {
                 resp.set_success(true);
                 resp.notify = protobuf::MessageField::some(n);
                 let bytes = resp.write_to_bytes().expect("encode");
-                let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-                let cmsgs: Vec<ControlMessage> = if fds.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![ControlMessage::ScmRights(&fds)]
-                };
-                sendmsg::<()>(
-                    theirs.as_raw_fd(),
+                let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
+                let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let mut cmsg = SendAncillaryBuffer::new(&mut space);
+                if !fds.is_empty() {
+                    assert!(
+                        cmsg.push(SendAncillaryMessage::ScmRights(&fds)),
+                        "cmsg space"
+                    );
+                }
+                sendmsg(
+                    &theirs,
                     &[std::io::IoSlice::new(&bytes)],
-                    &cmsgs,
-                    MsgFlags::empty(),
-                    None,
+                    &mut cmsg,
+                    SendFlags::empty(),
                 )
                 .expect("send a notification");
                 read(&mut got);
@@ -503,8 +501,7 @@ mod tests {
             reply.set_type(Criu_req_type::RESTORE);
             reply.set_success(true);
             let bytes = reply.write_to_bytes().expect("encode");
-            nix::sys::socket::send(theirs.as_raw_fd(), &bytes, MsgFlags::empty())
-                .expect("send the reply");
+            send(&theirs, &bytes, SendFlags::empty()).expect("send the reply");
             got
         })
     }

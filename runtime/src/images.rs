@@ -160,11 +160,7 @@ fn dumped_pids(dir: &Path) -> Option<std::collections::BTreeSet<u64>> {
 
 /// Check that every page image in `dir` is as long as its pagemaps say.
 pub fn check_page_images(dir: &Path) -> Result<()> {
-    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| u64::try_from(p).ok())
-        .unwrap_or(4096);
+    let page_size = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
     let entries = std::fs::read_dir(dir)
         .map_err(|e| RuntimeError::io(format!("reading image directory {}", dir.display()), e))?;
     // pages_id -> (pages needed, the pagemap that says so)
@@ -276,10 +272,7 @@ mod tests {
     #[test]
     fn short_page_image_is_refused() {
         let d = tempfile::tempdir().expect("tempdir");
-        let ps = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .expect("page size") as usize;
+        let ps = rustix::param::page_size();
         let buf = pagemap(1, &[vec![0x08, 0x80, 0x20, 0x10, 2, 0x20, 0x04]]);
         std::fs::write(d.path().join("pagemap-7.img"), buf).expect("write");
         std::fs::write(d.path().join("pages-1.img"), vec![0u8; 2 * ps]).expect("write");
@@ -294,10 +287,7 @@ mod tests {
     #[test]
     fn pagemaps_of_processes_not_in_the_pstree_are_stale() {
         let d = tempfile::tempdir().expect("tempdir");
-        let ps = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .expect("page size") as usize;
+        let ps = rustix::param::page_size();
         // This dump: pid 7 with 2 pages in pages-1.img. A dump before it into the same
         // directory left pid 9's pagemap, which also names pages-1.img.
         let current = pagemap(1, &[vec![0x08, 0x80, 0x20, 0x10, 2, 0x20, 0x04]]);

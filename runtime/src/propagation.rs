@@ -34,6 +34,7 @@ use mountv2::scan::RawMount;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
+use rustix::mount::{mount_change, MountPropagationFlags};
 use std::path::{Path, PathBuf};
 
 /// A propagation type as mount(2) sets it.
@@ -69,16 +70,15 @@ impl Change {
         Some(Change { kind, recursive })
     }
 
-    fn flags(self) -> nix::mount::MsFlags {
-        use nix::mount::MsFlags;
+    fn flags(self) -> MountPropagationFlags {
         let kind = match self.kind {
-            Kind::Shared => MsFlags::MS_SHARED,
-            Kind::Slave => MsFlags::MS_SLAVE,
-            Kind::Private => MsFlags::MS_PRIVATE,
-            Kind::Unbindable => MsFlags::MS_UNBINDABLE,
+            Kind::Shared => MountPropagationFlags::SHARED,
+            Kind::Slave => MountPropagationFlags::DOWNSTREAM,
+            Kind::Private => MountPropagationFlags::PRIVATE,
+            Kind::Unbindable => MountPropagationFlags::UNBINDABLE,
         };
         if self.recursive {
-            kind | MsFlags::MS_REC
+            kind | MountPropagationFlags::REC
         } else {
             kind
         }
@@ -420,22 +420,24 @@ pub fn apply(pid: i32, fixes: &[Fix]) -> Result<()> {
     let ns = std::fs::File::open(&ns_path)
         .map_err(|e| RuntimeError::io(format!("opening {ns_path}"), e))?;
     std::thread::scope(|scope| {
+        // setns(CLONE_NEWNS) refuses an fs context that other threads share: a thread of its
+        // own unshares one and enters the namespace.
         let worker = scope.spawn(|| -> Result<()> {
+            // nix, not rustix: rustix 1.1 deprecates its safe unshare for an unsafe one.
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
                 .map_err(|e| RuntimeError::io("unsharing the fs context of a thread", e.into()))?;
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
-                RuntimeError::io(format!("entering the mount namespace {ns_path}"), e.into())
-            })?;
-            for fix in fixes {
-                match apply_fix(fix, &host_mounts) {
-                    Ok(()) => {}
-                    Err(e) if !fix.required => {
-                        tracing::warn!("{e}: the mount keeps the ties libcontainer gave it");
+            crate::mntns::in_namespace(ns.as_fd(), &format!("process {pid}'s"), || {
+                for fix in fixes {
+                    match apply_fix(fix, &host_mounts) {
+                        Ok(()) => {}
+                        Err(e) if !fix.required => {
+                            tracing::warn!("{e}: the mount keeps the ties libcontainer gave it");
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         });
         worker.join().unwrap_or_else(|_| {
             Err(RuntimeError::Invalid(
@@ -457,14 +459,8 @@ fn apply_fix(fix: &Fix, host_mounts: &[(PathBuf, OwnedFd)]) -> Result<()> {
     for step in &fix.steps {
         match step {
             Step::Change(c) => {
-                nix::mount::mount(
-                    None::<&str>,
-                    target.as_path(),
-                    None::<&str>,
-                    c.flags(),
-                    None::<&str>,
-                )
-                .map_err(|e| failed(format!("making it {c}"), e.into()))?;
+                mount_change(target.as_path(), c.flags())
+                    .map_err(|e| failed(format!("making it {c}"), e.into()))?;
             }
             Step::CopyHostTies { host_mountpoint } => {
                 let Some((_, from)) = host_mounts.iter().find(|(p, _)| p == host_mountpoint) else {

@@ -197,9 +197,9 @@ pub struct InitReport {
 impl InitReport {
     /// Open the channel before libcontainer forks the init.
     pub fn arm() -> Result<InitReport> {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| RuntimeError::io("creating the init's report pipe", e.into()))?;
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(|e| RuntimeError::io("creating the init's report pipe", e.into()))?;
         REPORTER_PARENT.store(std::process::id(), Ordering::SeqCst);
         REPORT_FD.store(write.as_raw_fd(), Ordering::SeqCst);
         Ok(InitReport {
@@ -212,7 +212,7 @@ impl InitReport {
     /// spec's mount (the one whose destination holds where libcontainer was).
     pub fn take(&self, spec: &Spec) -> Option<String> {
         let mut buf = vec![0u8; 4096];
-        let n = nix::unistd::read(self.read.as_raw_fd(), &mut buf).ok()?;
+        let n = rustix::io::read(&self.read, &mut buf[..]).ok()?;
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         let (dest, cause) = text.split_once('\t')?;
         let mount = spec

@@ -52,6 +52,7 @@ pub fn ensure_sealed() -> io::Result<()> {
             to_c(std::ffi::OsString::from_vec(kv))
         })
         .collect::<io::Result<Vec<_>>>()?;
+    // nix, not rustix: rustix's only fexecve (runtime::execveat) is unsafe.
     nix::unistd::fexecve(copy.as_raw_fd(), &args, &env).map_err(io::Error::from)?;
     Ok(())
 }

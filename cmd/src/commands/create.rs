@@ -4,7 +4,7 @@ use super::runtime;
 use crate::cli::GlobalOpts;
 use anyhow::Result;
 use clap::Args;
-use ferry_runtime::lifecycle::CreateOptions;
+use ferry_runtime::lifecycle::{CreateOptions, SpawnOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -34,10 +34,12 @@ impl CreateArgs {
     pub(super) fn options(&self) -> CreateOptions {
         CreateOptions {
             bundle: self.bundle.clone(),
-            console_socket: self.console_socket.clone(),
-            pid_file: self.pid_file.clone(),
+            spawn: SpawnOptions {
+                pid_file: self.pid_file.clone(),
+                console_socket: self.console_socket.clone(),
+                preserve_fds: self.preserve_fds,
+            },
             no_pivot: self.no_pivot,
-            preserve_fds: self.preserve_fds,
             foreground: false,
             no_new_keyring: self.no_new_keyring,
         }

@@ -4,7 +4,7 @@ use super::runtime;
 use crate::cli::GlobalOpts;
 use anyhow::Result;
 use clap::Args;
-use ferry_runtime::lifecycle::{wait_foreground, ExecOptions};
+use ferry_runtime::lifecycle::{wait_foreground, ExecOptions, SpawnOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -54,8 +54,11 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         process: a.process,
         args: a.command,
         tty: a.tty,
-        console_socket: a.console_socket,
-        pid_file: a.pid_file,
+        spawn: SpawnOptions {
+            pid_file: a.pid_file,
+            console_socket: a.console_socket,
+            preserve_fds: a.preserve_fds,
+        },
         detach: a.detach,
         cwd: a.cwd,
         env: a.env,
@@ -63,7 +66,6 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         additional_gids: a.additional_gids,
         caps: a.cap,
         no_new_privs: a.no_new_privs,
-        preserve_fds: a.preserve_fds,
         apparmor: a.apparmor,
         process_label: a.process_label,
         ignore_paused: a.ignore_paused,

@@ -9,6 +9,7 @@ use mountv2::image::MountImage;
 use mountv2::model::MountTree;
 use mountv2::policy::RestorePolicy;
 use mountv2::scan::ScanSource;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -214,6 +215,21 @@ fn dump_tree(a: DumpArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// What `mounts restore` prints in JSON. The fields are in alphabetical order, the order
+/// the line has always had.
+#[derive(Serialize)]
+struct RestoreLine<'a> {
+    /// Seconds spent making the mounts.
+    build_seconds: f64,
+    /// Seconds spent setting their propagation.
+    propagation_seconds: f64,
+    /// How many mounts the image's tree has, all now made.
+    restored: usize,
+    /// The kernel steps run.
+    steps: usize,
+    target: &'a Path,
+}
+
 /// `mounts restore`.
 fn restore_tree(a: RestoreArgs, json: bool) -> Result<i32> {
     let RestoreArgs {
@@ -242,16 +258,14 @@ fn restore_tree(a: RestoreArgs, json: bool) -> Result<i32> {
         )),
     })?;
     if json {
-        crate::outln!(
-            "{}",
-            serde_json::json!({
-                "restored": img.tree.mounts.len(),
-                "target": target,
-                "steps": report.steps,
-                "build_seconds": report.build.as_secs_f64(),
-                "propagation_seconds": report.propagation.as_secs_f64(),
-            })
-        )?;
+        let line = RestoreLine {
+            build_seconds: report.build.as_secs_f64(),
+            propagation_seconds: report.propagation.as_secs_f64(),
+            restored: img.tree.mounts.len(),
+            steps: report.steps,
+            target: &target,
+        };
+        crate::outln!("{}", serde_json::to_string(&line)?)?;
     } else {
         crate::outln!(
             "restored {} mounts at {} ({} steps, {:.3}s)",
@@ -354,4 +368,24 @@ fn in_namespace<T>(pid: Option<u32>, f: impl FnOnce() -> Result<T>) -> Result<T>
     let theirs = File::open(format!("/proc/{pid}/ns/mnt"))
         .with_context(|| format!("process {pid}: opening its mount namespace"))?;
     ferry_runtime::mntns::in_namespace(theirs.as_fd(), &format!("process {pid}'s"), f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_line_keeps_its_keys_and_their_order() {
+        let line = RestoreLine {
+            build_seconds: 0.5,
+            propagation_seconds: 0.25,
+            restored: 2,
+            steps: 10,
+            target: Path::new("/tmp/t"),
+        };
+        assert_eq!(
+            serde_json::to_string(&line).expect("serialise"),
+            r#"{"build_seconds":0.5,"propagation_seconds":0.25,"restored":2,"steps":10,"target":"/tmp/t"}"#
+        );
+    }
 }

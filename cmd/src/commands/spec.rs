@@ -34,8 +34,8 @@ const DEFAULT_HOSTNAME: &str = "ferry";
 fn default_spec_text(rootless: bool) -> Result<Vec<u8>> {
     let spec = if rootless {
         let (uid, gid) = (
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
         );
         runc_default_spec(oci_spec::runtime::Spec::rootless(uid, gid))
     } else {

@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn status_fd_gets_one_zero_byte_then_closes() {
-        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let (r, w) = rustix::pipe::pipe().expect("pipe");
         let mut s = StatusFd(Some(w));
         s.ready().expect("ready");
         s.ready().expect("second call is a no-op");

@@ -67,9 +67,7 @@ pub(super) fn flag_repairs(expected: &MountTree, live: &MountTree) -> Vec<(Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mountv2::model::{
-        Mount, MountIdx, Propagation, Superblock, SuperblockIdx, SuperblockOrigin,
-    };
+    use mountv2::model::{Mount, MountIdx, Superblock, SuperblockIdx, SuperblockOrigin};
 
     fn difference(kind: DifferenceKind, mountpoint: &str) -> Difference {
         Difference {
@@ -138,16 +136,8 @@ mod tests {
 
     /// A root tmpfs with `data` on it, and a second mount stacked on `data` when `stacked`.
     fn tree(stacked: bool, readonly_data: bool) -> MountTree {
-        let m = |parent: Option<u32>, mp: &str| Mount {
-            parent: parent.map(MountIdx),
-            mountpoint: mp.into(),
-            superblock: SuperblockIdx(0),
-            root: "/".into(),
-            root_deleted: false,
-            is_file: false,
-            flags: MountFlags::default(),
-            propagation: Propagation::default(),
-        };
+        let m =
+            |parent: Option<u32>, mp: &str| Mount::new(parent.map(MountIdx), mp, SuperblockIdx(0));
         let mut mounts = vec![m(None, ""), m(Some(0), "data")];
         mounts[1].flags.readonly = readonly_data;
         if stacked {

@@ -64,14 +64,13 @@ pub(super) fn joined_namespaces(spec: &oci_spec::runtime::Spec) -> Vec<(&'static
 /// Move this process into a new mount namespace whose mounts are slaves of the current
 /// ones: it sees the host's mounts, and nothing it mounts reaches the host.
 pub(super) fn enter_private_mount_namespace() -> Result<()> {
+    // nix, not rustix: rustix 1.1 deprecates its safe unshare for an unsafe one.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| RuntimeError::io("creating a mount namespace for CRIU", e.into()))?;
-    nix::mount::mount(
-        None::<&str>,
+    rustix::mount::mount_change(
         "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
-        None::<&str>,
+        rustix::mount::MountPropagationFlags::REC
+            | rustix::mount::MountPropagationFlags::DOWNSTREAM,
     )
     .map_err(|e| {
         RuntimeError::io(

@@ -90,7 +90,8 @@ impl Runtime {
         let undo = self.claim_state_dir(id, opts)?;
         // As runc's restore: ferry reaps as a subreaper, so that what CRIU leaves behind when
         // it dies (helpers, half-restored tasks) comes to ferry, which ends it on failure.
-        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        // rustix passes the flag as a pid: any non-zero one turns it on.
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             tracing::debug!("becoming a subreaper: {e}");
         }
         let mut r = Restoring {
@@ -140,7 +141,7 @@ impl Runtime {
 /// the images, and that every bind source exists on this host.
 fn check_restore_input(id: &str, opts: &RestoreOptions) -> Result<RestoreInput> {
     validate_id(id)?;
-    if !nix::unistd::geteuid().is_root() {
+    if !rustix::process::geteuid().is_root() {
         return Err(RuntimeError::Privilege("restore"));
     }
     let spec = load_bundle_spec(&opts.bundle)?;
@@ -256,14 +257,7 @@ impl Restoring<'_> {
                 .map(|r| r.path().clone())
                 .unwrap_or_default(),
         );
-        nix::mount::mount(
-            Some(&rootfs),
-            &criu_root,
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| {
+        rustix::mount::mount_bind_recursive(&rootfs, &criu_root).map_err(|e| {
             RuntimeError::io(format!("binding {} for CRIU", rootfs.display()), e.into())
         })?;
         let made = create_mountpoints(&rootfs, spec, bundle);
@@ -329,11 +323,8 @@ impl Restoring<'_> {
         for (kind, key, path) in external_namespaces(&self.input.spec) {
             let f = File::open(&path)
                 .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e))?;
-            nix::fcntl::fcntl(
-                f.as_raw_fd(),
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            )
-            .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e.into()))?;
+            rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::empty())
+                .map_err(|e| RuntimeError::io(format!("{kind} namespace {path}"), e.into()))?;
             let mut i = Inherit_fd::new();
             i.set_key(key.to_string());
             i.set_fd(f.as_raw_fd());
@@ -425,6 +416,7 @@ impl Restoring<'_> {
                     seen_pid = Some(n.pid);
                     undo.note_restored(n.pid);
                     rec.manager
+                        // nix's Pid: the type libcgroups' CgroupManager::add_task takes.
                         .add_task(nix::unistd::Pid::from_raw(n.pid))
                         .map_err(|e| format!("placing the restored init in its cgroup: {e}"))?;
                     rec.container.set_pid(n.pid);
@@ -495,7 +487,7 @@ impl Restoring<'_> {
 
     /// CRIU is done with its root: unmount it (the restored tasks keep their own mounts).
     fn leave_criu_root(&self, criu_root: &Path) {
-        if let Err(e) = nix::mount::umount2(criu_root, nix::mount::MntFlags::MNT_DETACH) {
+        if let Err(e) = rustix::mount::unmount(criu_root, rustix::mount::UnmountFlags::DETACH) {
             tracing::debug!("unmounting {}: {e}", criu_root.display());
         }
         if let Err(e) = std::fs::remove_dir(criu_root) {
@@ -570,7 +562,7 @@ impl Restoring<'_> {
         // Created first, so that the creation time is recorded, then running.
         c.set_status(ContainerStatus::Created);
         c.set_status(ContainerStatus::Running);
-        c.set_creator(nix::unistd::geteuid().as_raw());
+        c.set_creator(rustix::process::geteuid().as_raw());
         c.save()
             .map_err(|e| RuntimeError::container("recording the restored container", e))?;
         self.runtime.record_init(self.dir(), pid)?;

@@ -9,14 +9,23 @@ use crate::lock::StateLock;
 use libcontainer::container::{Container, ContainerStatus};
 use std::path::PathBuf;
 
+/// Options `create` and `exec` share: how the new process is handed over to the caller.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// Where the new process's pid is written.
+    pub pid_file: Option<PathBuf>,
+    /// The socket that receives the pseudo-terminal's master, for a process with a terminal.
+    pub console_socket: Option<PathBuf>,
+    /// How many descriptors after stdio (3 and up) the process keeps.
+    pub preserve_fds: i32,
+}
+
 /// Options of `create` and `run`.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub bundle: PathBuf,
-    pub console_socket: Option<PathBuf>,
-    pub pid_file: Option<PathBuf>,
+    pub spawn: SpawnOptions,
     pub no_pivot: bool,
-    pub preserve_fds: i32,
     /// `run` without `--detach`: the caller waits for the init and shares its stdio.
     pub foreground: bool,
     /// Keep the caller's session keyring instead of making `_ses.<id>`.
@@ -46,13 +55,7 @@ impl Runtime {
         // of bind mounts: ferry gives the mounts runc's ties before the process starts.
         crate::rootfs_mounts::prepare(&spec, &bundle)?;
         let propagation = crate::propagation::plan_for_bundle(&spec, &bundle)?;
-        let builder = self.builder(
-            id,
-            &what,
-            opts.pid_file.as_ref(),
-            opts.console_socket.as_ref(),
-            opts.preserve_fds,
-        )?;
+        let builder = self.builder(id, &what, &opts.spawn)?;
         if !opts.no_new_keyring {
             crate::keyring::new_for_container(id, &spec)?;
         }
@@ -63,7 +66,7 @@ impl Runtime {
             .with_systemd(self.systemd_cgroup)
             // libcontainer uses `detach` only to decide whether a terminal needs a console
             // socket: in the foreground without one, the init keeps ferry's own stdio.
-            .with_detach(!opts.foreground || opts.console_socket.is_some())
+            .with_detach(!opts.foreground || opts.spawn.console_socket.is_some())
             .with_no_pivot(opts.no_pivot)
             .build();
         entered.leave();

@@ -7,6 +7,7 @@ use crate::error::{Result, RuntimeError};
 use crate::lock::StateLock;
 use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
+// nix's Signal: the type libcontainer's Container::kill takes (`kill --all` of a leftover too).
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ fn remove_extra_cgroups(list: &str) {
 }
 
 /// Signal a process found in a container's cgroup; one that has exited meanwhile needs
-/// nothing.
+/// nothing. nix's kill: `pid` is libcgroups' (CgroupManager::get_all_pids), `signal` the one
+/// libcontainer's Container::kill takes.
 fn signal_leftover(pid: nix::unistd::Pid, signal: Signal) {
     match nix::sys::signal::kill(pid, signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}

@@ -1,7 +1,7 @@
 //! `exec`: a new process in a running container.
 
 use super::state::status_name;
-use super::{exec_rules, load_bundle_spec, require_root, Runtime, EXTRA_CGROUPS};
+use super::{exec_rules, load_bundle_spec, require_root, Runtime, SpawnOptions, EXTRA_CGROUPS};
 use crate::error::{Result, RuntimeError};
 use libcontainer::container::{Container, ContainerStatus};
 use std::path::PathBuf;
@@ -12,8 +12,7 @@ pub struct ExecOptions {
     pub process: Option<PathBuf>,
     pub args: Vec<String>,
     pub tty: bool,
-    pub console_socket: Option<PathBuf>,
-    pub pid_file: Option<PathBuf>,
+    pub spawn: SpawnOptions,
     pub detach: bool,
     pub cwd: Option<PathBuf>,
     pub env: Vec<String>,
@@ -21,7 +20,6 @@ pub struct ExecOptions {
     pub additional_gids: Vec<u32>,
     pub caps: Vec<String>,
     pub no_new_privs: bool,
-    pub preserve_fds: i32,
     /// AppArmor profile of the process (`--apparmor`).
     pub apparmor: Option<String>,
     /// SELinux label of the process (`--process-label`).
@@ -62,19 +60,13 @@ impl Runtime {
                 .collect();
         crate::keyring::join_for_exec(id)?;
         let entered = crate::cgroup_paths::enter(joined)?;
-        let builder = self.builder(
-            id,
-            &what,
-            opts.pid_file.as_ref(),
-            opts.console_socket.as_ref(),
-            opts.preserve_fds,
-        )?;
+        let builder = self.builder(id, &what, &opts.spawn)?;
         let pid = builder
             .as_tenant()
             .with_ignore_paused(opts.ignore_paused)
             // libcontainer only uses `detach` to insist on a console socket for a terminal;
             // whether ferry waits is decided by the caller.
-            .with_detach(opts.console_socket.is_some())
+            .with_detach(opts.spawn.console_socket.is_some())
             .with_process(Some(process_file.path()))
             .build();
         entered.leave();

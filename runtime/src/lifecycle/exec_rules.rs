@@ -138,14 +138,14 @@ pub(super) fn apply(obj: &mut Map<String, Value>, opts: &ExecOptions) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::SpawnOptions;
 
     fn opts() -> ExecOptions {
         ExecOptions {
             process: None,
             args: vec!["true".into()],
             tty: false,
-            console_socket: None,
-            pid_file: None,
+            spawn: SpawnOptions::default(),
             detach: false,
             cwd: None,
             env: vec![],
@@ -153,7 +153,6 @@ mod tests {
             additional_gids: vec![],
             caps: vec![],
             no_new_privs: false,
-            preserve_fds: 0,
             apparmor: None,
             process_label: None,
             ignore_paused: false,

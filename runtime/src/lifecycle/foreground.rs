@@ -1,6 +1,8 @@
 //! Waiting in the foreground for a container's init or an exec'd process.
 
 use crate::error::{Result, RuntimeError};
+// nix for the signal mask and sigwait, which rustix has no safe wrapper for; the signal
+// sigwait returns is forwarded with nix's kill as it is.
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -8,7 +10,8 @@ use nix::unistd::Pid;
 /// a runtime in the foreground forwards; returns the exit status the shell would report.
 pub fn wait_foreground(pid: i32) -> Result<i32> {
     use nix::sys::signal::{kill, SigSet};
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use rustix::io::Errno;
+    use rustix::process::{wait, WaitOptions};
     let target = Pid::from_raw(pid);
     let mut set = SigSet::empty();
     for s in [
@@ -28,17 +31,25 @@ pub fn wait_foreground(pid: i32) -> Result<i32> {
     loop {
         // Reap first: the child may have exited before the signals were blocked.
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == target => return Ok(code),
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == target => return Ok(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue,
-                Err(nix::errno::Errno::ECHILD) => {
+            // Any child, as waitpid(-1): rustix's waitpid(None) is waitpid(0), ferry's process
+            // group only, which a container's process is not in (it starts its own session).
+            match wait(WaitOptions::NOHANG) {
+                Ok(Some((p, status))) if p.as_raw_nonzero().get() == pid => {
+                    if let Some(code) = status.exit_status() {
+                        return Ok(code);
+                    }
+                    if let Some(sig) = status.terminating_signal() {
+                        return Ok(128 + sig);
+                    }
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(Errno::CHILD) => {
                     return Err(RuntimeError::Invalid(format!(
                         "process {pid} is not a child of ferry; cannot wait for it"
                     )))
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(Errno::INTR) => continue,
                 Err(e) => return Err(RuntimeError::io("waiting for the container", e.into())),
             }
         }

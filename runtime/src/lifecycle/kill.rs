@@ -6,8 +6,8 @@ use super::Runtime;
 use crate::error::{Result, RuntimeError};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
+// nix's Signal: the type libcontainer's Container::kill takes.
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use std::str::FromStr;
 
 /// Parse a signal as runc does: a number, or a name with or without `SIG`, any case.
@@ -96,19 +96,19 @@ impl Runtime {
             status: "stopped".into(),
         };
         let what = || format!("signalling container \"{id}\"");
-        let raw = c.pid().map(Pid::as_raw).ok_or_else(stopped)?;
+        let raw = c.pid().map(|p| p.as_raw()).ok_or_else(stopped)?;
         let pid = rustix::process::Pid::from_raw(raw).ok_or_else(stopped)?;
         let dir = self.container_dir(id);
+        let rustix_signal = || {
+            rustix::process::Signal::from_named_raw(signal as i32)
+                .ok_or_else(|| RuntimeError::Invalid(format!("signal {signal} cannot be sent")))
+        };
         match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
             Ok(pidfd) => {
                 if !init_identity_holds(&dir, raw) {
                     return Err(stopped());
                 }
-                let sig =
-                    rustix::process::Signal::from_named_raw(signal as i32).ok_or_else(|| {
-                        RuntimeError::Invalid(format!("signal {signal} cannot be sent"))
-                    })?;
-                match rustix::process::pidfd_send_signal(&pidfd, sig) {
+                match rustix::process::pidfd_send_signal(&pidfd, rustix_signal()?) {
                     // Exited since the check: as kill(2) of a process that has just exited.
                     Ok(()) | Err(Errno::SRCH) => {}
                     Err(e) => return Err(RuntimeError::io(what(), e.into())),
@@ -120,8 +120,8 @@ impl Runtime {
                 if !init_identity_holds(&dir, raw) {
                     return Err(stopped());
                 }
-                match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                match rustix::process::kill_process(pid, rustix_signal()?) {
+                    Ok(()) | Err(Errno::SRCH) => {}
                     Err(e) => return Err(RuntimeError::io(what(), e.into())),
                 }
             }

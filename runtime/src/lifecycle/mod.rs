@@ -30,7 +30,7 @@ mod state;
 
 pub use bundle::load_bundle_spec;
 pub(crate) use bundle::{record_user_bundle, user_bundle};
-pub use create::CreateOptions;
+pub use create::{CreateOptions, SpawnOptions};
 pub use exec::ExecOptions;
 pub use foreground::wait_foreground;
 pub use kill::parse_signal;
@@ -65,7 +65,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 fn require_root(what: &'static str) -> Result<()> {
-    if nix::unistd::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() {
         Ok(())
     } else {
         Err(RuntimeError::Privilege(what))
@@ -123,22 +123,15 @@ impl Runtime {
 
     /// libcontainer's builder for container `id` under this state root, as create and exec
     /// both start it.
-    fn builder(
-        &self,
-        id: &str,
-        what: &str,
-        pid_file: Option<&PathBuf>,
-        console_socket: Option<&PathBuf>,
-        preserve_fds: i32,
-    ) -> Result<ContainerBuilder> {
+    fn builder(&self, id: &str, what: &str, spawn: &SpawnOptions) -> Result<ContainerBuilder> {
         ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_executor(DefaultExecutor {})
             .with_root_path(&self.root)
             .map_err(|e| RuntimeError::container(what, e))?
-            .with_pid_file(pid_file)
+            .with_pid_file(spawn.pid_file.as_ref())
             .map_err(|e| RuntimeError::container(what, e))?
-            .with_console_socket(console_socket)
-            .with_preserved_fds(preserve_fds)
+            .with_console_socket(spawn.console_socket.as_ref())
+            .with_preserved_fds(spawn.preserve_fds)
             .validate_id()
             .map_err(|e| RuntimeError::container(what, e))
     }

@@ -3,9 +3,9 @@
 use super::state::status_name;
 use super::{oom, Runtime};
 use crate::error::{Result, RuntimeError};
-use libcgroups::common::{CgroupManager, ControllerOpt};
+use crate::stats::CpuTimeUnits;
+use libcgroups::common::{AnyCgroupManager, CgroupManager, ControllerOpt};
 use libcontainer::container::{Container, ContainerStatus};
-use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 impl Runtime {
@@ -68,7 +68,7 @@ impl Runtime {
         let m = self.cgroup_manager(&c)?;
         m.apply(&ControllerOpt {
             resources,
-            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(Pid::as_raw)),
+            disable_oom_killer: oom::disable_at_update(resources, c.pid().map(|p| p.as_raw())),
             oom_score_adj: None,
             freezer_state: None,
         })
@@ -76,7 +76,7 @@ impl Runtime {
     }
 
     /// One `events --stats` record, in runc's envelope.
-    pub fn stats(&self, id: &str) -> Result<serde_json::Value> {
+    pub fn stats(&self, id: &str) -> Result<crate::stats::Event> {
         let (_lock, c) = self.open(id, false)?;
         if c.status() != ContainerStatus::Running && c.status() != ContainerStatus::Paused {
             return Err(RuntimeError::NotRunning {
@@ -87,8 +87,12 @@ impl Runtime {
         }
         let m = self.cgroup_manager(&c)?;
         let what = format!("reading statistics of container \"{id}\"");
-        let stats = match m.stats() {
-            Ok(s) => s,
+        let read_in = match &m {
+            AnyCgroupManager::V1(_) => CpuTimeUnits::V1,
+            AnyCgroupManager::V2(_) | AnyCgroupManager::Systemd(_) => CpuTimeUnits::V2,
+        };
+        let (mut stats, units) = match m.stats() {
+            Ok(s) => (s, read_in),
             // libcgroups needs every v2 controller enabled; read what there is, as runc does.
             Err(e) => {
                 let dir = c
@@ -96,12 +100,12 @@ impl Runtime {
                     .ok()
                     .and_then(|cfg| crate::cgroup_paths::unified_dir(&cfg.cgroup_path));
                 match dir.map(|d| crate::stats_v2::read(&d)) {
-                    Some(Ok(s)) => s,
+                    Some(Ok(s)) => (s, CpuTimeUnits::Nanoseconds),
                     _ => return Err(RuntimeError::cgroup(what, e)),
                 }
             }
         };
-        let data = crate::stats::runc_stats(&stats);
-        Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+        crate::stats::cpu_times_in_nanoseconds(&mut stats, units);
+        Ok(crate::stats::stats_event(id, &stats))
     }
 }

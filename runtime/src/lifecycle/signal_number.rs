@@ -8,6 +8,7 @@ use super::Runtime;
 use crate::error::{Result, RuntimeError};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
+// nix's Signal: the type Runtime::kill passes on to libcontainer's Container::kill.
 use nix::sys::signal::Signal;
 use std::os::fd::AsRawFd;
 use std::str::FromStr;

@@ -4,7 +4,6 @@ use super::{load_bundle_spec, user_bundle, validate_id, Runtime};
 use crate::error::{Result, RuntimeError};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::{Container, ContainerStatus};
-use nix::unistd::Pid;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -119,7 +118,7 @@ impl Runtime {
                 RuntimeError::cgroup(format!("listing processes of container \"{id}\""), e)
             })?
             .into_iter()
-            .map(Pid::as_raw)
+            .map(|p| p.as_raw())
             .collect();
         pids.sort_unstable();
         pids.dedup();
