@@ -884,31 +884,7 @@ async fn volume_run(
     }
     let pod_cfg = pod_config(&name);
     let pod = cri.run_pod(&pod_cfg, handler).await?;
-    let mut cfg = container_config("counter", image, &["/bin/sh", "-c", COUNTER]);
-    cfg.mounts = vec![Mount {
-        container_path: "/vol".into(),
-        host_path: format!("{s}/src"),
-        propagation: prop.cri() as i32,
-        ..Default::default()
-    }];
-    if let Propagation::Bidirectional = prop {
-        // Mounting inside the container needs CAP_SYS_ADMIN.
-        cfg.linux = Some(LinuxContainerConfig {
-            security_context: Some(LinuxContainerSecurityContext {
-                capabilities: Some(Capability {
-                    add_capabilities: vec!["CAP_SYS_ADMIN".into()],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
-    // The restored pod's spec carries the same volumes, as the kubelet's would: containerd
-    // takes the mounts from this request, not from the checkpoint.
-    let mut restore_cfg = container_config("counter", "", &[]);
-    restore_cfg.mounts = cfg.mounts.clone();
-    restore_cfg.linux = cfg.linux.clone();
+    let (cfg, mut restore_cfg) = volume_configs(image, prop, &format!("{s}/src"));
     let id = cri.create_start(&pod, &pod_cfg, cfg).await?;
     let (token, _) = cri.count(&id, 3).await?;
     let before = vol_tree(cri, &id).await?;
@@ -936,11 +912,61 @@ async fn volume_run(
             "/vol tree changed:\n  before: {before:?}\n  after:  {after:?}"
         ));
     }
+    probe_live_ties(cri, env, &id2, prop, &s.to_string()).await?;
+    cri.remove_pod(&pod2).await?;
+    Ok(())
+}
+
+/// The counting container with `/vol` from `host_path` at propagation `prop`, and the
+/// request that restores it: the restored pod's spec carries the same volumes, as the
+/// kubelet's would, because containerd takes the mounts from this request, not from the
+/// checkpoint.
+fn volume_configs(
+    image: &str,
+    prop: Propagation,
+    host_path: &str,
+) -> (ContainerConfig, ContainerConfig) {
+    let mut cfg = container_config("counter", image, &["/bin/sh", "-c", COUNTER]);
+    cfg.mounts = vec![Mount {
+        container_path: "/vol".into(),
+        host_path: host_path.into(),
+        propagation: prop.cri() as i32,
+        ..Default::default()
+    }];
+    if let Propagation::Bidirectional = prop {
+        // Mounting inside the container needs CAP_SYS_ADMIN.
+        cfg.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                capabilities: Some(Capability {
+                    add_capabilities: vec!["CAP_SYS_ADMIN".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let mut restore_cfg = container_config("counter", "", &[]);
+    restore_cfg.mounts = cfg.mounts.clone();
+    restore_cfg.linux = cfg.linux.clone();
+    (cfg, restore_cfg)
+}
+
+/// Live probes of the restored volume's ties: a host mount made now under the volume source
+/// `s` reaches container `id` (HostToContainer, Bidirectional), and a container mount reaches
+/// the host (Bidirectional).
+async fn probe_live_ties(
+    cri: &mut Cri,
+    env: &CriEnv,
+    id: &str,
+    prop: Propagation,
+    s: &str,
+) -> Result<(), String> {
     if !matches!(prop, Propagation::Private) {
         env.host(&format!(
             "mount -t tmpfs cri-later {s}/src/later && touch {s}/src/later/from-host"
         ))?;
-        cri.exec(&id2, &["test", "-e", "/vol/later/from-host"])
+        cri.exec(id, &["test", "-e", "/vol/later/from-host"])
             .await
             .map_err(|e| {
                 format!("a host mount made after restore does not reach the container: {e}")
@@ -948,7 +974,7 @@ async fn volume_run(
     }
     if let Propagation::Bidirectional = prop {
         cri.exec(
-            &id2,
+            id,
             &[
                 "sh",
                 "-c",
@@ -961,7 +987,6 @@ async fn volume_run(
                 format!("a container mount made after restore does not reach the host: {e}")
             })?;
     }
-    cri.remove_pod(&pod2).await?;
     Ok(())
 }
 

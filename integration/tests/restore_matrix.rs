@@ -239,6 +239,79 @@ fn every_propagation_cell_survives_restore_ferry_and_runc_host_root_rshared() {
     host_root_matrix("rshared");
 }
 
+/// What the cells' restores came to: outcome classes counted per runtime and restoring host,
+/// known failures seen, and ferry's failures.
+#[derive(Default)]
+struct Tally {
+    counts: BTreeMap<String, usize>,
+    known_seen: BTreeMap<String, usize>,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one restore of `cell` (phase `S`: on the same host, `X`: on a second one) by
+    /// both runtimes, records a ferry failure unless it is a known one, and gives what the
+    /// table shows for ferry and runc.
+    fn restore(
+        &mut self,
+        ferry: &Run,
+        runc: &Run,
+        host_root: &str,
+        cell: &str,
+        phase: &str,
+        target: &str,
+    ) -> (String, String) {
+        let fb = ferry.get("B", cell);
+        let f = outcome(ferry, host_root, cell, phase);
+        let r = outcome(runc, host_root, cell, phase);
+        let class = |o: &str| match o {
+            "kept" | "refused" | "missing" => o.to_string(),
+            o if o.starts_with("failed:") => "failed".into(),
+            o if o.starts_with("ck-failed:") => "ck-failed".into(),
+            o if o.starts_with("no-start:") => "no-start".into(),
+            _ => "changed".into(),
+        };
+        *self
+            .counts
+            .entry(format!("runc  {target:<6} host: {}", class(&r)))
+            .or_default() += 1;
+        let known = known_failure(host_root, cell, phase);
+        let ok = fb.starts_with("in=") || fb.starts_with("shape=");
+        let ferry_class = match (ok && (f == "kept" || f == "refused"), known) {
+            (true, None) => class(&f),
+            (true, Some(why)) => {
+                self.failures.push(format!(
+                    "{host_root} host, {cell}, {target} host: listed as a known failure ({why}) but ferry gave `{f}`: update known_failure"
+                ));
+                class(&f)
+            }
+            (false, Some(why)) => {
+                let k = format!("{why} (ferry: {})", class(&f));
+                *self.known_seen.entry(k).or_default() += 1;
+                "known failure".to_string()
+            }
+            (false, None) => {
+                self.failures.push(format!(
+                    "{host_root} host, {cell}, {target} host: ferry before `{fb}`, after `{f}`; restore errors: {:?}",
+                    ferry.restore_errors(phase, host_root, cell)
+                ));
+                class(&f)
+            }
+        };
+        *self
+            .counts
+            .entry(format!("ferry {target:<6} host: {ferry_class}"))
+            .or_default() += 1;
+        let f = if ferry_class == "known failure" {
+            "KNOWN-FAIL".to_string()
+        } else {
+            f
+        };
+        // Failures in full are in the test's output; the table keeps their start.
+        (f, r.chars().take(40).collect())
+    }
+}
+
 /// Every cell on a host whose `/` is `host_root` (one of [`propagation::HOST_ROOTS`]) through
 /// checkpoint/restore with ferry and runc; the rows go to the table hack/test prints
 /// (target/tmp/restore-matrix-table.txt), one test a host `/`, so that a failure on one does
@@ -250,9 +323,7 @@ fn host_root_matrix(host_root: &str) {
     let started = std::time::Instant::now();
     let cells = propagation::cells();
     let mut table = String::new();
-    let mut failures = Vec::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut known_seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut tally = Tally::default();
     let ferry = run_matrix("ferry", host_root);
     let runc = run_matrix("runc", host_root);
     if !ferry.stderr.trim().is_empty() {
@@ -261,61 +332,21 @@ fn host_root_matrix(host_root: &str) {
     for cell in &cells {
         let fb = ferry.get("B", cell);
         let rb = runc.get("B", cell);
-        let mut shown = Vec::new();
-        for (phase, target) in [("S", "same"), ("X", "second")] {
-            let f = outcome(&ferry, host_root, cell, phase);
-            let r = outcome(&runc, host_root, cell, phase);
-            let class = |o: &str| match o {
-                "kept" | "refused" | "missing" => o.to_string(),
-                o if o.starts_with("failed:") => "failed".into(),
-                o if o.starts_with("ck-failed:") => "ck-failed".into(),
-                o if o.starts_with("no-start:") => "no-start".into(),
-                _ => "changed".into(),
-            };
-            *counts
-                .entry(format!("runc  {target:<6} host: {}", class(&r)))
-                .or_default() += 1;
-            let known = known_failure(host_root, cell, phase);
-            let ok = fb.starts_with("in=") || fb.starts_with("shape=");
-            let ferry_class = match (ok && (f == "kept" || f == "refused"), known) {
-                (true, None) => class(&f),
-                (true, Some(why)) => {
-                    failures.push(format!(
-                        "{host_root} host, {cell}, {target} host: listed as a known failure ({why}) but ferry gave `{f}`: update known_failure"
-                    ));
-                    class(&f)
-                }
-                (false, Some(why)) => {
-                    let k = format!("{why} (ferry: {})", class(&f));
-                    *known_seen.entry(k).or_default() += 1;
-                    "known failure".to_string()
-                }
-                (false, None) => {
-                    failures.push(format!(
-                        "{host_root} host, {cell}, {target} host: ferry before `{fb}`, after `{f}`; restore errors: {:?}",
-                        ferry.restore_errors(phase, host_root, cell)
-                    ));
-                    class(&f)
-                }
-            };
-            *counts
-                .entry(format!("ferry {target:<6} host: {ferry_class}"))
-                .or_default() += 1;
-            let f = if ferry_class == "known failure" {
-                "KNOWN-FAIL".to_string()
-            } else {
-                f
-            };
-            // Failures in full are in the test's output; the table keeps their start.
-            let r: String = r.chars().take(40).collect();
-            shown.push((f, r));
-        }
+        let shown: Vec<(String, String)> = [("S", "same"), ("X", "second")]
+            .into_iter()
+            .map(|(phase, target)| tally.restore(&ferry, &runc, host_root, cell, phase, target))
+            .collect();
         let _ = writeln!(
             table,
             "{host_root:<7} {cell:<26} {fb:<34} {:<10} {:<10} | {rb:<34} {:<10} {}",
             shown[0].0, shown[1].0, shown[0].1, shown[1].1
         );
     }
+    let Tally {
+        counts,
+        known_seen,
+        failures,
+    } = tally;
     for (k, n) in &counts {
         let _ = writeln!(table, "{host_root} host /, {k}: {n}");
     }

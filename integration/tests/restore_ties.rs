@@ -333,18 +333,10 @@ fn restore_fails_when_a_tie_cannot_be_made() {
     eprintln!("ferry refused, as it must:\n{ferr}");
 }
 
-/// A container's cgroups are its own in every hierarchy (named ones and the unified one of
-/// a hybrid host included), at runc's default place (the id below the caller's cgroup), so
-/// CRIU dumps only them: a cgroup of someone else's that was there at checkpoint and is gone
-/// at restore does not matter, and delete leaves nothing behind.
-#[test]
-fn checkpoint_holds_only_the_containers_cgroups() {
-    if !require_root() {
-        return;
-    }
-    let script = format!(
-        "{WAIT_FOR}{}",
-        r#"
+/// The cgroups scenario in one runtime (`$RT`): container `$ID` is checkpointed while other
+/// cgroups named `$OTHER`1 exist at each hierarchy's root, restored after they are replaced by
+/// `$OTHER`2, and deleted; it prints the container's cgroups and a RESULT line.
+const CGROUPS_SCRIPT: &str = r#"
 set -u
 B=$W/b; ST=$W/st; mkdir -p $B
 cp -a /opt/ferry/images/busybox/rootfs $B/rootfs; (cd $B && /usr/bin/runc spec)
@@ -382,8 +374,18 @@ else RS=failed; sed -n 1,3p $W/rs.err >&2; fi
 r delete --force $ID >/dev/null 2>&1
 LEFT=$(find /sys/fs/cgroup -type d -name "$ID" | tr '\n' ' ')
 echo "RESULT other_in_dump=$OTHER_IN_DUMP own_in_dump=$OWN_IN_DUMP restore=$RS left=[$LEFT]"
-"#
-    );
+"#;
+
+/// A container's cgroups are its own in every hierarchy (named ones and the unified one of
+/// a hybrid host included), at runc's default place (the id below the caller's cgroup), so
+/// CRIU dumps only them: a cgroup of someone else's that was there at checkpoint and is gone
+/// at restore does not matter, and delete leaves nothing behind.
+#[test]
+fn checkpoint_holds_only_the_containers_cgroups() {
+    if !require_root() {
+        return;
+    }
+    let script = format!("{WAIT_FOR}{CGROUPS_SCRIPT}");
     // The container's cgroups and the others' are made at fixed places (below the caller's
     // cgroup, at each hierarchy's root): their names are this run's own.
     let id = unique_id("tt-ties-cg");
