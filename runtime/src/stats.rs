@@ -332,43 +332,47 @@ mod tests {
         s
     }
 
-    /// Field names, nesting and order as runc prints them, every field present.
     /// CPU times come out in nanoseconds whatever libcgroups read them in; before, a v1
     /// container's user time was printed in clock ticks and a v2 container's in microseconds.
     #[test]
     fn cpu_times_are_printed_in_nanoseconds() {
-        let ticks = rustix::param::clock_ticks_per_second();
-        let mut v1 = cg::Stats::default();
-        v1.cpu.usage.usage_total = 7_000_000_000;
-        v1.cpu.usage.usage_user = 2 * ticks;
-        v1.cpu.usage.usage_kernel = ticks;
-        v1.cpu.throttling.throttled_time = 900;
-        cpu_times_in_nanoseconds(&mut v1, CpuTimeUnits::V1);
-        let u = &v1.cpu.usage;
-        assert_eq!(
-            (u.usage_total, u.usage_user, u.usage_kernel),
-            (7_000_000_000, 2_000_000_000, 1_000_000_000)
-        );
-        assert_eq!(v1.cpu.throttling.throttled_time, 900);
-
-        let mut v2 = cg::Stats::default();
-        v2.cpu.usage.usage_total = 7_000;
-        v2.cpu.usage.usage_user = 4_000;
-        v2.cpu.usage.usage_kernel = 3_000;
-        v2.cpu.throttling.throttled_time = 5;
-        cpu_times_in_nanoseconds(&mut v2, CpuTimeUnits::V2);
-        let u = &v2.cpu.usage;
-        assert_eq!(
-            (u.usage_total, u.usage_user, u.usage_kernel),
-            (7_000_000, 4_000_000, 3_000_000)
-        );
-        assert_eq!(v2.cpu.throttling.throttled_time, 5_000);
-        let mut same = cg::Stats::default();
-        same.cpu.usage.usage_total = 7_000;
-        cpu_times_in_nanoseconds(&mut same, CpuTimeUnits::Nanoseconds);
-        assert_eq!(same.cpu.usage.usage_total, 7_000);
+        let tick = rustix::param::clock_ticks_per_second();
+        // (units, read: total, user, kernel, throttled; printed: the same four)
+        let cases = [
+            (
+                CpuTimeUnits::V1,
+                [7_000_000_000, 2 * tick, tick, 900],
+                [7_000_000_000, 2_000_000_000, 1_000_000_000, 900],
+            ),
+            (
+                CpuTimeUnits::V2,
+                [7_000, 4_000, 3_000, 5],
+                [7_000_000, 4_000_000, 3_000_000, 5_000],
+            ),
+            (
+                CpuTimeUnits::Nanoseconds,
+                [7_000, 4_000, 3_000, 5],
+                [7_000, 4_000, 3_000, 5],
+            ),
+        ];
+        for (units, read, printed) in cases {
+            let mut s = cg::Stats::default();
+            let u = &mut s.cpu.usage;
+            [u.usage_total, u.usage_user, u.usage_kernel] = [read[0], read[1], read[2]];
+            s.cpu.throttling.throttled_time = read[3];
+            cpu_times_in_nanoseconds(&mut s, units);
+            let u = &s.cpu.usage;
+            let got = [
+                u.usage_total,
+                u.usage_user,
+                u.usage_kernel,
+                s.cpu.throttling.throttled_time,
+            ];
+            assert_eq!(got, printed, "{units:?}");
+        }
     }
 
+    /// Field names, nesting and order as runc prints them, every field present.
     #[test]
     fn filled_stats_print_as_runc_prints_them() {
         let text = serde_json::to_string(&stats_event("sm-1", &filled())).expect("serialise");
