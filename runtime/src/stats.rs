@@ -33,10 +33,9 @@ pub enum CpuTimeUnits {
     /// cgroup v1: `cpuacct.stat`'s user and system times are clock ticks (USER_HZ); the
     /// totals, per-CPU times and throttled time are nanoseconds already.
     V1,
-    /// cgroup v2: `cpu.stat`'s `*_usec` fields are microseconds.
+    /// cgroup v2: `cpu.stat`'s `*_usec` fields are microseconds (libcgroups' reader and
+    /// ferry's own, `stats_v2`, alike).
     V2,
-    /// Already nanoseconds (ferry's own cgroup v2 reader converts as it reads).
-    Nanoseconds,
 }
 
 /// Brings the CPU times of `s` to nanoseconds, as runc reports them.
@@ -58,7 +57,6 @@ pub fn cpu_times_in_nanoseconds(s: &mut cg::Stats, units: CpuTimeUnits) {
                 *t = t.saturating_mul(1000);
             }
         }
-        CpuTimeUnits::Nanoseconds => {}
     }
 }
 
@@ -348,11 +346,6 @@ mod tests {
                 CpuTimeUnits::V2,
                 [7_000, 4_000, 3_000, 5],
                 [7_000_000, 4_000_000, 3_000_000, 5_000],
-            ),
-            (
-                CpuTimeUnits::Nanoseconds,
-                [7_000, 4_000, 3_000, 5],
-                [7_000, 4_000, 3_000, 5],
             ),
         ];
         for (units, read, printed) in cases {

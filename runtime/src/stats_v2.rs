@@ -66,18 +66,20 @@ fn io_entries(text: &str) -> (Vec<BlkioDeviceStat>, Vec<BlkioDeviceStat>) {
     (bytes, ios)
 }
 
-/// The statistics of the cgroup v2 directory `dir`, from the files that are there.
+/// The statistics of the cgroup v2 directory `dir`, from the files that are there, in the
+/// units libcgroups reads them in (CPU times in microseconds), so that one conversion
+/// ([`crate::stats::cpu_times_in_nanoseconds`]) serves both readers.
 pub fn read(dir: &Path) -> std::io::Result<Stats> {
     let procs = std::fs::read_to_string(dir.join("cgroup.procs"))?;
     let mut s = Stats::default();
     let cpu = flat_keyed(&std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default());
     let get = |k: &str| cpu.get(k).copied().unwrap_or(0);
-    s.cpu.usage.usage_total = get("usage_usec") * 1000;
-    s.cpu.usage.usage_user = get("user_usec") * 1000;
-    s.cpu.usage.usage_kernel = get("system_usec") * 1000;
+    s.cpu.usage.usage_total = get("usage_usec");
+    s.cpu.usage.usage_user = get("user_usec");
+    s.cpu.usage.usage_kernel = get("system_usec");
     s.cpu.throttling.periods = get("nr_periods");
     s.cpu.throttling.throttled_periods = get("nr_throttled");
-    s.cpu.throttling.throttled_time = get("throttled_usec") * 1000;
+    s.cpu.throttling.throttled_time = get("throttled_usec");
     s.pids.current = single(dir, "pids.current")
         .unwrap_or_else(|| procs.lines().filter(|l| !l.is_empty()).count() as u64);
     s.pids.limit = single(dir, "pids.max")
@@ -116,8 +118,12 @@ mod tests {
             "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0\n",
         );
         let s = read(d.path()).expect("read");
-        assert_eq!(s.cpu.usage.usage_total, 5000);
-        assert_eq!(s.cpu.usage.usage_kernel, 2000);
+        assert_eq!(s.cpu.usage.usage_total, 5);
+        assert_eq!(s.cpu.usage.usage_kernel, 2);
+        let mut printed = read(d.path()).expect("read");
+        crate::stats::cpu_times_in_nanoseconds(&mut printed, crate::stats::CpuTimeUnits::V2);
+        assert_eq!(printed.cpu.usage.usage_total, 5000);
+        assert_eq!(printed.cpu.usage.usage_kernel, 2000);
         assert_eq!(s.pids.current, 2);
         assert_eq!(s.pids.limit, 0);
         assert_eq!(s.memory.memory.usage, 0);

@@ -87,12 +87,13 @@ impl Runtime {
         }
         let m = self.cgroup_manager(&c)?;
         let what = format!("reading statistics of container \"{id}\"");
-        let read_in = match &m {
+        // Only a cgroup v1 manager reads v1 files; the fallback reads cgroup v2's.
+        let units = match &m {
             AnyCgroupManager::V1(_) => CpuTimeUnits::V1,
             AnyCgroupManager::V2(_) | AnyCgroupManager::Systemd(_) => CpuTimeUnits::V2,
         };
-        let (mut stats, units) = match m.stats() {
-            Ok(s) => (s, read_in),
+        let mut stats = match m.stats() {
+            Ok(s) => s,
             // libcgroups needs every v2 controller enabled; read what there is, as runc does.
             Err(e) => {
                 let dir = c
@@ -100,7 +101,7 @@ impl Runtime {
                     .ok()
                     .and_then(|cfg| crate::cgroup_paths::unified_dir(&cfg.cgroup_path));
                 match dir.map(|d| crate::stats_v2::read(&d)) {
-                    Some(Ok(s)) => (s, CpuTimeUnits::Nanoseconds),
+                    Some(Ok(s)) => s,
                     _ => return Err(RuntimeError::cgroup(what, e)),
                 }
             }
