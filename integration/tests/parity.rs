@@ -135,6 +135,33 @@ r delete --force pa-num"#,
     );
 }
 
+/// `events --stats` as runc prints it: the same names at the top and inside `cpu` and
+/// `memory.usage`, and CPU times in nanoseconds (a container that has spun for a while has
+/// used more than 0.1 s of CPU, which in clock ticks or microseconds would read far less).
+/// runc's `cpuset` object, which libcgroups does not read, is left out of the comparison.
+#[test]
+fn events_stats_names_and_cpu_units() {
+    if !require_root() {
+        return;
+    }
+    let out = same_on_both(
+        "events --stats",
+        r#"cfg '.process.args=["sh","-c","trap \"exit 0\" TERM; while :; do :; done"]'
+r run -d --bundle $B pa-ev </dev/null >/dev/null 2>&1
+cpu() { r events --stats pa-ev | jq '.data.cpu.usage | .user + .kernel'; }
+wait_for 20 eval '[ "$(cpu)" -gt 100000000 ]'
+r events --stats pa-ev | jq -c '[.type, .id, (.data | del(.cpuset) | keys), (.data.cpu.usage | keys),
+  (.data.memory.usage | has("limit")), (.data.cpu.usage.user + .data.cpu.usage.kernel > 100000000),
+  (.data.cpu.usage.total > 100000000)]'
+r delete --force pa-ev"#,
+    );
+    assert_eq!(
+        out,
+        "[\"stats\",\"pa-ev\",[\"blkio\",\"cpu\",\"hugetlb\",\"intel_rdt\",\"memory\",\"network_interfaces\",\"pids\"],\
+         [\"kernel\",\"percpu\",\"percpu_kernel\",\"percpu_user\",\"total\",\"user\"],true,true,true]\n"
+    );
+}
+
 /// A hook that exits without reading the state on its stdin (here `true`, with an annotation
 /// too large for the pipe) does not kill `create` with SIGPIPE; the container's processes
 /// start with runc's signal dispositions; ferry's own output still ends it quietly (status
