@@ -172,18 +172,21 @@ pub enum MountIdKind {
     Legacy,
 }
 
+/// STATX_MNT_ID_UNIQUE (Linux 6.8), which rustix does not name.
+const STATX_MNT_ID_UNIQUE: rustix::fs::StatxFlags =
+    rustix::fs::StatxFlags::from_bits_retain(0x4000);
+
 /// The id of the given kind of the mount `path` (relative to `dir`, with `flags`) is on;
-/// `None` when this kernel does not report that kind. The one place mount ids are read.
+/// `None` when this kernel does not report that kind. With [`mount_id_of`], the one place
+/// mount ids are read.
 pub fn mount_id_at<P: rustix::path::Arg>(
     dir: BorrowedFd<'_>,
     path: P,
     flags: rustix::fs::AtFlags,
     kind: MountIdKind,
 ) -> io::Result<Option<u64>> {
-    // STATX_MNT_ID_UNIQUE, which rustix does not name.
-    const UNIQUE: rustix::fs::StatxFlags = rustix::fs::StatxFlags::from_bits_retain(0x4000);
     let mask = match kind {
-        MountIdKind::Unique => UNIQUE,
+        MountIdKind::Unique => STATX_MNT_ID_UNIQUE,
         MountIdKind::Legacy => rustix::fs::StatxFlags::MNT_ID,
     };
     let st = rustix::fs::statx(dir, path, flags, mask)?;
@@ -200,14 +203,14 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// kernel has it, else the legacy one. Which kind depends on the kernel only, so two of these
 /// ids compare; a scan table's ids compare with [`mount_id_at`] of the table's kind.
 pub fn mount_id_of<P: rustix::path::Arg>(dir: BorrowedFd<'_>, path: P) -> io::Result<u64> {
-    use rustix::fs::AtFlags;
-    let path = path.into_c_str()?;
+    use rustix::fs::{AtFlags, StatxFlags};
     // EMPTY_PATH only matters for "": then `dir` itself is looked at.
     let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
-    for kind in [MountIdKind::Unique, MountIdKind::Legacy] {
-        if let Some(id) = mount_id_at(dir, &*path, flags, kind)? {
-            return Ok(id);
-        }
+    // One call asks for both: a kernel that has the unique id gives it (and says so in the
+    // mask), an older one ignores that bit and gives the legacy id.
+    let st = rustix::fs::statx(dir, path, flags, STATX_MNT_ID_UNIQUE | StatxFlags::MNT_ID)?;
+    if st.stx_mask & (STATX_MNT_ID_UNIQUE | StatxFlags::MNT_ID).bits() != 0 {
+        return Ok(st.stx_mnt_id);
     }
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
@@ -256,4 +259,29 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
         format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
         Mode::from_raw_mode(mode),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asked for both kinds at once, the kernel gives the unique id where it has one and the
+    /// legacy id otherwise: the same id two separate asks would pick.
+    #[test]
+    fn one_ask_gives_the_unique_id_where_there_is_one() {
+        let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+        for path in ["/", "/proc", "/proc/self/fd"] {
+            let expected = match mount_id_at(rustix::fs::CWD, path, flags, MountIdKind::Unique) {
+                Ok(Some(id)) => id,
+                _ => mount_id_at(rustix::fs::CWD, path, flags, MountIdKind::Legacy)
+                    .expect("statx")
+                    .expect("a legacy mount id"),
+            };
+            assert_eq!(
+                mount_id_of(rustix::fs::CWD, path).expect("statx"),
+                expected,
+                "{path}"
+            );
+        }
+    }
 }
