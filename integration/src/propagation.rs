@@ -112,21 +112,12 @@ pub fn parse_cells(stdout: &str, tag: &str) -> BTreeMap<String, String> {
 ///   mounted in the container at `out<TAG>` under the volume seen on the host. Both are
 ///   undone on both sides afterwards.
 ///
-/// Put into a script by formatting it (`format!("{}\n...", SHELL)`): the text starts by
-/// setting `$BIND_OPTIONS` to [`OPTIONS`], the one list of bind options.
-pub const SHELL: Shell = Shell;
-
-/// The type of [`SHELL`]: its text is the functions after a line made from [`OPTIONS`].
-#[derive(Debug, Clone, Copy)]
-pub struct Shell;
-
-impl std::fmt::Display for Shell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BIND_OPTIONS=\"{}\"\n{FUNCTIONS}", OPTIONS.join(" "))
-    }
+/// The text starts by setting `$BIND_OPTIONS` to [`OPTIONS`], the one list of bind options.
+pub fn shell() -> String {
+    format!("BIND_OPTIONS=\"{}\"\n{FUNCTIONS}", OPTIONS.join(" "))
 }
 
-/// [`SHELL`]'s functions; the bind options they loop over are `$BIND_OPTIONS`.
+/// [`shell`]'s functions; the bind options they loop over are `$BIND_OPTIONS`.
 const FUNCTIONS: &str = r#"
 host_ids() {
   t=$(findmnt -n -o TARGET -T "$1")
@@ -209,7 +200,10 @@ mod tests {
     /// The functions loop over exactly [`OPTIONS`], in order.
     #[test]
     fn shell_loops_over_the_bind_options() {
-        let script = format!("{SHELL}\nset -u\nfor o in $BIND_OPTIONS; do echo $o; done");
+        let script = format!(
+            "{}\nset -u\nfor o in $BIND_OPTIONS; do echo $o; done",
+            shell()
+        );
         let out = match std::process::Command::new("bash")
             .args(["-c", &script])
             .output()

@@ -5,7 +5,7 @@
 //! Containers come from the busybox root filesystem of `hack/setup`; each script works in its
 //! own scratch directory and private mount namespace and force-deletes what it created on exit.
 
-use ferry_integration::{check, require_root, run_with, same_on_both, text};
+use ferry_integration::{check, describe, require_root, run_with, same_on_both, text};
 
 /// Defines `receive SOCKET OUT`: listen on SOCKET, take the pty master a runtime sends over
 /// SCM_RIGHTS (as conmon and containerd's shim do) and copy what the terminal shows to OUT
@@ -301,12 +301,7 @@ done
 ls $ST | grep -v -e '^\.' -e '^ferry:internal$' | wc -l
 "#,
     );
-    let report = format!(
-        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-        f.status,
-        text(&f.stdout),
-        text(&f.stderr)
-    );
+    let report = describe(&f);
     assert!(
         f.status.success(),
         "concurrent commands with ferry: a step failed\n{report}"

@@ -507,10 +507,6 @@ fn random_script(seed: u64) -> String {
 /// Seeds that once failed; they run every time.
 const REGRESSION_SEEDS: &[u64] = &[10];
 
-/// Seeds whose tree does not round-trip yet: why. They run and must still fail; once one
-/// passes, it moves to [`REGRESSION_SEEDS`].
-const KNOWN_FAILING_SEEDS: &[(u64, &str)] = &[];
-
 #[test]
 fn random_trees_roundtrip() {
     if !require_root() {
@@ -524,34 +520,20 @@ fn random_trees_roundtrip() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let seeds: Vec<u64> = REGRESSION_SEEDS
+    // A regression seed inside the range runs once.
+    let seeds: std::collections::BTreeSet<u64> = REGRESSION_SEEDS
         .iter()
         .copied()
         .chain(base..base + count)
         .collect();
     let mut failed = Vec::new();
-    let mut known = Vec::new();
     for seed in seeds {
-        let known_why = KNOWN_FAILING_SEEDS
-            .iter()
-            .find(|(s, _)| *s == seed)
-            .map(|(_, why)| *why);
         let build = random_script(seed);
         let w = tempfile::tempdir().expect("tmp");
         let script = format!(
             "set -uo pipefail\nD=\"$W/d\"; mkdir -p \"$D\" \"$W/r\" \"$W/fresh\"\n{build}\nset -e\n{CHECK}"
         );
         let out = in_private_ns(&script, &[("W", w.path().display().to_string())]);
-        if let Some(why) = known_why {
-            if out.status.success() {
-                failed.push(seed);
-                eprintln!("seed {seed} is listed as failing ({why}) but passes: move it to REGRESSION_SEEDS");
-            } else {
-                known.push(seed);
-                eprintln!("seed {seed}: known failure: {why}");
-            }
-            continue;
-        }
         if !out.status.success() {
             let keep = std::env::temp_dir().join(format!("ferry-proptest-seed-{seed}.sh"));
             let _ = std::fs::write(&keep, &script);
@@ -566,6 +548,6 @@ fn random_trees_roundtrip() {
     }
     assert!(
         failed.is_empty(),
-        "random trees failed for seeds {failed:?} (known failures seen: {known:?}); add them to REGRESSION_SEEDS once fixed"
+        "random trees failed for seeds {failed:?}; add them to REGRESSION_SEEDS once fixed"
     );
 }

@@ -13,13 +13,9 @@
 //!
 //! Container ids and cgroups carry the prefix `pa-`.
 
-use ferry_integration::{poll_until, require_root, runtime_bin, BUNDLE_PRELUDE};
+use ferry_integration::{poll_until, require_root, runtime_bin, text, BUNDLE_PRELUDE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn mountinfo() -> Vec<mountv2::scan::RawMount> {
     match mountv2::scan::read_mountinfo(Path::new("/proc/self/mountinfo")) {

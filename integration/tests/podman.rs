@@ -8,9 +8,7 @@
 //! private mount namespace so its overlay mounts never reach the host's. Every script removes
 //! its containers, pods and checkpoint images on exit.
 
-use ferry_integration::{
-    check, ferry_bin, in_private_ns, listening, require_root, unique_id, WAIT_FOR,
-};
+use ferry_integration::{check, ferry_bin, in_private_ns, listening, require_root, WAIT_FOR};
 use std::process::Output;
 
 const IMAGE: &str = "localhost/ferry-busybox:latest";
@@ -34,10 +32,11 @@ impl Podman {
 }
 
 /// Run `script` with `fpodman` defined for podman `v` and `$RT` set to the runtime under test;
-/// `$NAME` is a container name unique to this test, podman, runtime and run (podman's storage
-/// is shared by all runs), and `wait_for` is [`WAIT_FOR`]. On exit the containers
-/// `$NAME` and `$NAME-copy`, the pod `$NAME-pod` and the image `localhost/$NAME-ckpt` are
-/// removed.
+/// `$NAME` is a container name unique to this test, podman and runtime, and `wait_for` is
+/// [`WAIT_FOR`]. On exit the containers `$NAME` and `$NAME-copy`, the pod `$NAME-pod` and the
+/// image `localhost/$NAME-ckpt` are removed, and before the script too: the name is the same
+/// in every run, so what a run killed before its exit trap left behind is removed by the next
+/// one (runs of this file take turns: podman's storage is one for all of them).
 fn podman(v: Podman, runtime: &str, test: &str, script: &str) -> Output {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Podman::V5 = v {
@@ -73,10 +72,7 @@ trap cleanup EXIT
             ("RT", rt),
             ("REPO", repo.display().to_string()),
             ("FERRY_PODMAN", v.env().to_string()),
-            (
-                "NAME",
-                unique_id(&format!("p5-it{}-{test}-{runtime}", v.env())),
-            ),
+            ("NAME", format!("p5-it{}-{test}-{runtime}", v.env())),
             ("IMAGE", IMAGE.to_string()),
         ],
     )

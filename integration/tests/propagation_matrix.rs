@@ -22,7 +22,7 @@ use std::path::Path;
 
 /// Runs every row with `$RT` on a host whose `/` is `$HOSTROOT` (private or rshared) and
 /// prints `CELL <row> <source> <result>` lines. `$W` is scratch; the shell functions are
-/// [`propagation::SHELL`].
+/// [`propagation::shell`].
 const MATRIX: &str = r#"
 set -u
 [ "$HOSTROOT" = rshared ] && mount --make-rshared /
@@ -67,7 +67,7 @@ fn run_matrix(runtime: &str, host_root: &str) -> BTreeMap<String, String> {
         Err(e) => panic!("creating a scratch directory: {e}"),
     };
     let out = in_private_ns(
-        &format!("{}\n{MATRIX}", propagation::SHELL),
+        &format!("{}\n{MATRIX}", propagation::shell()),
         &[
             ("W", w.path().display().to_string()),
             ("RT", runtime_bin(runtime)),

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Restore-side shell, after [`propagation::SHELL`] in `$W/lib.sh` (the second host's nested
+/// Restore-side shell, after [`propagation::shell`] in `$W/lib.sh` (the second host's nested
 /// shell sources it too). `$RT`, `$W`, `$HOSTROOT` come from the environment.
 const LIB: &str = r#"
 T=$W/tmpfs; P=$W/plain; ST=$W/state; B=$W/bundle; IDP=rm
@@ -129,7 +129,7 @@ fn run_matrix(runtime: &str, host_root: &str) -> Run {
     };
     if let Err(e) = std::fs::write(
         w.path().join("lib.sh"),
-        format!("{}\n{LIB}", propagation::SHELL),
+        format!("{}\n{LIB}", propagation::shell()),
     ) {
         panic!("writing lib.sh: {e}");
     }
